@@ -29,8 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import requests
 import yaml
@@ -154,7 +155,7 @@ class SynapseServer:
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "SynapseServer":
+    def __enter__(self) -> SynapseServer:
         try:
             self.start()
         except BaseException:

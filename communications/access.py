@@ -1,0 +1,59 @@
+"""Who may see what. Views fetch conversations only through these functions.
+
+A manager sees the conversations of the channels their teams are attached to; a superuser sees
+everything. Anything else is reported as not found, never as forbidden, so ids don't leak.
+"""
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import Channel, Conversation, Message
+
+
+def visible_channel_ids(user) -> list[int] | None:
+    """Channel ids the user may see, or None for "all" (superusers)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    if user.is_superuser:
+        return None
+    cached = getattr(user, "_switchboard_channel_ids", None)
+    if cached is None:
+        cached = list(
+            Channel.objects.filter(teams__members=user).values_list("id", flat=True).distinct()
+        )
+        user._switchboard_channel_ids = cached
+    return cached
+
+
+def conversations_for(user) -> QuerySet[Conversation]:
+    ids = visible_channel_ids(user)
+    queryset = Conversation.objects.all()
+    if ids is not None:
+        queryset = queryset.filter(channel_id__in=ids)
+    return queryset
+
+
+def access_conversation_by_id(user, conversation_id: int, *, for_update: bool = False):
+    queryset = conversations_for(user).select_related("contact", "channel", "assignee")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    try:
+        return queryset.get(pk=conversation_id)
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise Http404("conversation not found") from None
+
+
+def access_message_by_id(user, message_id: int) -> Message:
+    ids = visible_channel_ids(user)
+    queryset = Message.objects.select_related("conversation")
+    if ids is not None:
+        queryset = queryset.filter(channel_id__in=ids)
+    try:
+        return queryset.get(pk=message_id)
+    except (Message.DoesNotExist, ValueError, TypeError):
+        raise Http404("message not found") from None
+
+
+def can_see_channel(user, channel_id: int) -> bool:
+    ids = visible_channel_ids(user)
+    return ids is None or channel_id in ids

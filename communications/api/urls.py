@@ -1,0 +1,33 @@
+from django.urls import path
+
+from integrations.api.views import ApiChannelInboundView
+
+from . import views
+
+urlpatterns = [
+    path("conversations/", views.ConversationListView.as_view(), name="api-conversations"),
+    path(
+        "conversations/<int:conversation_id>/",
+        views.ConversationDetailView.as_view(),
+        name="api-conversation",
+    ),
+    path(
+        "conversations/<int:conversation_id>/read/",
+        views.ConversationReadView.as_view(),
+        name="api-conversation-read",
+    ),
+    path(
+        "conversations/<int:conversation_id>/messages/",
+        views.MessageListView.as_view(),
+        name="api-messages",
+    ),
+    path(
+        "messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"
+    ),
+    path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
+    path(
+        "channels/<int:channel_id>/inbound/",
+        ApiChannelInboundView.as_view(),
+        name="api-channel-inbound",
+    ),
+]

@@ -1,0 +1,141 @@
+"""The JSON API under /api/v1/: thin views over selectors and services."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.models import Contact
+
+from ..access import access_conversation_by_id, access_message_by_id, visible_channel_ids
+from ..selectors import conversation_page, conversation_with_card, message_page
+from ..serializers import (
+    ContactWithOrdersSerializer,
+    ConversationDetailSerializer,
+    ConversationSerializer,
+    ConversationUpdateSerializer,
+    MessageSerializer,
+    SendMessageSerializer,
+)
+from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
+from ..services.send import SendRejected, retry_failed_message, send_message
+
+LIST_PARAMS = [
+    OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
+    OpenApiParameter("channel", int),
+    OpenApiParameter("assignee", str, description="a user id, `me` or `none`"),
+    OpenApiParameter("unread", bool),
+    OpenApiParameter("q", str, description="search contact name, phone, email, subject"),
+    OpenApiParameter("from_date", str, description="YYYY-MM-DD or ISO 8601 (alias fromDate)"),
+    OpenApiParameter("to_date", str, description="YYYY-MM-DD or ISO 8601 (alias toDate)"),
+    OpenApiParameter("archived", bool),
+    OpenApiParameter("cursor", str),
+    OpenApiParameter("page_size", int),
+]
+
+
+class ConversationListView(APIView):
+    @extend_schema(parameters=LIST_PARAMS, responses=ConversationSerializer(many=True))
+    def get(self, request):
+        page = conversation_page(request.user, request.query_params)
+        return Response(
+            {
+                "results": ConversationSerializer(page.items, many=True).data,
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+
+class ConversationDetailView(APIView):
+    @extend_schema(responses=ConversationDetailSerializer)
+    def get(self, request, conversation_id: int):
+        conversation = conversation_with_card(conversation_id, request.user)
+        return Response(ConversationDetailSerializer(conversation).data)
+
+    @extend_schema(request=ConversationUpdateSerializer, responses=ConversationSerializer)
+    def patch(self, request, conversation_id: int):
+        serializer = ConversationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            conversation = access_conversation_by_id(
+                request.user, conversation_id, for_update=True
+            )
+            try:
+                update_conversation(conversation, changes=serializer.validated_data)
+            except ConversationChangeRejected as exc:
+                raise ValidationError({"detail": str(exc)}) from exc
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationReadView(APIView):
+    @extend_schema(request=None, responses=ConversationSerializer)
+    def post(self, request, conversation_id: int):
+        conversation = access_conversation_by_id(request.user, conversation_id)
+        mark_read(conversation)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class MessageListView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("before", str), OpenApiParameter("page_size", int)],
+        responses=MessageSerializer(many=True),
+    )
+    def get(self, request, conversation_id: int):
+        conversation = access_conversation_by_id(request.user, conversation_id)
+        page = message_page(conversation, request.query_params)
+        return Response(
+            {
+                "results": MessageSerializer(page.items, many=True).data,
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer})
+    def post(self, request, conversation_id: int):
+        serializer = SendMessageSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = access_conversation_by_id(request.user, conversation_id)
+        data = serializer.validated_data
+        try:
+            outcome = send_message(
+                conversation=conversation,
+                user=request.user,
+                client_id=data["client_id"],
+                content=data["content"],
+                kind=data["kind"],
+                reply_to_id=data.get("reply_to_id"),
+            )
+        except SendRejected as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(
+            MessageSerializer(outcome.message).data,
+            status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
+        )
+
+
+class MessageRetryView(APIView):
+    @extend_schema(request=None, responses=MessageSerializer)
+    def post(self, request, message_id: int):
+        message = access_message_by_id(request.user, message_id)
+        if not retry_failed_message(message):
+            return Response(
+                {"detail": f"message {message_id} is not a failed outbound message"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        message.refresh_from_db()
+        return Response(MessageSerializer(message).data)
+
+
+class ContactDetailView(APIView):
+    @extend_schema(responses=ContactWithOrdersSerializer)
+    def get(self, request, contact_id: int):
+        contacts = Contact.objects.prefetch_related("orders")
+        ids = visible_channel_ids(request.user)
+        if ids is not None:
+            contacts = contacts.filter(conversations__channel_id__in=ids).distinct()
+        contact = contacts.filter(pk=contact_id).first()
+        if contact is None:
+            return Response({"detail": "contact not found"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(ContactWithOrdersSerializer(contact).data)

@@ -1,0 +1,239 @@
+"""Channels, conversations, messages and attachments: what the inbox is made of."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from crm.encryption import EncryptedJSONField
+from crm.models import Contact, Team
+
+
+class Channel(models.Model):
+    class Kind(models.TextChoices):
+        API = "api", "HTTP API"
+        WHATSAPP = "whatsapp", "WhatsApp"
+        MESSENGER = "messenger", "Messenger"
+        INSTAGRAM = "instagram", "Instagram"
+        TELEGRAM = "telegram", "Telegram"
+        EMAIL = "email", "Email"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=120)
+    # Non-secret settings (callback URL, page id…) in clear; tokens and keys encrypted.
+    config = models.JSONField(default=dict, blank=True)
+    secrets = EncryptedJSONField(default=dict, blank=True)
+    teams = models.ManyToManyField(Team, related_name="channels", blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class ContactIdentity(models.Model):
+    """Who a contact is on one channel: a phone JID, a PSID, a Telegram user id, an address."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="identities")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    external_id = models.CharField(max_length=255)
+    display_name = models.CharField(max_length=255, blank=True)
+    username = models.CharField(max_length=255, blank=True)
+    avatar_url = models.URLField(max_length=1000, blank=True)
+    profile_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "contact identities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"], name="identity_unique_per_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} on {self.channel_id}"
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        SNOOZED = "snoozed", "Snoozed"
+        RESOLVED = "resolved", "Resolved"
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    # The provider's stable id of the chat (room id, chat JID, PSID, thread root Message-ID…):
+    # the same customer on the same channel always lands here, across restarts and re-imports.
+    external_id = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
+    is_archived = models.BooleanField(default=False)
+    unread_count = models.PositiveIntegerField(default=0)
+    last_message_at = models.DateTimeField(default=timezone.now)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"], name="conversation_unique_per_channel"
+            )
+        ]
+        indexes = [
+            # The inbox list: newest activity first, id as the tie-breaker of the cursor.
+            models.Index(
+                fields=["-last_message_at", "-id"],
+                name="conv_recent",
+                condition=Q(is_archived=False),
+            ),
+            models.Index(
+                fields=["channel", "is_archived", "-last_message_at", "-id"],
+                name="conv_channel_recent",
+            ),
+            models.Index(
+                fields=["status", "-last_message_at", "-id"],
+                name="conv_status_recent",
+                condition=Q(is_archived=False),
+            ),
+            models.Index(fields=["assignee", "-last_message_at"], name="conv_assignee_recent"),
+            models.Index(fields=["contact"], name="conv_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation #{self.pk}"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio"
+        FILE = "file", "File"
+        STICKER = "sticker", "Sticker"
+        LOCATION = "location", "Location"
+        NOTE = "note", "Private note"
+        SYSTEM = "system", "System"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        FAILED = "failed", "Failed"
+        RECEIVED = "received", "Received"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # Denormalised from the conversation so provider ids can be unique per channel.
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    failure_reason = models.TextField(blank=True)
+    # The provider's id of the message (wamid, mid, Matrix event id, Message-ID…).
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # Fallback dedup key for sources without ids (sender + timestamp, or sender + text).
+    dedup_key = models.CharField(max_length=128, null=True, blank=True)
+    # The idempotency key an outbound sender chose; a retried request finds the same message.
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    sender_contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    is_edited = models.BooleanField(default=False)
+    is_deleted = models.BooleanField(default=False)
+    provider_timestamp = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"],
+                name="message_external_id_unique_per_channel",
+                condition=Q(external_id__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "dedup_key"],
+                name="message_dedup_key_unique_per_channel",
+                condition=Q(dedup_key__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["client_id"],
+                name="message_client_id_unique",
+                condition=Q(client_id__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "-created_at", "-id"], name="msg_thread"),
+            models.Index(fields=["conversation", "direction", "status"], name="msg_conv_dir_status"),
+            models.Index(
+                fields=["-created_at"],
+                name="msg_failed_recent",
+                condition=Q(status="failed"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message #{self.pk}"
+
+
+class Attachment(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to="attachments/%Y/%m/%d/", max_length=500, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    mime_type = models.CharField(max_length=127)
+    size = models.PositiveBigIntegerField(default=0)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Where the provider keeps it (mxc:// URI, Graph media id, Telegram file_id…).
+    provider_ref = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return self.filename or self.file.name
+
+
+class RealtimeEvent(models.Model):
+    """Every event the inbox is sent, kept for a while so a reconnecting page can resume.
+
+    The id is the event id clients see; rows are written in the same transaction as the change
+    they describe and broadcast after commit.
+    """
+
+    type = models.CharField(max_length=40)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+", null=True)
+    conversation_id = models.BigIntegerField(null=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"

@@ -1,0 +1,3 @@
+"""WebSocket routes (the inbox consumer is added with the realtime work)."""
+
+websocket_urlpatterns: list = []

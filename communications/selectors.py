@@ -1,0 +1,111 @@
+"""Reads for the inbox list and threads: fixed query counts, keyset pages, no counts."""
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, Q, QuerySet
+from rest_framework.exceptions import ValidationError
+
+from crm.models import Order
+
+from .access import access_conversation_by_id, conversations_for
+from .api.params import decode_cursor, encode_cursor, page_size, parse_date_param
+from .models import Conversation, Message
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    next_cursor: str | None
+
+
+def filtered_conversations(user, params) -> QuerySet[Conversation]:
+    """The inbox list's filters, validated (a bad value is a 400 naming the parameter)."""
+    queryset = conversations_for(user)
+    if params.get("archived") in ("1", "true"):
+        queryset = queryset.filter(is_archived=True)
+    else:
+        queryset = queryset.filter(is_archived=False)
+    status = params.get("status")
+    if status:
+        if status not in Conversation.Status.values:
+            raise ValidationError({"status": f"must be one of {', '.join(Conversation.Status)}"})
+        queryset = queryset.filter(status=status)
+    channel = params.get("channel")
+    if channel:
+        queryset = queryset.filter(channel_id=_int_param("channel", channel))
+    assignee = params.get("assignee")
+    if assignee == "me":
+        queryset = queryset.filter(assignee_id=user.pk)
+    elif assignee in ("none", "unassigned"):
+        queryset = queryset.filter(assignee__isnull=True)
+    elif assignee:
+        queryset = queryset.filter(assignee_id=_int_param("assignee", assignee))
+    if params.get("unread") in ("1", "true"):
+        queryset = queryset.filter(unread_count__gt=0)
+    search = (params.get("q") or "").strip()
+    if search:
+        queryset = queryset.filter(
+            Q(contact__name__icontains=search)
+            | Q(contact__phone__icontains=search)
+            | Q(contact__email__icontains=search)
+            | Q(subject__icontains=search)
+        )
+    since = parse_date_param(params, "from_date", "fromDate")
+    until = parse_date_param(params, "to_date", "toDate", end_of_day=True)
+    if since:
+        queryset = queryset.filter(last_message_at__gte=since)
+    if until:
+        queryset = queryset.filter(last_message_at__lte=until)
+    return queryset
+
+
+def conversation_page(user, params) -> Page:
+    size = page_size(params)
+    queryset = filtered_conversations(user, params).select_related("contact", "channel", "assignee")
+    cursor = params.get("cursor")
+    if cursor:
+        moment, pk = decode_cursor("cursor", cursor)
+        queryset = queryset.filter(
+            Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk)
+        )
+    rows = list(queryset.order_by("-last_message_at", "-id")[: size + 1])
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        next_cursor = encode_cursor(rows[-1].last_message_at, rows[-1].pk)
+    return Page(rows, next_cursor)
+
+
+def conversation_with_card(conversation_id: int, user) -> Conversation:
+    """Thread header plus the customer's card (contact and recent orders), in two queries."""
+    conversation = access_conversation_by_id(user, conversation_id)
+    orders = Order.objects.filter(contact_id=conversation.contact_id).order_by("-ordered_at")[:20]
+    conversation.contact._prefetched_objects_cache = {"orders": list(orders)}
+    return conversation
+
+
+def message_page(conversation: Conversation, params) -> Page:
+    """Newest first; `before` is the cursor of the oldest message the client already has."""
+    size = page_size(params, default=50, maximum=200)
+    queryset = (
+        Message.objects.filter(conversation=conversation)
+        .select_related("sender_user")
+        .prefetch_related(Prefetch("attachments"))
+    )
+    before = params.get("before")
+    if before:
+        moment, pk = decode_cursor("before", before)
+        queryset = queryset.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+    rows = list(queryset.order_by("-created_at", "-id")[: size + 1])
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].pk)
+    return Page(rows, next_cursor)
+
+
+def _int_param(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError({name: f"'{value}' is not an id"}) from None

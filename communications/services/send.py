@@ -1,0 +1,194 @@
+"""The one send path: store first, deliver in a worker after commit, statuses move forward.
+
+`send_message` stores the outbound message as pending under the caller's `client_id` (a retried
+request finds the same message) and queues `deliver_message` once the transaction commits. The
+task asks the channel's provider to deliver, retries temporary failures with exponential
+backoff and jitter, and records a permanent failure with a reason staff can read and retry.
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import events
+from ..models import Conversation, Message
+from ..serializers import conversation_payload, message_payload
+from .ingest import preview_text
+
+logger = logging.getLogger(__name__)
+
+
+class SendRejected(Exception):
+    """The request cannot become a message; the text says why (shown as a 400/409)."""
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    message: Message
+    created: bool
+
+
+# A status may only move to a later one; failed can follow pending or sent only.
+STATUS_RANK = {
+    Message.Status.PENDING: 0,
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.READ: 3,
+}
+
+
+def statuses_before(status: str) -> list[str]:
+    if status == Message.Status.FAILED:
+        return [Message.Status.PENDING, Message.Status.SENT]
+    rank = STATUS_RANK[status]
+    return [s for s, r in STATUS_RANK.items() if r < rank]
+
+
+def send_message(
+    *,
+    conversation: Conversation,
+    user,
+    client_id: str,
+    content: str = "",
+    kind: str = Message.Kind.TEXT,
+    reply_to_id: int | None = None,
+    attachments: tuple = (),
+) -> SendOutcome:
+    """Store an outbound message (or a private note) once per `client_id`."""
+    existing = Message.objects.filter(client_id=client_id).first()
+    if existing is not None:
+        return _same_request(existing, conversation)
+    if not content.strip() and not attachments:
+        raise SendRejected("a message needs text or an attachment")
+    if reply_to_id is not None and not Message.objects.filter(
+        pk=reply_to_id, conversation=conversation
+    ).exists():
+        raise SendRejected("reply_to_id does not name a message of this conversation")
+    is_note = kind == Message.Kind.NOTE
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                channel_id=conversation.channel_id,
+                direction=Message.Direction.OUTBOUND,
+                kind=kind,
+                content=content,
+                status=Message.Status.SENT if is_note else Message.Status.PENDING,
+                client_id=client_id,
+                sender_user=user,
+                reply_to_id=reply_to_id,
+                created_at=timezone.now(),
+            )
+            for attachment in attachments:
+                attachment.message = message
+                attachment.save()
+            if not is_note:
+                _touch_after_send(conversation, message)
+            events.record_event(
+                events.MESSAGE_CREATED,
+                channel_id=conversation.channel_id,
+                conversation_id=conversation.pk,
+                payload=message_payload(message),
+            )
+            if not is_note:
+                queue_delivery(message.pk)
+    except IntegrityError:
+        # Two copies of one request raced; the other one stored it.
+        return _same_request(Message.objects.get(client_id=client_id), conversation)
+    return SendOutcome(message, created=True)
+
+
+def _same_request(existing: Message, conversation: Conversation) -> SendOutcome:
+    if existing.conversation_id != conversation.pk:
+        raise SendRejected("client_id was already used for a message in another conversation")
+    return SendOutcome(existing, created=False)
+
+
+def _touch_after_send(conversation: Conversation, message: Message) -> None:
+    # Replying means the manager has read the thread.
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_message_at=message.created_at,
+        last_message_preview=preview_text(message),
+        unread_count=0,
+        updated_at=timezone.now(),
+    )
+    conversation.last_message_at = message.created_at
+    conversation.last_message_preview = preview_text(message)
+    conversation.unread_count = 0
+    events.record_event(
+        events.CONVERSATION_UPDATED,
+        channel_id=conversation.channel_id,
+        conversation_id=conversation.pk,
+        payload=conversation_payload(conversation),
+    )
+
+
+def queue_delivery(message_id: int, *, countdown: float = 0) -> None:
+    from ..tasks import deliver_message
+
+    transaction.on_commit(lambda: deliver_message.apply_async((message_id,), countdown=countdown))
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: base·2^(n-1), somewhere in its upper half."""
+    base = settings.SWITCHBOARD["SEND_RETRY_BASE_SECONDS"] * (2 ** max(attempt - 1, 0))
+    return min(base, 600) * random.uniform(0.5, 1.0)
+
+
+def retry_failed_message(message: Message) -> bool:
+    """Staff's "retry": a failed outbound message goes back to pending and is queued again."""
+    with transaction.atomic():
+        updated = Message.objects.filter(
+            pk=message.pk, direction=Message.Direction.OUTBOUND, status=Message.Status.FAILED
+        ).update(status=Message.Status.PENDING, failure_reason="", updated_at=timezone.now())
+        if not updated:
+            return False
+        message.refresh_from_db()
+        _record_message_updated(message)
+        queue_delivery(message.pk)
+    return True
+
+
+def update_message_status(
+    message_id: int, status: str, *, reason: str = "", external_id: str | None = None
+) -> bool:
+    """Move a message's delivery status forward; an older or repeated status changes nothing."""
+    values = {"status": status, "updated_at": timezone.now()}
+    if status == Message.Status.FAILED:
+        values["failure_reason"] = reason[:2000] or "the provider reported a failure"
+    if external_id:
+        values["external_id"] = external_id
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=message_id, status__in=statuses_before(status)).update(
+            **values
+        )
+        if updated:
+            _record_message_updated(
+                Message.objects.select_related("sender_user").get(pk=message_id)
+            )
+    return bool(updated)
+
+
+def update_status_by_external_id(channel_id: int, external_id: str, status: str, reason: str = ""):
+    """Status webhooks and receipts name the provider's id, not ours."""
+    message_id = (
+        Message.objects.filter(channel_id=channel_id, external_id=external_id)
+        .values_list("id", flat=True)
+        .first()
+    )
+    if message_id is None:
+        return False
+    return update_message_status(message_id, status, reason=reason)
+
+
+def _record_message_updated(message: Message) -> None:
+    events.record_event(
+        events.MESSAGE_UPDATED,
+        channel_id=message.channel_id,
+        conversation_id=message.conversation_id,
+        payload=message_payload(message),
+    )

@@ -1,0 +1,63 @@
+"""Celery tasks: thin wrappers that pass ids and call services."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.base import PermanentDeliveryError, TemporaryDeliveryError
+from integrations.registry import provider_for
+
+from .models import Message
+from .services.send import queue_delivery, retry_delay, update_message_status
+
+logger = logging.getLogger(__name__)
+
+WORKER_HEARTBEAT_KEY = "switchboard:worker-heartbeat"
+
+
+@shared_task(acks_late=True)
+def deliver_message(message_id: int) -> str:
+    """Hand one pending outbound message to its provider. Safe to run twice."""
+    message = (
+        Message.objects.select_related("conversation", "channel", "conversation__contact")
+        .filter(pk=message_id)
+        .first()
+    )
+    if message is None or message.status != Message.Status.PENDING:
+        return "skipped"
+    Message.objects.filter(pk=message_id).update(send_attempts=F("send_attempts") + 1)
+    attempt = message.send_attempts + 1
+    try:
+        result = provider_for(message.channel).send(message)
+    except PermanentDeliveryError as exc:
+        update_message_status(message_id, Message.Status.FAILED, reason=exc.reason)
+        return "failed"
+    except TemporaryDeliveryError as exc:
+        if attempt > settings.SWITCHBOARD["SEND_MAX_RETRIES"]:
+            update_message_status(
+                message_id,
+                Message.Status.FAILED,
+                reason=f"{exc.reason} (gave up after {attempt} attempts)",
+            )
+            return "failed"
+        delay = retry_delay(attempt)
+        logger.warning("message %s: %s; retrying in %.1fs", message_id, exc.reason, delay)
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # Without a worker there is nobody to wait for: try again now, bounded by attempts.
+            return deliver_message(message_id)
+        queue_delivery(message_id, countdown=delay)
+        return "retrying"
+    update_message_status(message_id, Message.Status.SENT, external_id=result.external_id)
+    return "sent"
+
+
+@shared_task
+def worker_heartbeat() -> str:
+    """Beat runs this every 30 s; /health/ reports a worker whose heartbeat is stale."""
+    now = timezone.now().isoformat()
+    cache.set(WORKER_HEARTBEAT_KEY, now, timeout=3600)
+    return now

@@ -1,0 +1,59 @@
+"""Shared fixtures. Tests run against the database DATABASE_URL names (PostgreSQL under
+`scripts/test`); data comes from factories in tests/factories.py."""
+
+import pytest
+from django.test.utils import CaptureQueriesContext
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests import factories
+
+
+@pytest.fixture
+def channel(db):
+    return factories.ChannelFactory()
+
+
+@pytest.fixture
+def manager(db, channel):
+    """A manager in a team attached to `channel`."""
+    team = factories.TeamFactory()
+    channel.teams.add(team)
+    user = factories.UserFactory(username="manager")
+    team.members.add(user)
+    return user
+
+
+@pytest.fixture
+def api(manager):
+    client = APIClient()
+    token = Token.objects.create(user=manager)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+class QueryCounter:
+    """Counts queries in a block and shows them all when the count is not the expected one."""
+
+    def __init__(self):
+        self.context = CaptureQueriesContext(connection)
+
+    def __enter__(self):
+        self.context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.context.__exit__(*exc)
+
+    @property
+    def count(self) -> int:
+        return len(self.context.captured_queries)
+
+    def explain(self) -> str:
+        return "\n".join(f"{i}. {q['sql']}" for i, q in enumerate(self.context.captured_queries, 1))
+
+
+@pytest.fixture
+def count_queries():
+    return QueryCounter
