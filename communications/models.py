@@ -194,7 +194,9 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "-created_at", "-id"], name="msg_thread"),
-            models.Index(fields=["conversation", "direction", "status"], name="msg_conv_dir_status"),
+            models.Index(
+                fields=["conversation", "direction", "status"], name="msg_conv_dir_status"
+            ),
             models.Index(
                 fields=["-created_at"],
                 name="msg_failed_recent",

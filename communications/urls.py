@@ -4,5 +4,9 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 urlpatterns = [
-    path("inbox/", TemplateView.as_view(template_name="communications/inbox_pending.html"), name="inbox"),
+    path(
+        "inbox/",
+        TemplateView.as_view(template_name="communications/inbox_pending.html"),
+        name="inbox",
+    ),
 ]

@@ -21,9 +21,7 @@ urlpatterns = [
         views.MessageListView.as_view(),
         name="api-messages",
     ),
-    path(
-        "messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"
-    ),
+    path("messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
     path(
         "channels/<int:channel_id>/inbound/",

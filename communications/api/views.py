@@ -59,9 +59,7 @@ class ConversationDetailView(APIView):
         serializer = ConversationUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
-            conversation = access_conversation_by_id(
-                request.user, conversation_id, for_update=True
-            )
+            conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
             try:
                 update_conversation(conversation, changes=serializer.validated_data)
             except ConversationChangeRejected as exc:

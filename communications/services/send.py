@@ -64,9 +64,10 @@ def send_message(
         return _same_request(existing, conversation)
     if not content.strip() and not attachments:
         raise SendRejected("a message needs text or an attachment")
-    if reply_to_id is not None and not Message.objects.filter(
-        pk=reply_to_id, conversation=conversation
-    ).exists():
+    if (
+        reply_to_id is not None
+        and not Message.objects.filter(pk=reply_to_id, conversation=conversation).exists()
+    ):
         raise SendRejected("reply_to_id does not name a message of this conversation")
     is_note = kind == Message.Kind.NOTE
     try:

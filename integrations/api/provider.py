@@ -67,8 +67,7 @@ class ApiChannelProvider:
             raise TemporaryDeliveryError(f"callback answered HTTP {response.status_code}")
         if response.status_code >= 400:
             raise PermanentDeliveryError(
-                f"callback rejected the message: HTTP {response.status_code} "
-                f"{response.text[:200]}"
+                f"callback rejected the message: HTTP {response.status_code} {response.text[:200]}"
             )
         try:
             answer = response.json()

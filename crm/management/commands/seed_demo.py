@@ -114,8 +114,10 @@ class Command(BaseCommand):
                     ordered_at=now - timedelta(days=rng.randint(1, 60)),
                 )
             channel = channels[index % len(channels)]
-            external_id = phone.lstrip("+") if channel.kind != Channel.Kind.EMAIL else (
-                f"{name.split()[0].lower()}@example.com"
+            external_id = (
+                phone.lstrip("+")
+                if channel.kind != Channel.Kind.EMAIL
+                else (f"{name.split()[0].lower()}@example.com")
             )
             ContactIdentity.objects.create(
                 channel=channel, contact=contact, external_id=external_id, display_name=name

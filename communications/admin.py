@@ -1,0 +1,228 @@
+"""Staff triage and settings in the Django admin.
+
+Built to stay fast with millions of messages: no full-table counts on the big lists
+(`show_full_result_count = False`, a paginator that does not count), related rows joined with
+select_related, raw id widgets instead of giant dropdowns.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils.functional import cached_property
+
+from .models import Attachment, Channel, ContactIdentity, Conversation, Message, RealtimeEvent
+from .services.conversations import bulk_update_conversations
+from .services.send import retry_failed_message
+
+
+class EstimatedCountPaginator(Paginator):
+    """Unfiltered lists of big tables use PostgreSQL's row estimate instead of COUNT(*)."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [self.object_list.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] > 10_000:
+                return int(row[0])
+        return super().count
+
+
+class ChannelForm(forms.ModelForm):
+    """Secrets are write-only: a blank field keeps the stored value."""
+
+    inbound_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Token the API channel's integrator sends as 'Authorization: Bearer …'. "
+        "Leave blank to keep the current one.",
+    )
+    callback_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="HMAC secret for outbound callbacks. Leave blank to keep the current one.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["kind", "name", "config", "teams", "is_active"]
+
+    def save(self, commit=True):
+        channel = super().save(commit=False)
+        stored = dict(channel.secrets or {})
+        for key in ("inbound_token", "callback_secret"):
+            value = self.cleaned_data.get(key)
+            if value:
+                stored[key] = value
+        channel.secrets = stored
+        if commit:
+            channel.save()
+            self.save_m2m()
+        return channel
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "kind", "is_active", "secrets_set"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name"]
+    filter_horizontal = ["teams"]
+
+    @admin.display(description="secrets set")
+    def secrets_set(self, obj: Channel) -> str:
+        return ", ".join(sorted(obj.secrets)) or "—"
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "contact",
+        "channel",
+        "status",
+        "assignee",
+        "team",
+        "unread_count",
+        "last_message_at",
+        "is_archived",
+    ]
+    list_filter = ["status", "is_archived", "channel", "team", "assignee"]
+    list_select_related = ["contact", "channel", "assignee", "team"]
+    search_fields = ["=id", "contact__name", "contact__phone", "contact__email", "external_id"]
+    raw_id_fields = ["contact", "assignee"]
+    readonly_fields = ["external_id", "created_at", "updated_at", "last_inbound_at"]
+    ordering = ["-last_message_at", "-id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    actions = ["assign_to_me", "unassign", "resolve", "reopen", "archive", "unarchive"]
+
+    def _bulk(self, request, queryset: QuerySet, label: str, **values) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        count = bulk_update_conversations(ids, **values)
+        self.message_user(request, f"{count} conversation(s) {label}.", messages.SUCCESS)
+
+    @admin.action(description="Assign to me")
+    def assign_to_me(self, request, queryset):
+        self._bulk(request, queryset, f"assigned to {request.user}", assignee=request.user)
+
+    @admin.action(description="Unassign")
+    def unassign(self, request, queryset):
+        self._bulk(request, queryset, "unassigned", assignee=None)
+
+    @admin.action(description="Resolve")
+    def resolve(self, request, queryset):
+        self._bulk(request, queryset, "resolved", status=Conversation.Status.RESOLVED)
+
+    @admin.action(description="Reopen")
+    def reopen(self, request, queryset):
+        self._bulk(request, queryset, "reopened", status=Conversation.Status.OPEN)
+
+    @admin.action(description="Archive")
+    def archive(self, request, queryset):
+        self._bulk(request, queryset, "archived", is_archived=True)
+
+    @admin.action(description="Unarchive")
+    def unarchive(self, request, queryset):
+        self._bulk(request, queryset, "unarchived", is_archived=False)
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    extra = 0
+    fields = ["filename", "mime_type", "size", "file", "provider_ref"]
+    readonly_fields = fields
+
+
+class FailedFilter(admin.SimpleListFilter):
+    """The failed sends staff should look at first (served by a partial index)."""
+
+    title = "delivery"
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Failed sends"), ("pending", "Pending sends")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(status=Message.Status.FAILED)
+        if self.value() == "pending":
+            return queryset.filter(
+                status=Message.Status.PENDING, direction=Message.Direction.OUTBOUND
+            )
+        return queryset
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "conversation_id",
+        "direction",
+        "kind",
+        "short_content",
+        "status",
+        "failure_reason",
+        "created_at",
+    ]
+    list_filter = [FailedFilter, "direction", "kind"]
+    search_fields = ["=id", "=external_id", "=client_id", "=conversation__id"]
+    raw_id_fields = ["conversation", "sender_contact", "sender_user", "reply_to"]
+    readonly_fields = ["channel", "external_id", "client_id", "dedup_key", "send_attempts"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    inlines = [AttachmentInline]
+    actions = ["retry_sending"]
+
+    @admin.display(description="content")
+    def short_content(self, obj: Message) -> str:
+        return obj.content[:80]
+
+    @admin.action(description="Retry sending the selected failed messages")
+    def retry_sending(self, request, queryset):
+        retried = sum(
+            retry_failed_message(message)
+            for message in queryset.filter(
+                status=Message.Status.FAILED, direction=Message.Direction.OUTBOUND
+            )
+        )
+        skipped = queryset.count() - retried
+        self.message_user(request, f"{retried} message(s) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} selected message(s) were not failed outbound messages; left as they are.",
+                messages.WARNING,
+            )
+
+
+@admin.register(ContactIdentity)
+class ContactIdentityAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "channel", "contact", "display_name"]
+    list_select_related = ["channel", "contact"]
+    search_fields = ["=external_id", "display_name", "contact__name"]
+    raw_id_fields = ["contact"]
+    show_full_result_count = False
+
+
+@admin.register(RealtimeEvent)
+class RealtimeEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "type", "channel_id", "conversation_id", "created_at"]
+    list_filter = ["type"]
+    ordering = ["-id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

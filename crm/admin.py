@@ -1,0 +1,32 @@
+from django.contrib import admin
+
+from .models import Contact, Order, Team
+
+
+class OrderInline(admin.TabularInline):
+    model = Order
+    extra = 0
+    fields = ["number", "title", "status", "amount", "currency", "ordered_at"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["name", "phone", "email", "created_at"]
+    search_fields = ["name", "=phone", "=email"]
+    inlines = [OrderInline]
+    show_full_result_count = False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["number", "title", "contact", "status", "amount", "ordered_at"]
+    list_filter = ["status"]
+    list_select_related = ["contact"]
+    search_fields = ["=number", "contact__name"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name"]
+    filter_horizontal = ["members"]
