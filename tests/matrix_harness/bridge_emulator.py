@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -52,7 +53,11 @@ from .synapse import free_port
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = {"id": "whatsapp", "displayname": "WhatsApp", "external_url": "https://www.whatsapp.com/"}
+PROTOCOL = {
+    "id": "whatsapp",
+    "displayname": "WhatsApp",
+    "external_url": "https://www.whatsapp.com/",
+}
 DEFAULT_OWN_PHONE = "15550000001"
 
 
@@ -99,12 +104,20 @@ def _png_bytes(rows: list[bytes], width: int, height: int) -> bytes:
     raw = b"".join(b"\x00" + r for r in rows)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def qr_png(data: str, size: int = 512) -> bytes:
@@ -179,6 +192,7 @@ class BridgeEmulator:
         registration_dir: str | os.PathLike | None = None,
         port: int | None = None,
         request_timeout: float = 30.0,
+        connect_retry_seconds: float = 30.0,
         as_token: str | None = None,
         hs_token: str | None = None,
     ) -> None:
@@ -191,6 +205,7 @@ class BridgeEmulator:
         self.ghost_displayname_with_phone = ghost_displayname_with_phone
         self.ghost_identifiers_in_profile = ghost_identifiers_in_profile
         self.request_timeout = request_timeout
+        self.connect_retry_seconds = connect_retry_seconds
 
         self.as_token = as_token or "wa_as_" + secrets.token_urlsafe(24)
         self.hs_token = hs_token or "wa_hs_" + secrets.token_urlsafe(24)
@@ -217,6 +232,7 @@ class BridgeEmulator:
         self.failed: list[dict] = []  # CRM user's events whose relay was made to fail
         self.errors: list[str] = []  # exceptions inside the emulator's event handling
         self.down_requests = 0  # transactions answered 503 while down
+        self.repeated_transactions = 0  # re-sent transactions answered {} without processing
 
         self.portals: dict[str, Portal] = {}
         self.management_rooms: dict[str, str] = {}  # user id -> room id
@@ -224,7 +240,7 @@ class BridgeEmulator:
         self.receivers: dict[str, str] = {}  # user id -> phone digits used in new portals
         self.logins_in_progress: dict[str, LoginProcess] = {}
         self._registered: set[str] = set()
-        self._txns_done: set[str] = set()
+        self._txns_done: set[tuple[str, str]] = set()
         self._relayed: set[str] = set()
         self._fail_next: list[tuple[str, str]] = []
         self._down = False
@@ -327,8 +343,9 @@ class BridgeEmulator:
         if self._worker:
             self._worker.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.gather(*self._tasks, *( [self._worker] if self._worker else []),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *self._tasks, *([self._worker] if self._worker else []), return_exceptions=True
+            )
         if self._runner:
             await self._runner.cleanup()
         if self._session:
@@ -400,13 +417,17 @@ class BridgeEmulator:
                     return value
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+                    raise TimeoutError(
+                        f"timed out after {timeout}s waiting for {what or predicate}"
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def wait_for_event(self, predicate: Callable[[dict], bool], timeout: float = 10.0) -> dict:
         """Wait for an event pushed by Synapse (in events_seen) matching predicate."""
+
         def find() -> dict | None:
             return next((e for e in self.events_seen if predicate(e)), None)
+
         return self.wait_for(find, timeout, "event")
 
     def wait_delivered(self, count: int = 1, timeout: float = 10.0) -> list[dict]:
@@ -441,6 +462,24 @@ class BridgeEmulator:
             kwargs["data"] = data
         elif json_body is not None or method in ("POST", "PUT"):
             kwargs["json"] = json_body if json_body is not None else {}
+        deadline = time.monotonic() + self.connect_retry_seconds
+        while True:
+            try:
+                return await self._request_once(method, path, kwargs, ok_errcodes)
+            except aiohttp.ClientConnectionError as e:
+                # Synapse is down (being restarted). Retry when the request never reached it,
+                # or when it is idempotent (PUT with a txn id, joins, invites, receipts...).
+                # The real bridge retries too.
+                never_sent = isinstance(e, aiohttp.ClientConnectorError)
+                idempotent = not (path.endswith("/createRoom") or "/media/" in path)
+                if time.monotonic() >= deadline or not (never_sent or idempotent):
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _request_once(
+        self, method: str, path: str, kwargs: dict[str, Any], ok_errcodes: tuple[str, ...]
+    ) -> dict:
+        assert self._session is not None and self.homeserver_url
         async with self._session.request(method, self.homeserver_url + path, **kwargs) as resp:
             try:
                 body = await resp.json(content_type=None)
@@ -457,7 +496,9 @@ class BridgeEmulator:
 
     # ------------------------------------------------------------------ identities
     def ghost_mxid(self, ghost: str) -> str:
-        """'15551234567' / '+1 555…' / 'lid-123' / '123@lid' / '155…@s.whatsapp.net' / mxid -> mxid."""
+        """Ghost mxid for '15551234567', '+1 555…', 'lid-123', '123@lid', '…@s.whatsapp.net'.
+
+        An mxid is returned unchanged."""
         if ghost.startswith("@"):
             return ghost
         if ghost.endswith("@lid"):
@@ -469,7 +510,7 @@ class BridgeEmulator:
         return f"@whatsapp_{digits_of(ghost)}:{self.server_name}"
 
     def chat_jid_for(self, ghost: str) -> str:
-        local = self.ghost_mxid(ghost)[1:].split(":")[0][len("whatsapp_"):]
+        local = self.ghost_mxid(ghost)[1:].split(":")[0][len("whatsapp_") :]
         if local.startswith("lid-"):
             return f"{local[4:]}@lid"
         if local.startswith("bot-"):
@@ -478,13 +519,17 @@ class BridgeEmulator:
 
     def own_ghost(self, crm_user_id: str | None = None) -> str:
         """The ghost that stands for the CRM user's own WhatsApp account."""
-        phone = (self.logins.get(crm_user_id or "") or self.receivers.get(crm_user_id or "")
-                 or self.own_phone)
+        phone = (
+            self.logins.get(crm_user_id or "")
+            or self.receivers.get(crm_user_id or "")
+            or self.own_phone
+        )
         return self.ghost_mxid(phone)
 
     def is_bridge_user(self, user_id: str) -> bool:
         return user_id == self.bot_mxid or (
-            user_id.startswith("@whatsapp_") and user_id.endswith(":" + self.server_name))
+            user_id.startswith("@whatsapp_") and user_id.endswith(":" + self.server_name)
+        )
 
     # ------------------------------------------------------------------ actions (async impls)
     async def _ensure_registered(self, user_id: str) -> None:
@@ -492,9 +537,13 @@ class BridgeEmulator:
             return
         localpart = user_id[1:].split(":")[0]
         await self._request(
-            "POST", "/_matrix/client/v3/register",
-            json_body={"type": "m.login.application_service", "username": localpart,
-                       "inhibit_login": True},
+            "POST",
+            "/_matrix/client/v3/register",
+            json_body={
+                "type": "m.login.application_service",
+                "username": localpart,
+                "inhibit_login": True,
+            },
             ok_errcodes=("M_USER_IN_USE",),
         )
         self._registered.add(user_id)
@@ -516,7 +565,7 @@ class BridgeEmulator:
         """
         mxid = self.ghost_mxid(ghost)
         await self._ensure_registered(mxid)
-        local = mxid[1:].split(":")[0][len("whatsapp_"):]
+        local = mxid[1:].split(":")[0][len("whatsapp_") :]
         if phone is None and local.isdigit():
             phone = local
         phone = digits_of(phone) if phone else None
@@ -528,28 +577,43 @@ class BridgeEmulator:
                 displayname = f"{shown} (WA)"
         if displayname:
             await self._request(
-                "PUT", f"/_matrix/client/v3/profile/{quote(mxid)}/displayname",
-                user_id=mxid, json_body={"displayname": displayname})
+                "PUT",
+                f"/_matrix/client/v3/profile/{quote(mxid)}/displayname",
+                user_id=mxid,
+                json_body={"displayname": displayname},
+            )
         if identifiers is None:
             identifiers = self.ghost_identifiers_in_profile
         if identifiers and phone:
             await self._request(
-                "PUT", f"/_matrix/client/v3/profile/{quote(mxid)}/com.beeper.bridge.identifiers",
-                user_id=mxid, json_body={"com.beeper.bridge.identifiers": [f"tel:+{phone}"]})
+                "PUT",
+                f"/_matrix/client/v3/profile/{quote(mxid)}/com.beeper.bridge.identifiers",
+                user_id=mxid,
+                json_body={"com.beeper.bridge.identifiers": [f"tel:+{phone}"]},
+            )
         return mxid
 
     async def _set_ghost_avatar(self, ghost: str, data: bytes, mimetype: str = "image/png") -> str:
         mxid = await self._ensure_ghost(ghost)
         mxc = await self._upload(mxid, data, mimetype, "avatar.png")
-        await self._request("PUT", f"/_matrix/client/v3/profile/{quote(mxid)}/avatar_url",
-                            user_id=mxid, json_body={"avatar_url": mxc})
+        await self._request(
+            "PUT",
+            f"/_matrix/client/v3/profile/{quote(mxid)}/avatar_url",
+            user_id=mxid,
+            json_body={"avatar_url": mxc},
+        )
         return mxc
 
     async def _upload(self, sender: str, data: bytes, mimetype: str, filename: str) -> str:
         await self._ensure_registered(sender)
         body = await self._request(
-            "POST", "/_matrix/media/v3/upload", user_id=sender,
-            params={"filename": filename}, data=data, content_type=mimetype)
+            "POST",
+            "/_matrix/media/v3/upload",
+            user_id=sender,
+            params={"filename": filename},
+            data=data,
+            content_type=mimetype,
+        )
         return body["content_uri"]
 
     async def _join(self, room_id: str, user_id: str) -> None:
@@ -558,16 +622,21 @@ class BridgeEmulator:
 
     async def _invite(self, room_id: str, user_id: str, inviter: str | None = None) -> None:
         await self._request(
-            "POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/invite",
-            user_id=inviter or self.bot_mxid, json_body={"user_id": user_id},
-            ok_errcodes=())
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/invite",
+            user_id=inviter or self.bot_mxid,
+            json_body={"user_id": user_id},
+            ok_errcodes=(),
+        )
 
     async def _ensure_member(self, room_id: str, user_id: str) -> None:
         """Invite (as the bot) and join a bridge user, unless already joined."""
         try:
             member = await self._request(
-                "GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}",
-                user_id=self.bot_mxid)
+                "GET",
+                f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}",
+                user_id=self.bot_mxid,
+            )
             if member.get("membership") == "join":
                 return
         except MatrixRequestError:
@@ -577,8 +646,9 @@ class BridgeEmulator:
             await self._invite(room_id, user_id)
         await self._join(room_id, user_id)
 
-    def _bridge_info(self, chat_jid: str, displayname: str | None, receiver: str,
-                     room_type: str) -> dict:
+    def _bridge_info(
+        self, chat_jid: str, displayname: str | None, receiver: str, room_type: str
+    ) -> dict:
         channel: dict[str, Any] = {"id": chat_jid, "fi.mau.receiver": receiver}
         if displayname:
             channel["displayname"] = displayname
@@ -613,8 +683,11 @@ class BridgeEmulator:
         ghost_mxid = await self._ensure_ghost(ghost, name, phone)
         ghosts = [ghost_mxid] + [await self._ensure_ghost(g) for g in (extra_ghosts or [])]
         chat_jid = chat_jid or self.chat_jid_for(ghost_mxid)
-        receiver = digits_of(receiver) if receiver else (
-            self.logins.get(crm_user_id) or self.receivers.get(crm_user_id) or self.own_phone)
+        receiver = (
+            digits_of(receiver)
+            if receiver
+            else (self.logins.get(crm_user_id) or self.receivers.get(crm_user_id) or self.own_phone)
+        )
         room_type = "group_dm" if group else "dm"
         info = self._bridge_info(chat_jid, name, receiver, room_type)
         state_key = f"{self.server_name}/whatsapp"
@@ -630,11 +703,13 @@ class BridgeEmulator:
         }
         if name and (group or set_room_name):
             body["name"] = name
-        resp = await self._request("POST", "/_matrix/client/v3/createRoom",
-                                   user_id=self.bot_mxid, json_body=body)
+        resp = await self._request(
+            "POST", "/_matrix/client/v3/createRoom", user_id=self.bot_mxid, json_body=body
+        )
         room_id = resp["room_id"]
-        self.portals[room_id] = Portal(room_id, crm_user_id, ghost_mxid, chat_jid, receiver,
-                                       name, room_type, ghosts)
+        self.portals[room_id] = Portal(
+            room_id, crm_user_id, ghost_mxid, chat_jid, receiver, name, room_type, ghosts
+        )
         for g in ghosts:
             await self._invite(room_id, g)
             await self._join(room_id, g)
@@ -657,16 +732,23 @@ class BridgeEmulator:
         params = {"ts": int(ts)} if ts is not None else None
         resp = await self._request(
             "PUT",
-            f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{quote(event_type)}/{txn_id or self._txn()}",
-            user_id=sender, params=params, json_body=content)
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{quote(event_type)}/"
+            f"{txn_id or self._txn()}",
+            user_id=sender,
+            params=params,
+            json_body=content,
+        )
         return resp["event_id"]
 
-    async def _send_state(self, room_id: str, sender: str, event_type: str, state_key: str,
-                          content: dict) -> str:
+    async def _send_state(
+        self, room_id: str, sender: str, event_type: str, state_key: str, content: dict
+    ) -> str:
         resp = await self._request(
             "PUT",
             f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(event_type)}/{quote(state_key)}",
-            user_id=sender, json_body=content)
+            user_id=sender,
+            json_body=content,
+        )
         return resp["event_id"]
 
     @staticmethod
@@ -675,15 +757,24 @@ class BridgeEmulator:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         return content
 
-    async def _send_text(self, room_id: str, ghost: str, text: str, *, ts: int | None = None,
-                         reply_to: str | None = None, html: str | None = None,
-                         msgtype: str = "m.text") -> str:
+    async def _send_text(
+        self,
+        room_id: str,
+        ghost: str,
+        text: str,
+        *,
+        ts: int | None = None,
+        reply_to: str | None = None,
+        html: str | None = None,
+        msgtype: str = "m.text",
+    ) -> str:
         """Ghost sends a text message. Returns the event id."""
         content: dict[str, Any] = {"msgtype": msgtype, "body": text}
         if html:
             content.update(format="org.matrix.custom.html", formatted_body=html)
-        return await self._send(room_id, ghost, "m.room.message",
-                                self._with_reply(content, reply_to), ts=ts)
+        return await self._send(
+            room_id, ghost, "m.room.message", self._with_reply(content, reply_to), ts=ts
+        )
 
     async def _send_media(
         self,
@@ -716,47 +807,82 @@ class BridgeEmulator:
             info["duration"] = duration_ms
         if kind == "sticker":
             content = {"body": caption or filename, "url": mxc, "info": info}
-            return await self._send(room_id, sender, "m.sticker",
-                                    self._with_reply(content, reply_to), ts=ts)
-        msgtype = {"image": "m.image", "video": "m.video", "audio": "m.audio",
-                   "voice": "m.audio", "file": "m.file"}[kind]
+            return await self._send(
+                room_id, sender, "m.sticker", self._with_reply(content, reply_to), ts=ts
+            )
+        msgtype = {
+            "image": "m.image",
+            "video": "m.video",
+            "audio": "m.audio",
+            "voice": "m.audio",
+            "file": "m.file",
+        }[kind]
         content = {"msgtype": msgtype, "body": caption or filename, "url": mxc, "info": info}
         if caption and caption != filename:
             content["filename"] = filename
         if kind == "voice":
             content["org.matrix.msc3245.voice"] = {}
             content["org.matrix.msc1767.audio"] = {"duration": duration_ms or 0}
-        return await self._send(room_id, sender, "m.room.message",
-                                self._with_reply(content, reply_to), ts=ts)
+        return await self._send(
+            room_id, sender, "m.room.message", self._with_reply(content, reply_to), ts=ts
+        )
 
-    async def _send_location(self, room_id: str, ghost: str, latitude: float, longitude: float,
-                             description: str | None = None, *, ts: int | None = None) -> str:
+    async def _send_location(
+        self,
+        room_id: str,
+        ghost: str,
+        latitude: float,
+        longitude: float,
+        description: str | None = None,
+        *,
+        ts: int | None = None,
+    ) -> str:
         geo = f"geo:{latitude},{longitude}"
         body = description or f"Location: {geo}"
-        content = {"msgtype": "m.location", "body": body, "geo_uri": geo,
-                   "org.matrix.msc3488.location": {"uri": geo, "description": body}}
+        content = {
+            "msgtype": "m.location",
+            "body": body,
+            "geo_uri": geo,
+            "org.matrix.msc3488.location": {"uri": geo, "description": body},
+        }
         return await self._send(room_id, ghost, "m.room.message", content, ts=ts)
 
-    async def _send_edit(self, room_id: str, ghost: str, event_id: str, new_text: str, *,
-                         ts: int | None = None) -> str:
+    async def _send_edit(
+        self, room_id: str, ghost: str, event_id: str, new_text: str, *, ts: int | None = None
+    ) -> str:
         new_content = {"msgtype": "m.text", "body": new_text}
-        content = {"msgtype": "m.text", "body": f"* {new_text}", "m.new_content": new_content,
-                   "m.relates_to": {"rel_type": "m.replace", "event_id": event_id}}
+        content = {
+            "msgtype": "m.text",
+            "body": f"* {new_text}",
+            "m.new_content": new_content,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
         return await self._send(room_id, ghost, "m.room.message", content, ts=ts)
 
-    async def _send_reaction(self, room_id: str, ghost: str, event_id: str, key: str, *,
-                             ts: int | None = None) -> str:
+    async def _send_reaction(
+        self, room_id: str, ghost: str, event_id: str, key: str, *, ts: int | None = None
+    ) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         return await self._send(room_id, ghost, "m.reaction", content, ts=ts)
 
-    async def _redact(self, room_id: str, ghost: str, event_id: str, reason: str | None = None,
-                      *, ts: int | None = None) -> str:
+    async def _redact(
+        self,
+        room_id: str,
+        ghost: str,
+        event_id: str,
+        reason: str | None = None,
+        *,
+        ts: int | None = None,
+    ) -> str:
         sender = self.ghost_mxid(ghost)
         params = {"ts": int(ts)} if ts is not None else None
         resp = await self._request(
             "PUT",
             f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}/{self._txn()}",
-            user_id=sender, params=params, json_body={"reason": reason} if reason else {})
+            user_id=sender,
+            params=params,
+            json_body={"reason": reason} if reason else {},
+        )
         return resp["event_id"]
 
     async def _send_own_text(self, room_id: str, text: str, *, ts: int | None = None) -> str:
@@ -778,32 +904,50 @@ class BridgeEmulator:
         """The contact read the message on WhatsApp: an m.read receipt from the ghost."""
         sender = self.ghost_mxid(ghost) if ghost else self.portals[room_id].ghost
         await self._request(
-            "POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/receipt/m.read/{quote(event_id)}",
-            user_id=sender, json_body={})
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/receipt/m.read/{quote(event_id)}",
+            user_id=sender,
+            json_body={},
+        )
 
-    async def _send_typing(self, room_id: str, ghost: str | None = None, typing: bool = True,
-                           timeout_ms: int = 5000) -> None:
+    async def _send_typing(
+        self, room_id: str, ghost: str | None = None, typing: bool = True, timeout_ms: int = 5000
+    ) -> None:
         sender = self.ghost_mxid(ghost) if ghost else self.portals[room_id].ghost
         await self._request(
-            "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/typing/{quote(sender)}",
-            user_id=sender, json_body={"typing": typing, "timeout": timeout_ms})
+            "PUT",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/typing/{quote(sender)}",
+            user_id=sender,
+            json_body={"typing": typing, "timeout": timeout_ms},
+        )
 
-    async def _notice(self, room_id: str, text: str, *, html: str | None = None,
-                      reply_to: str | None = None, msgtype: str = "m.notice") -> str:
+    async def _notice(
+        self,
+        room_id: str,
+        text: str,
+        *,
+        html: str | None = None,
+        reply_to: str | None = None,
+        msgtype: str = "m.notice",
+    ) -> str:
         content: dict[str, Any] = {"msgtype": msgtype, "body": text}
         if html:
             content.update(format="org.matrix.custom.html", formatted_body=html)
-        return await self._send(room_id, self.bot_mxid, "m.room.message",
-                                self._with_reply(content, reply_to))
+        return await self._send(
+            room_id, self.bot_mxid, "m.room.message", self._with_reply(content, reply_to)
+        )
 
     async def _ping(self) -> dict:
         """Ask Synapse to ping the appservice, which also retries queued transactions now."""
         return await self._request(
-            "POST", f"/_matrix/client/v1/appservice/{self.appservice_id}/ping",
-            json_body={"transaction_id": self._txn()})
+            "POST",
+            f"/_matrix/client/v1/appservice/{self.appservice_id}/ping",
+            json_body={"transaction_id": self._txn()},
+        )
 
-    async def _send_bridge_state(self, user_id: str, state: str, message: str | None = None,
-                                 error: str | None = None) -> str:
+    async def _send_bridge_state(
+        self, user_id: str, state: str, message: str | None = None, error: str | None = None
+    ) -> str:
         """A bridge-state notice in the user's management room (bridgev2 wording)."""
         room = self.management_rooms.get(user_id)
         if room is None:
@@ -817,8 +961,9 @@ class BridgeEmulator:
             text += f": {message}"
         html = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
         is_error = state in ("BAD_CREDENTIALS", "UNKNOWN_ERROR")
-        return await self._notice(room, text, html=html,
-                                  msgtype="m.text" if is_error else "m.notice")
+        return await self._notice(
+            room, text, html=html, msgtype="m.text" if is_error else "m.notice"
+        )
 
     async def _complete_login(self, phone: str, user_id: str | None = None) -> str:
         """The user scanned the QR (or entered the code): finish the login in progress."""
@@ -836,18 +981,24 @@ class BridgeEmulator:
         await self._ensure_ghost(phone)
         return await self._notice(login.room_id, f"Successfully logged in as +{phone}")
 
-    async def _fail_login(self, reason: str = "Entering code or scanning QR timed out. Please try again.",
-                          user_id: str | None = None) -> str:
+    async def _fail_login(
+        self,
+        reason: str = "Entering code or scanning QR timed out. Please try again.",
+        user_id: str | None = None,
+    ) -> str:
         login = self._find_login(user_id)
         return await self._end_login_failed(login, reason)
 
     async def _ensure_management_room(self, user_id: str) -> str:
-        """Create a management room for the user (bot + user), as if the user had invited the bot."""
+        """Create a management room (bot + user), as if the user had invited the bot."""
         if user_id in self.management_rooms:
             return self.management_rooms[user_id]
         resp = await self._request(
-            "POST", "/_matrix/client/v3/createRoom", user_id=self.bot_mxid,
-            json_body={"preset": "private_chat", "is_direct": True, "invite": [user_id]})
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            user_id=self.bot_mxid,
+            json_body={"preset": "private_chat", "is_direct": True, "invite": [user_id]},
+        )
         self.management_rooms[user_id] = resp["room_id"]
         return resp["room_id"]
 
@@ -859,7 +1010,9 @@ class BridgeEmulator:
 
     async def _h_transaction(self, request: web.Request) -> web.Response:
         if not self._token_ok(request):
-            return web.json_response({"errcode": "M_FORBIDDEN", "error": "bad hs_token"}, status=403)
+            return web.json_response(
+                {"errcode": "M_FORBIDDEN", "error": "bad hs_token"}, status=403
+            )
         if self._down:
             with self._cond:
                 self.down_requests += 1
@@ -868,12 +1021,25 @@ class BridgeEmulator:
         body = await request.json()
         with self._cond:
             self.transactions_seen.append(txn_id)
-            if txn_id in self._txns_done:
-                self._cond.notify_all()
-                return web.json_response({})
-            self._txns_done.add(txn_id)
             events = body.get("events") or []
             ephemeral = body.get("ephemeral") or body.get("de.sorunome.msc2409.ephemeral") or []
+            # Synapse on SQLite restarts its txn ids at 1 after a restart, so a repeat is
+            # recognised by txn id AND content (event ids / ephemeral payload).
+            key = (
+                txn_id,
+                hashlib.sha256(
+                    json.dumps(
+                        [[e.get("event_id") for e in events], ephemeral],
+                        sort_keys=True,
+                        default=str,
+                    ).encode()
+                ).hexdigest(),
+            )
+            if key in self._txns_done:
+                self.repeated_transactions += 1
+                self._cond.notify_all()
+                return web.json_response({})
+            self._txns_done.add(key)
             self.events_seen.extend(events)
             self.ephemeral_seen.extend(ephemeral)
             self._cond.notify_all()
@@ -897,13 +1063,14 @@ class BridgeEmulator:
             try:
                 await self._ensure_registered(user_id)
                 return web.json_response({})
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as e:  # noqa: BLE001
+                log.warning("user query for %s failed: %r", user_id, e)
         return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
 
     async def _h_not_found(self, request: web.Request) -> web.Response:
-        return web.json_response({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"},
-                                 status=404)
+        return web.json_response(
+            {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}, status=404
+        )
 
     async def _work(self) -> None:
         assert self._queue is not None
@@ -925,7 +1092,7 @@ class BridgeEmulator:
         if self.is_bridge_user(sender):
             return
         if etype == "m.room.member":
-            if (evt.get("state_key") == self.bot_mxid and content.get("membership") == "invite"):
+            if evt.get("state_key") == self.bot_mxid and content.get("membership") == "invite":
                 await self._on_bot_invited(room_id, sender)
             return
         if room_id in self.portals:
@@ -943,8 +1110,10 @@ class BridgeEmulator:
     async def _on_bot_invited(self, room_id: str, inviter: str) -> None:
         await self._join(room_id, self.bot_mxid)
         members = await self._request(
-            "GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members",
-            user_id=self.bot_mxid)
+            "GET",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members",
+            user_id=self.bot_mxid,
+        )
         joined = set((members.get("joined") or {}).keys())
         # A room with only the user and the bot becomes the user's management room.
         if joined <= {self.bot_mxid, inviter}:
@@ -953,9 +1122,12 @@ class BridgeEmulator:
                 room_id,
                 "Hello, I'm a WhatsApp bridge bot.\nUse `help` for help or `login` to log in.",
                 html="Hello, I'm a WhatsApp bridge bot.<br>Use <code>help</code> for help or "
-                     "<code>login</code> to log in.")
+                "<code>login</code> to log in.",
+            )
         else:
-            await self._notice(room_id, "Hello, I'm a WhatsApp bridge bot. Use `!wa help` for help.")
+            await self._notice(
+                room_id, "Hello, I'm a WhatsApp bridge bot. Use `!wa help` for help."
+            )
 
     async def _on_command(self, room_id: str, sender: str, body: str, evt: dict) -> None:
         login = self.logins_in_progress.get(sender)
@@ -967,30 +1139,42 @@ class BridgeEmulator:
             return
         cmd, args = words[0].lower(), [w.lower() for w in words[1:]]
         if cmd == "help":
-            await self._notice(room_id, "\n".join([
-                "**Authentication**",
-                "login [flow] - Log into WhatsApp (flows: qr, phone)",
-                "logout <login ID> - Log out of WhatsApp",
-                "list-logins - List your logins",
-                "cancel - Cancel an ongoing action",
-            ]))
+            await self._notice(
+                room_id,
+                "\n".join(
+                    [
+                        "**Authentication**",
+                        "login [flow] - Log into WhatsApp (flows: qr, phone)",
+                        "logout <login ID> - Log out of WhatsApp",
+                        "list-logins - List your logins",
+                        "cancel - Cancel an ongoing action",
+                    ]
+                ),
+            )
         elif cmd == "login":
             if sender in self.logins and sender not in self.logins_in_progress:
                 pass  # real bridge allows several logins; keep it simple: start a new one
             if not args:
-                await self._notice(room_id, "Please specify a login flow, e.g. `login qr`.\n\n"
-                                   "* `qr` - Scan a QR code to pair the bridge to your WhatsApp account.\n"
-                                   "* `phone` - Input your phone number to get a pairing code.")
+                await self._notice(
+                    room_id,
+                    "Please specify a login flow, e.g. `login qr`.\n\n"
+                    "* `qr` - Scan a QR code to pair the bridge to your WhatsApp account.\n"
+                    "* `phone` - Input your phone number to get a pairing code.",
+                )
             elif args[0] == "qr":
                 await self._start_qr_login(room_id, sender)
             elif args[0] == "phone":
                 await self._cancel_login(sender, quiet=True)
                 proc = LoginProcess(sender, room_id, "phone", waiting_for_phone=True)
                 self.logins_in_progress[sender] = proc
-                await self._notice(room_id, "Please enter your phone number in international format")
+                await self._notice(
+                    room_id, "Please enter your phone number in international format"
+                )
             else:
-                await self._notice(room_id, "Invalid login flow `%s`. Available options:\n\n"
-                                   "* `qr`\n* `phone`" % args[0])
+                await self._notice(
+                    room_id,
+                    f"Invalid login flow `{args[0]}`. Available options:\n\n* `qr`\n* `phone`",
+                )
         elif cmd == "cancel":
             if sender in self.logins_in_progress:
                 await self._cancel_login(sender)
@@ -1023,8 +1207,9 @@ class BridgeEmulator:
         else:
             login = None
         if login is None:
-            raise LookupError(f"no login in progress for {user_id or 'any user'}: "
-                              f"{list(self.logins_in_progress)}")
+            raise LookupError(
+                f"no login in progress for {user_id or 'any user'}: {list(self.logins_in_progress)}"
+            )
         return login
 
     async def _cancel_login(self, user_id: str, quiet: bool = False) -> None:
@@ -1046,8 +1231,12 @@ class BridgeEmulator:
     async def _upload_qr(self, qr: str) -> dict:
         png = qr_png(qr)
         mxc = await self._upload(self.bot_mxid, png, "image/png", "qr.png")
-        return {"msgtype": "m.image", "body": qr, "url": mxc,
-                "info": {"mimetype": "image/png", "size": len(png), "w": 512, "h": 512}}
+        return {
+            "msgtype": "m.image",
+            "body": qr,
+            "url": mxc,
+            "info": {"mimetype": "image/png", "size": len(png), "w": 512, "h": 512},
+        }
 
     async def _start_qr_login(self, room_id: str, user_id: str) -> None:
         await self._cancel_login(user_id, quiet=True)
@@ -1056,13 +1245,16 @@ class BridgeEmulator:
         await self._notice(room_id, "Scan the QR code with the WhatsApp mobile app to log in")
         qr = self._new_qr_string()
         login.qr_codes.append(qr)
-        login.qr_event_id = await self._send(room_id, self.bot_mxid, "m.room.message",
-                                             await self._upload_qr(qr))
+        login.qr_event_id = await self._send(
+            room_id, self.bot_mxid, "m.room.message", await self._upload_qr(qr)
+        )
         login.task = self._spawn(self._qr_refresher(login))
 
     async def _qr_refresher(self, login: LoginProcess) -> None:
         for i in range(self.qr_refreshes):
-            await asyncio.sleep(self.qr_first_refresh_seconds if i == 0 else self.qr_refresh_seconds)
+            await asyncio.sleep(
+                self.qr_first_refresh_seconds if i == 0 else self.qr_refresh_seconds
+            )
             if login.done:
                 return
             qr = self._new_qr_string()
@@ -1075,11 +1267,13 @@ class BridgeEmulator:
             edit["m.new_content"] = dict(content)
             edit["m.relates_to"] = {"rel_type": "m.replace", "event_id": login.qr_event_id}
             await self._send(login.room_id, self.bot_mxid, "m.room.message", edit)
-        await asyncio.sleep(self.qr_refresh_seconds if self.qr_refreshes else
-                            self.qr_first_refresh_seconds)
+        await asyncio.sleep(
+            self.qr_refresh_seconds if self.qr_refreshes else self.qr_first_refresh_seconds
+        )
         if not login.done:
-            await self._end_login_failed(login, "Entering code or scanning QR timed out. "
-                                                "Please try again.")
+            await self._end_login_failed(
+                login, "Entering code or scanning QR timed out. Please try again."
+            )
 
     async def _end_login_failed(self, login: LoginProcess, reason: str) -> str:
         login.done = True
@@ -1094,8 +1288,10 @@ class BridgeEmulator:
     async def _on_phone_entered(self, login: LoginProcess, body: str) -> None:
         phone = digits_of(body)
         if not body.strip().startswith("+") or len(phone) < 7:
-            await self._notice(login.room_id, "Please enter your phone number in international "
-                                              "format, starting with +")
+            await self._notice(
+                login.room_id,
+                "Please enter your phone number in international format, starting with +",
+            )
             return
         login.waiting_for_phone = False
         alphabet = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
@@ -1105,11 +1301,18 @@ class BridgeEmulator:
             login.room_id,
             f"Input the pairing code in the WhatsApp mobile app to log in\n\n{login.pairing_code}",
             html="Input the pairing code in the WhatsApp mobile app to log in<br><br>"
-                 f"<code>{login.pairing_code}</code>")
+            f"<code>{login.pairing_code}</code>",
+        )
 
     # ------------------------------------------------------------------ relaying
-    async def _send_status(self, room_id: str, event_id: str, status: str,
-                           reason: str | None = None, message: str | None = None) -> str:
+    async def _send_status(
+        self,
+        room_id: str,
+        event_id: str,
+        status: str,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> str:
         content: dict[str, Any] = {
             "network": "whatsapp",
             "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
@@ -1131,8 +1334,13 @@ class BridgeEmulator:
         etype = evt["type"]
         if etype == "m.room.message" and content.get("msgtype") == "m.notice":
             # bridge_notices: false -> not bridged, status without a notice
-            await self._send_status(portal.room_id, event_id, "FAIL_RETRIABLE",
-                                    "m.foreign_network_error", "ignoring m.notice message")
+            await self._send_status(
+                portal.room_id,
+                event_id,
+                "FAIL_RETRIABLE",
+                "m.foreign_network_error",
+                "ignoring m.notice message",
+            )
             return
         record = {
             "room_id": portal.room_id,
@@ -1151,11 +1359,15 @@ class BridgeEmulator:
             with self._cond:
                 self.failed.append(record)
                 self._cond.notify_all()
-            await self._send_status(portal.room_id, event_id, kind,
-                                    "m.foreign_network_error", reason)
+            await self._send_status(
+                portal.room_id, event_id, kind, "m.foreign_network_error", reason
+            )
             if kind == "FAIL_PERMANENT":
-                await self._notice(portal.room_id, f"\u26a0\ufe0f Your message was not bridged: {reason}",
-                                   reply_to=event_id)
+                await self._notice(
+                    portal.room_id,
+                    f"\u26a0\ufe0f Your message was not bridged: {reason}",
+                    reply_to=event_id,
+                )
             return
         with self._cond:
             self.delivered.append(record)
@@ -1164,7 +1376,9 @@ class BridgeEmulator:
         await self._request(
             "POST",
             f"/_matrix/client/v3/rooms/{quote(portal.room_id)}/receipt/m.read/{quote(event_id)}",
-            user_id=self.bot_mxid, json_body={})
+            user_id=self.bot_mxid,
+            json_body={},
+        )
 
     # ------------------------------------------------------------------ plain sync controls
     def fail_next_send(self, kind: str = "FAIL_RETRIABLE", reason: str = "network error") -> None:
@@ -1184,7 +1398,9 @@ class BridgeEmulator:
     def portal_for(self, crm_user_id: str | None = None, ghost: str | None = None) -> Portal | None:
         gm = self.ghost_mxid(ghost) if ghost else None
         for p in self.portals.values():
-            if (crm_user_id is None or p.crm_user_id == crm_user_id) and (gm is None or gm in p.ghosts):
+            if (crm_user_id is None or p.crm_user_id == crm_user_id) and (
+                gm is None or gm in p.ghosts
+            ):
                 return p
         return None
 
@@ -1220,41 +1436,130 @@ class BridgeEmulator:
     ensure_member, aensure_member = _dual(_ensure_member)
 
     # convenience media senders
-    def send_image(self, room_id: str, ghost: str, data: bytes | None = None, *,
-                   mimetype: str = "image/png", filename: str = "image.png",
-                   width: int = 64, height: int = 48, **kw: Any) -> str:
-        return self.send_media(room_id, ghost, "image", data or solid_png(width, height),
-                               mimetype, filename, width=width, height=height, **kw)
+    def send_image(
+        self,
+        room_id: str,
+        ghost: str,
+        data: bytes | None = None,
+        *,
+        mimetype: str = "image/png",
+        filename: str = "image.png",
+        width: int = 64,
+        height: int = 48,
+        **kw: Any,
+    ) -> str:
+        return self.send_media(
+            room_id,
+            ghost,
+            "image",
+            data or solid_png(width, height),
+            mimetype,
+            filename,
+            width=width,
+            height=height,
+            **kw,
+        )
 
-    def send_video(self, room_id: str, ghost: str, data: bytes = b"\x00\x00\x00\x18ftypmp42fake",
-                   *, mimetype: str = "video/mp4", filename: str = "video.mp4",
-                   width: int = 640, height: int = 360, duration_ms: int = 3000, **kw: Any) -> str:
-        return self.send_media(room_id, ghost, "video", data, mimetype, filename, width=width,
-                               height=height, duration_ms=duration_ms, **kw)
+    def send_video(
+        self,
+        room_id: str,
+        ghost: str,
+        data: bytes = b"\x00\x00\x00\x18ftypmp42fake",
+        *,
+        mimetype: str = "video/mp4",
+        filename: str = "video.mp4",
+        width: int = 640,
+        height: int = 360,
+        duration_ms: int = 3000,
+        **kw: Any,
+    ) -> str:
+        return self.send_media(
+            room_id,
+            ghost,
+            "video",
+            data,
+            mimetype,
+            filename,
+            width=width,
+            height=height,
+            duration_ms=duration_ms,
+            **kw,
+        )
 
-    def send_audio(self, room_id: str, ghost: str, data: bytes = b"OggS\x00fake-audio", *,
-                   mimetype: str = "audio/ogg", filename: str = "audio.ogg",
-                   duration_ms: int = 2000, **kw: Any) -> str:
-        return self.send_media(room_id, ghost, "audio", data, mimetype, filename,
-                               duration_ms=duration_ms, **kw)
+    def send_audio(
+        self,
+        room_id: str,
+        ghost: str,
+        data: bytes = b"OggS\x00fake-audio",
+        *,
+        mimetype: str = "audio/ogg",
+        filename: str = "audio.ogg",
+        duration_ms: int = 2000,
+        **kw: Any,
+    ) -> str:
+        return self.send_media(
+            room_id, ghost, "audio", data, mimetype, filename, duration_ms=duration_ms, **kw
+        )
 
-    def send_voice(self, room_id: str, ghost: str, data: bytes = b"OggS\x00fake-voice", *,
-                   mimetype: str = "audio/ogg; codecs=opus", filename: str = "voice.ogg",
-                   duration_ms: int = 4000, **kw: Any) -> str:
-        return self.send_media(room_id, ghost, "voice", data, mimetype, filename,
-                               duration_ms=duration_ms, **kw)
+    def send_voice(
+        self,
+        room_id: str,
+        ghost: str,
+        data: bytes = b"OggS\x00fake-voice",
+        *,
+        mimetype: str = "audio/ogg; codecs=opus",
+        filename: str = "voice.ogg",
+        duration_ms: int = 4000,
+        **kw: Any,
+    ) -> str:
+        return self.send_media(
+            room_id, ghost, "voice", data, mimetype, filename, duration_ms=duration_ms, **kw
+        )
 
-    def send_file(self, room_id: str, ghost: str, data: bytes = b"%PDF-1.4\n% fake\n", *,
-                  mimetype: str = "application/pdf", filename: str = "document.pdf",
-                  **kw: Any) -> str:
+    def send_file(
+        self,
+        room_id: str,
+        ghost: str,
+        data: bytes = b"%PDF-1.4\n% fake\n",
+        *,
+        mimetype: str = "application/pdf",
+        filename: str = "document.pdf",
+        **kw: Any,
+    ) -> str:
         return self.send_media(room_id, ghost, "file", data, mimetype, filename, **kw)
 
-    def send_sticker(self, room_id: str, ghost: str, data: bytes | None = None, *,
-                     mimetype: str = "image/png", filename: str = "sticker.png",
-                     width: int = 128, height: int = 128, **kw: Any) -> str:
-        return self.send_media(room_id, ghost, "sticker", data or solid_png(width, height, 200),
-                               mimetype, filename, width=width, height=height, **kw)
+    def send_sticker(
+        self,
+        room_id: str,
+        ghost: str,
+        data: bytes | None = None,
+        *,
+        mimetype: str = "image/png",
+        filename: str = "sticker.png",
+        width: int = 128,
+        height: int = 128,
+        **kw: Any,
+    ) -> str:
+        return self.send_media(
+            room_id,
+            ghost,
+            "sticker",
+            data or solid_png(width, height, 200),
+            mimetype,
+            filename,
+            width=width,
+            height=height,
+            **kw,
+        )
 
 
-__all__ = ["BridgeEmulator", "MatrixRequestError", "Portal", "LoginProcess", "qr_png",
-           "solid_png", "digits_of", "DEFAULT_OWN_PHONE"]
+__all__ = [
+    "BridgeEmulator",
+    "MatrixRequestError",
+    "Portal",
+    "LoginProcess",
+    "qr_png",
+    "solid_png",
+    "digits_of",
+    "DEFAULT_OWN_PHONE",
+]

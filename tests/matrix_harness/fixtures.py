@@ -94,28 +94,39 @@ class NioSyncer:
 
     client: Any  # nio.AsyncClient
     next_batch: str | None = None
+    timeline_limit: int = 200
+    gaps: list[str] = field(default_factory=list)  # rooms whose timeline was limited
     timeline: dict[str, list[dict]] = field(default_factory=dict)
     state: dict[str, list[dict]] = field(default_factory=dict)
-    ephemeral: dict[str, list[Any]]  # nio event objects = field(default_factory=dict)
+    ephemeral: dict[str, list[Any]] = field(default_factory=dict)  # nio event objects
     invites: dict[str, list[dict]] = field(default_factory=dict)
 
     async def sync_once(self, timeout_ms: int = 500) -> None:
         import nio
 
-        resp = await self.client.sync(timeout=timeout_ms, since=self.next_batch, full_state=False)
+        resp = await self.client.sync(
+            timeout=timeout_ms,
+            since=self.next_batch,
+            full_state=False,
+            sync_filter={"room": {"timeline": {"limit": self.timeline_limit}}},
+        )
+        if self.next_batch is not None:
+            for room_id, info in resp.rooms.join.items():
+                if info.timeline.limited:
+                    self.gaps.append(room_id)
         if not isinstance(resp, nio.SyncResponse):
             raise AssertionError(f"sync failed: {resp}")
         self.next_batch = resp.next_batch
         for room_id, info in resp.rooms.invite.items():
-            self.invites.setdefault(room_id, []).extend(
-                getattr(e, "source", {}) for e in info.invite_state)
+            self.invites.setdefault(room_id, []).extend(_invite_dict(e) for e in info.invite_state)
         for room_id, info in resp.rooms.join.items():
             self.timeline.setdefault(room_id, []).extend(e.source for e in info.timeline.events)
             self.state.setdefault(room_id, []).extend(e.source for e in info.state)
             self.ephemeral.setdefault(room_id, []).extend(info.ephemeral)
 
-    async def wait(self, predicate: Callable[[NioSyncer], Any], timeout: float = 15.0,
-                   what: str = "condition") -> Any:
+    async def wait(
+        self, predicate: Callable[[NioSyncer], Any], timeout: float = 15.0, what: str = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate(self)
@@ -124,26 +135,51 @@ class NioSyncer:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            await asyncio.wait_for(self.sync_once(timeout_ms=int(min(left, 1.0) * 1000)),
-                                   timeout=left + 5)
+            await asyncio.wait_for(
+                self.sync_once(timeout_ms=int(min(left, 1.0) * 1000)), timeout=left + 5
+            )
 
     def events(self, room_id: str, event_type: str | None = None) -> list[dict]:
-        return [e for e in self.timeline.get(room_id, [])
-                if event_type is None or e.get("type") == event_type]
+        return [
+            e
+            for e in self.timeline.get(room_id, [])
+            if event_type is None or e.get("type") == event_type
+        ]
 
     def find(self, room_id: str, pred: Callable[[dict], bool]) -> dict | None:
         return next((e for e in self.timeline.get(room_id, []) if pred(e)), None)
 
-    async def wait_event(self, room_id: str, pred: Callable[[dict], bool],
-                         timeout: float = 15.0, what: str = "event") -> dict:
+    async def wait_event(
+        self, room_id: str, pred: Callable[[dict], bool], timeout: float = 15.0, what: str = "event"
+    ) -> dict:
         return await self.wait(lambda s: s.find(room_id, pred), timeout, what)
+
+
+def _invite_dict(e: Any) -> dict:
+    d = dict(getattr(e, "source", None) or {})
+    if isinstance(e, nio_member_event_types()):
+        d.setdefault("type", "m.room.member")
+    for attr in ("sender", "state_key", "content"):
+        if attr not in d and hasattr(e, attr):
+            d[attr] = getattr(e, attr)
+    return d
+
+
+def nio_member_event_types() -> tuple[type, ...]:
+    import nio
+
+    return (nio.InviteMemberEvent,)
 
 
 def body_is(text: str, msgtype: str | None = None) -> Callable[[dict], bool]:
     def pred(e: dict) -> bool:
         c = e.get("content") or {}
-        return (e.get("type") == "m.room.message" and c.get("body") == text
-                and (msgtype is None or c.get("msgtype") == msgtype))
+        return (
+            e.get("type") == "m.room.message"
+            and c.get("body") == text
+            and (msgtype is None or c.get("msgtype") == msgtype)
+        )
+
     return pred
 
 
@@ -151,4 +187,5 @@ def body_startswith(prefix: str) -> Callable[[dict], bool]:
     def pred(e: dict) -> bool:
         c = e.get("content") or {}
         return e.get("type") == "m.room.message" and str(c.get("body", "")).startswith(prefix)
+
     return pred

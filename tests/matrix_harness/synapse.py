@@ -41,9 +41,7 @@ _HIGH_RATE = {"per_second": 100000, "burst_count": 100000}
 
 
 def cache_dir() -> Path:
-    return Path(
-        os.environ.get("SWITCHBOARD_CACHE_DIR") or Path.home() / ".cache" / "switchboard"
-    )
+    return Path(os.environ.get("SWITCHBOARD_CACHE_DIR") or Path.home() / ".cache" / "switchboard")
 
 
 def synapse_venv_dir() -> Path:
@@ -86,9 +84,7 @@ def ensure_synapse_installed(venv: Path | None = None, timeout: float = 900) -> 
                 return python
             if not python.exists():
                 base = shutil.which("python3") or sys.executable
-                subprocess.run(
-                    [base, "-m", "venv", str(venv)], check=True, timeout=300
-                )
+                subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=300)
             subprocess.run(
                 [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
                 check=False,
@@ -141,8 +137,8 @@ class SynapseServer:
         self.startup_timeout = startup_timeout
         self._venv = Path(venv) if venv else None
         self._own_data_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir else Path(
-            tempfile.mkdtemp(prefix="switchboard-synapse-")
+        self.data_dir = (
+            Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="switchboard-synapse-"))
         )
         self.config_path = self.data_dir / "hs.yaml"
         self.log_path = self.data_dir / "homeserver.log"
@@ -170,11 +166,17 @@ class SynapseServer:
         assert self.python is not None
         subprocess.run(
             [
-                str(self.python), "-m", "synapse.app.homeserver",
-                "--server-name", self.server_name,
-                "--config-path", str(self.config_path),
-                "--data-directory", str(self.data_dir),
-                "--generate-config", "--report-stats=no",
+                str(self.python),
+                "-m",
+                "synapse.app.homeserver",
+                "--server-name",
+                self.server_name,
+                "--config-path",
+                str(self.config_path),
+                "--data-directory",
+                str(self.data_dir),
+                "--generate-config",
+                "--report-stats=no",
             ],
             cwd=self.data_dir,
             check=True,
@@ -364,7 +366,10 @@ class SynapseServer:
         out = []
         for p in (self.stdout_path, self.log_path):
             with contextlib.suppress(OSError):
-                out.append(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-lines:]))
+                out.append(
+                    f"--- {p.name}\n"
+                    + "\n".join(p.read_text(errors="replace").splitlines()[-lines:])
+                )
         return "\n".join(out)
 
     # ------------------------------------------------------------------ helpers
@@ -374,14 +379,23 @@ class SynapseServer:
     def register_user(
         self, username: str, password: str, admin: bool = False, displayname: str | None = None
     ) -> dict[str, Any]:
-        """Register via the shared-secret admin API. Returns {user_id, access_token, device_id, home_server}."""
+        """Register via the shared-secret admin API.
+
+        Returns {user_id, access_token, device_id, home_server}."""
         url = self.base_url + "/_synapse/admin/v1/register"
         r = requests.get(url, timeout=10)
         r.raise_for_status()
         nonce = r.json()["nonce"]
         mac = hmac.new(self.registration_shared_secret.encode(), digestmod=hashlib.sha1)
-        mac.update(nonce.encode() + b"\x00" + username.encode() + b"\x00" + password.encode()
-                   + b"\x00" + (b"admin" if admin else b"notadmin"))
+        mac.update(
+            nonce.encode()
+            + b"\x00"
+            + username.encode()
+            + b"\x00"
+            + password.encode()
+            + b"\x00"
+            + (b"admin" if admin else b"notadmin")
+        )
         body: dict[str, Any] = {
             "nonce": nonce,
             "username": username,
