@@ -1,3 +1,9 @@
-"""WebSocket routes (the inbox consumer is added with the realtime work)."""
+"""WebSocket routes; crm/asgi.py wraps them in the origin check and session auth."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import InboxConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/inbox/", InboxConsumer.as_asgi()),
+]

@@ -1,0 +1,247 @@
+"""The inbox websocket `/ws/inbox/`: authenticate, join the user's channel groups, relay.
+
+Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `ping`,
+`ready`, `resync`; the client sends `pong`, `resume`, `typing`, `viewing`.
+
+- Resume: `?last_event_id=N` (or a `resume` message) first replays the stored events after N on
+  the user's channels, then live ones; ids already sent on this socket are never sent twice.
+  Ids come from a sequence, so a lower id can commit after a higher one: the replay also covers
+  events created shortly before N (the client ignores ids it has applied).
+- Heartbeat: a ping every PING_INTERVAL; a socket silent for IDLE_TIMEOUT is closed.
+- Bounded send buffer: every ping carries a sequence number and the pong echoes it; when more
+  than SEND_BUFFER_LIMIT bytes were sent past the last ping the client answered, the client is
+  not reading and the socket is closed, so one slow browser cannot grow the server's memory.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from datetime import timedelta
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db.models import Max, Q
+from django.http import Http404
+
+from . import events
+from .access import access_conversation_by_id, visible_channel_ids
+from .models import Channel, RealtimeEvent
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_IDLE = 4408
+CLOSE_TOO_SLOW = 4429
+
+PING_INTERVAL = 20.0
+IDLE_TIMEOUT = 60.0
+SEND_BUFFER_LIMIT = 2 * 1024 * 1024
+# A ping goes out early once this much was sent since the last one, so a fast stream of events
+# is acknowledged often enough to stay under SEND_BUFFER_LIMIT.
+PING_EVERY_BYTES = 256 * 1024
+RESUME_LIMIT = 1000
+# How far before the last event seen a resume looks again, for ids that committed late.
+RESUME_LOOKBACK = timedelta(seconds=10)
+REMEMBERED_IDS = 4096
+EPHEMERAL_MIN_INTERVAL = 1.0
+
+
+class InboxConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.groups_joined: list[str] = []
+        self.sent_ids: OrderedDict[int, None] = OrderedDict()
+        self.heartbeat = None
+        if self.user is None or not self.user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
+        for channel_id in self.channel_ids:
+            group = events.channel_group(channel_id)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        self.last_received = time.monotonic()
+        self.bytes_sent = 0
+        self.ping_seq = 0
+        self.pings: dict[int, int] = {}  # ping seq -> bytes_sent when it went out
+        self.acked_bytes = 0
+        self.bytes_at_last_ping = 0
+        self.last_ephemeral: dict[str, float] = {}
+        await self.accept()
+        last_event_id = _int_or_none(_query_param(self.scope, "last_event_id"))
+        await self.resume(last_event_id)
+        self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
+
+    async def disconnect(self, code):
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
+
+    # --- client → server ------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        self.last_received = time.monotonic()
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "pong":
+            self.on_pong(message.get("seq"))
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "resume":
+            await self.resume(_int_or_none(message.get("last_event_id")))
+        elif kind in (events.TYPING, "viewing"):
+            await self.relay_presence(kind, message.get("conversation_id"))
+
+    def on_pong(self, seq) -> None:
+        sent_then = self.pings.pop(seq, None) if isinstance(seq, int) else None
+        if sent_then is not None:
+            self.acked_bytes = max(self.acked_bytes, sent_then)
+            for older in [s for s in self.pings if s < seq]:
+                del self.pings[older]
+
+    async def relay_presence(self, kind: str, conversation_id) -> None:
+        key = f"{kind}:{conversation_id}"
+        now = time.monotonic()
+        if now - self.last_ephemeral.get(key, 0.0) < EPHEMERAL_MIN_INTERVAL:
+            return
+        self.last_ephemeral[key] = now
+        await database_sync_to_async(_broadcast_presence)(self.user, kind, conversation_id)
+
+    # --- server → client ------------------------------------------------------------------
+
+    async def inbox_event(self, message):
+        event = message["event"]
+        if event.get("id") is None:
+            # Presence (typing, viewing) is for the others: never echo it to its author.
+            if (event.get("data") or {}).get("user_id") == self.user.pk:
+                return
+            await self.send_json(event)
+            return
+        await self.send_event(event)
+
+    async def send_event(self, event: dict) -> None:
+        event_id = event["id"]
+        if event_id in self.sent_ids:
+            return
+        self.sent_ids[event_id] = None
+        if len(self.sent_ids) > REMEMBERED_IDS:
+            self.sent_ids.popitem(last=False)
+        await self.send_json(event)
+
+    async def send_json(self, content: dict) -> None:
+        text = json.dumps(content, separators=(",", ":"))
+        self.bytes_sent += len(text)
+        await self.send(text_data=text)
+        if not self.groups_joined:
+            return
+        if self.bytes_sent - self.acked_bytes > SEND_BUFFER_LIMIT:
+            logger.info("closing inbox socket of user %s: client is not reading", self.user.pk)
+            await self.close(code=CLOSE_TOO_SLOW)
+            # Stop relaying at once; the disconnect handler leaves the groups.
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined = []
+        elif self.bytes_sent - self.bytes_at_last_ping > PING_EVERY_BYTES:
+            await self.ping()
+
+    async def ping(self) -> None:
+        self.ping_seq += 1
+        self.pings[self.ping_seq] = self.bytes_sent
+        self.bytes_at_last_ping = self.bytes_sent
+        await self.send(text_data=json.dumps({"type": "ping", "seq": self.ping_seq}))
+
+    async def heartbeat_loop(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(PING_INTERVAL)
+                if time.monotonic() - self.last_received > IDLE_TIMEOUT:
+                    await self.close(code=CLOSE_IDLE)
+                    return
+                await self.ping()
+        except asyncio.CancelledError:
+            pass
+
+    async def resume(self, last_event_id: int | None) -> None:
+        """Replay what the client missed after `last_event_id`, then say `ready`."""
+        if last_event_id is None:
+            latest = await database_sync_to_async(_latest_event_id)()
+            await self.send_json({"type": "ready", "last_event_id": latest})
+            return
+        missed, latest = await database_sync_to_async(_missed_events)(
+            self.channel_ids, last_event_id
+        )
+        if missed is None:
+            await self.send_json({"type": "resync", "last_event_id": latest})
+        else:
+            for event in missed:
+                await self.send_event(event)
+        await self.send_json({"type": "ready", "last_event_id": latest})
+
+
+def _channel_ids_for(user) -> list[int]:
+    ids = visible_channel_ids(user)
+    if ids is None:
+        return list(Channel.objects.values_list("id", flat=True))
+    return list(ids)
+
+
+def _latest_event_id() -> int:
+    return RealtimeEvent.objects.aggregate(latest=Max("id"))["latest"] or 0
+
+
+def _missed_events(channel_ids: list[int], last_event_id: int) -> tuple[list[dict] | None, int]:
+    """Events after `last_event_id` on these channels (None when more than RESUME_LIMIT)."""
+    after = Q(id__gt=last_event_id)
+    seen_at = (
+        RealtimeEvent.objects.filter(pk=last_event_id).values_list("created_at", flat=True).first()
+    )
+    if seen_at is not None:
+        after |= Q(id__lte=last_event_id, created_at__gte=seen_at - RESUME_LOOKBACK)
+    rows = list(
+        RealtimeEvent.objects.filter(after, channel_id__in=channel_ids)
+        .order_by("id")
+        .values("id", "type", "payload")[: RESUME_LIMIT + 1]
+    )
+    latest = max([last_event_id, *(row["id"] for row in rows)])
+    if len(rows) > RESUME_LIMIT:
+        return None, _latest_event_id()
+    return [{"id": r["id"], "type": r["type"], "data": r["payload"]} for r in rows], latest
+
+
+def _broadcast_presence(user, kind: str, conversation_id) -> None:
+    try:
+        conversation = access_conversation_by_id(user, conversation_id)
+    except Http404:
+        return
+    events.broadcast_ephemeral(
+        kind,
+        channel_id=conversation.channel_id,
+        payload={
+            "conversation_id": conversation.pk,
+            "user_id": user.pk,
+            "user_name": user.get_full_name() or user.get_username(),
+        },
+    )
+
+
+def _query_param(scope, name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode()).get(name)
+    return values[0] if values else None
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
