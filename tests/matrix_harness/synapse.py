@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -104,6 +105,19 @@ def ensure_synapse_installed(venv: Path | None = None, timeout: float = 900) -> 
 
 class SynapseError(RuntimeError):
     pass
+
+
+_RUNNING: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Last resort: never leave a Synapse behind when the interpreter exits."""
+    for proc in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
 
 
 class SynapseServer:
@@ -291,6 +305,7 @@ class SynapseServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        _RUNNING.add(self.process)
         try:
             self._wait_healthy(self.startup_timeout)
         except BaseException:
@@ -333,6 +348,8 @@ class SynapseServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+        if proc is not None:
+            _RUNNING.discard(proc)
         if self._stdout_file is not None:
             self._stdout_file.close()
             self._stdout_file = None
