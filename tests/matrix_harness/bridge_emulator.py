@@ -84,7 +84,7 @@ class Portal:
 @dataclass
 class LoginProcess:
     user_id: str
-    room_id: str
+    room_id: str | None  # management room; None for logins over the provisioning API
     flow: str  # "qr" | "phone"
     qr_event_id: str | None = None
     qr_codes: list[str] = field(default_factory=list)
@@ -92,6 +92,16 @@ class LoginProcess:
     waiting_for_phone: bool = False
     pairing_code: str | None = None
     done: bool = False
+    login_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    result: str | None = None  # "complete" | "failed" | "cancelled"
+    failure_reason: str | None = None
+    phone: str | None = None
+    changed: asyncio.Event | None = None  # set (and replaced) on every change
+
+    def notify(self) -> None:
+        if self.changed is not None:
+            self.changed.set()
+        self.changed = asyncio.Event()
 
 
 def digits_of(phone: str) -> str:
@@ -195,6 +205,7 @@ class BridgeEmulator:
         connect_retry_seconds: float = 30.0,
         as_token: str | None = None,
         hs_token: str | None = None,
+        provisioning_secret: str | None = None,
     ) -> None:
         self.server_name = server_name
         self.homeserver_url = homeserver_url.rstrip("/") if homeserver_url else None
@@ -209,11 +220,13 @@ class BridgeEmulator:
 
         self.as_token = as_token or "wa_as_" + secrets.token_urlsafe(24)
         self.hs_token = hs_token or "wa_hs_" + secrets.token_urlsafe(24)
+        self.provisioning_secret = provisioning_secret or "wa_prov_" + secrets.token_urlsafe(24)
         self.appservice_id = "whatsapp"
         self.bot_localpart = "whatsappbot"
         self.bot_mxid = f"@whatsappbot:{server_name}"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.provisioning_url = f"{self.url}/_matrix/provision"
 
         self._own_reg_dir = registration_dir is None
         self.registration_dir = Path(registration_dir or tempfile.mkdtemp(prefix="switchboard-wa-"))
@@ -240,6 +253,7 @@ class BridgeEmulator:
         self.receivers: dict[str, str] = {}  # user id -> phone digits used in new portals
         self.logins_in_progress: dict[str, LoginProcess] = {}
         self._registered: set[str] = set()
+        self._finished_logins: dict[str, LoginProcess] = {}
         self._txns_done: set[tuple[str, str]] = set()
         self._relayed: set[str] = set()
         self._fail_next: list[tuple[str, str]] = []
@@ -332,6 +346,17 @@ class BridgeEmulator:
         app.router.add_get("/users/{user_id}", self._h_user_query)
         app.router.add_get("/_matrix/app/v1/rooms/{alias}", self._h_not_found)
         app.router.add_get("/rooms/{alias}", self._h_not_found)
+        prov = "/_matrix/provision/v3"
+        app.router.add_get(prov + "/login/flows", self._p_login_flows)
+        app.router.add_post(prov + "/login/start/{flow}", self._p_login_start)
+        app.router.add_post(
+            prov + "/login/step/{login_id}/{step_id}/{step_type}", self._p_login_step
+        )
+        app.router.add_get(prov + "/logins", self._p_logins)
+        app.router.add_get(prov + "/whoami", self._p_whoami)
+        app.router.add_post(prov + "/logout/{login_id}", self._p_logout)
+        app.router.add_get(prov + "/resolve_identifier/{identifier}", self._p_resolve)
+        app.router.add_post(prov + "/create_dm/{identifier}", self._p_create_dm)
         app.router.add_route("*", "/{tail:.*}", self._h_not_found)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -965,27 +990,32 @@ class BridgeEmulator:
             room, text, html=html, msgtype="m.text" if is_error else "m.notice"
         )
 
-    async def _complete_login(self, phone: str, user_id: str | None = None) -> str:
+    async def _complete_login(self, phone: str, user_id: str | None = None) -> str | None:
         """The user scanned the QR (or entered the code): finish the login in progress."""
         login = self._find_login(user_id)
         phone = digits_of(phone)
         login.done = True
         if login.task and login.task is not asyncio.current_task():
             login.task.cancel()
-        if login.qr_event_id:
+        if login.qr_event_id and login.room_id:
             with contextlib.suppress(MatrixRequestError):
                 await self._redact(login.room_id, self.bot_mxid, login.qr_event_id)
         self.logins_in_progress.pop(login.user_id, None)
         self.logins[login.user_id] = phone
         self.receivers[login.user_id] = phone
+        login.result, login.phone = "complete", phone
+        self._finished_logins[login.login_id] = login
+        login.notify()
         await self._ensure_ghost(phone)
+        if login.room_id is None:
+            return None
         return await self._notice(login.room_id, f"Successfully logged in as +{phone}")
 
     async def _fail_login(
         self,
         reason: str = "Entering code or scanning QR timed out. Please try again.",
         user_id: str | None = None,
-    ) -> str:
+    ) -> str | None:
         login = self._find_login(user_id)
         return await self._end_login_failed(login, reason)
 
@@ -1070,6 +1100,186 @@ class BridgeEmulator:
     async def _h_not_found(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}, status=404
+        )
+
+    # ------------------------------------------------------------------ provisioning API
+    # A subset of bridgev2's /_matrix/provision/v3 (Bearer <provisioning_secret>, ?user_id=).
+    def _p_user(self, request: web.Request) -> str | web.Response:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        if not secrets.compare_digest(token, self.provisioning_secret):
+            return web.json_response(
+                {"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid auth token"}, status=401
+            )
+        user_id = request.query.get("user_id", "")
+        if not user_id.startswith("@"):
+            return web.json_response(
+                {"errcode": "M_MISSING_PARAM", "error": "user_id query parameter missing"},
+                status=400,
+            )
+        return user_id
+
+    @staticmethod
+    def _qr_step(login: LoginProcess) -> dict:
+        return {
+            "login_id": login.login_id,
+            "type": "display_and_wait",
+            "step_id": "fi.mau.whatsapp.login.qr",
+            "instructions": "Scan the QR code with the WhatsApp mobile app to log in",
+            "display_and_wait": {"type": "qr", "data": login.qr_codes[-1]},
+        }
+
+    @staticmethod
+    def _complete_step(login: LoginProcess) -> dict:
+        return {
+            "login_id": login.login_id,
+            "type": "complete",
+            "step_id": "fi.mau.whatsapp.login.complete",
+            "instructions": f"Successfully logged in as +{login.phone}",
+            "complete": {"user_login_id": login.phone},
+        }
+
+    async def _p_login_flows(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        return web.json_response(
+            {
+                "flows": [
+                    {
+                        "id": "qr",
+                        "name": "QR",
+                        "description": "Scan a QR code to pair the bridge to your WhatsApp account",
+                    },
+                    {
+                        "id": "phone",
+                        "name": "Pairing code",
+                        "description": "Input your phone number to get a pairing code",
+                    },
+                ]
+            }
+        )
+
+    async def _p_login_start(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        if request.match_info["flow"] != "qr":
+            return web.json_response(
+                {"errcode": "M_UNRECOGNIZED", "error": "Only the qr flow is emulated"}, status=400
+            )
+        login = await self._start_qr_login(None, user)
+        return web.json_response(self._qr_step(login))
+
+    async def _p_login_step(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        login = self.logins_in_progress.get(user)
+        login_id = request.match_info["login_id"]
+        if login is None or login.login_id != login_id:
+            # finished logins are still answered once they are done
+            login = self._finished_logins.get(login_id)
+        if login is None:
+            return web.json_response(
+                {"errcode": "M_NOT_FOUND", "error": "Login not found"}, status=404
+            )
+        if not login.done:
+            assert login.changed is not None
+            seen = len(login.qr_codes)
+            waiter = login.changed
+            deadline = time.monotonic() + 120
+            while not login.done and len(login.qr_codes) == seen and time.monotonic() < deadline:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), timeout=1)
+                waiter = login.changed or waiter
+        if login.result == "complete":
+            return web.json_response(self._complete_step(login))
+        if login.result == "failed":
+            return web.json_response(
+                {"errcode": "FI.MAU.WHATSAPP.LOGIN_FAILED", "error": login.failure_reason},
+                status=400,
+            )
+        if login.result == "cancelled":
+            return web.json_response(
+                {"errcode": "FI.MAU.BRIDGE.LOGIN_CANCELLED", "error": "Login cancelled"}, status=400
+            )
+        return web.json_response(self._qr_step(login))
+
+    async def _p_logins(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        phone = self.logins.get(user)
+        return web.json_response({"login_ids": [phone] if phone else []})
+
+    async def _p_whoami(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        phone = self.logins.get(user)
+        logins = (
+            [
+                {
+                    "id": phone,
+                    "name": f"+{phone}",
+                    "state_event": "CONNECTED",
+                    "state": {"state_event": "CONNECTED"},
+                }
+            ]
+            if phone
+            else []
+        )
+        return web.json_response(
+            {
+                "network": {"displayname": "WhatsApp", "network_id": "whatsapp"},
+                "login_flows": [{"id": "qr"}, {"id": "phone"}],
+                "homeserver": self.server_name,
+                "bridge_bot": self.bot_mxid,
+                "command_prefix": "!wa",
+                "management_room": self.management_rooms.get(user),
+                "logins": logins,
+            }
+        )
+
+    async def _p_logout(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        login_id = request.match_info["login_id"]
+        if self.logins.get(user) != digits_of(login_id) and login_id != "all":
+            return web.json_response(
+                {"errcode": "M_NOT_FOUND", "error": "Login not found"}, status=404
+            )
+        self.logins.pop(user, None)
+        return web.json_response({})
+
+    async def _p_resolve(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        ident = request.match_info["identifier"]
+        phone = digits_of(ident)
+        if not phone:
+            return web.json_response(
+                {"errcode": "M_NOT_FOUND", "error": "Invalid identifier"}, status=404
+            )
+        mxid = self.ghost_mxid(phone)
+        portal = self.portal_for(user, phone)
+        body: dict[str, Any] = {"id": phone, "mxid": mxid, "identifiers": [f"tel:+{phone}"]}
+        if portal:
+            body["dm_room_mxid"] = portal.room_id
+        return web.json_response(body)
+
+    async def _p_create_dm(self, request: web.Request) -> web.Response:
+        user = self._p_user(request)
+        if isinstance(user, web.Response):
+            return user
+        phone = digits_of(request.match_info["identifier"])
+        portal = self.portal_for(user, phone)
+        room_id = portal.room_id if portal else await self._create_portal(user, phone)
+        return web.json_response(
+            {"id": phone, "mxid": self.ghost_mxid(phone), "dm_room_mxid": room_id}
         )
 
     async def _work(self) -> None:
@@ -1217,9 +1427,12 @@ class BridgeEmulator:
         if not login:
             return
         login.done = True
+        login.result = "cancelled"
+        self._finished_logins[login.login_id] = login
+        login.notify()
         if login.task and login.task is not asyncio.current_task():
             login.task.cancel()
-        if login.qr_event_id:
+        if login.qr_event_id and login.room_id:
             with contextlib.suppress(MatrixRequestError):
                 await self._redact(login.room_id, self.bot_mxid, login.qr_event_id)
 
@@ -1238,17 +1451,20 @@ class BridgeEmulator:
             "info": {"mimetype": "image/png", "size": len(png), "w": 512, "h": 512},
         }
 
-    async def _start_qr_login(self, room_id: str, user_id: str) -> None:
+    async def _start_qr_login(self, room_id: str | None, user_id: str) -> LoginProcess:
         await self._cancel_login(user_id, quiet=True)
         login = LoginProcess(user_id, room_id, "qr")
+        login.notify()
         self.logins_in_progress[user_id] = login
-        await self._notice(room_id, "Scan the QR code with the WhatsApp mobile app to log in")
         qr = self._new_qr_string()
         login.qr_codes.append(qr)
-        login.qr_event_id = await self._send(
-            room_id, self.bot_mxid, "m.room.message", await self._upload_qr(qr)
-        )
+        if room_id is not None:
+            await self._notice(room_id, "Scan the QR code with the WhatsApp mobile app to log in")
+            login.qr_event_id = await self._send(
+                room_id, self.bot_mxid, "m.room.message", await self._upload_qr(qr)
+            )
         login.task = self._spawn(self._qr_refresher(login))
+        return login
 
     async def _qr_refresher(self, login: LoginProcess) -> None:
         for i in range(self.qr_refreshes):
@@ -1262,7 +1478,9 @@ class BridgeEmulator:
             content = await self._upload_qr(qr)
             if login.done:
                 return
-            assert login.qr_event_id
+            login.notify()
+            if not login.room_id or not login.qr_event_id:
+                continue
             edit = dict(content)
             edit["m.new_content"] = dict(content)
             edit["m.relates_to"] = {"rel_type": "m.replace", "event_id": login.qr_event_id}
@@ -1275,11 +1493,16 @@ class BridgeEmulator:
                 login, "Entering code or scanning QR timed out. Please try again."
             )
 
-    async def _end_login_failed(self, login: LoginProcess, reason: str) -> str:
+    async def _end_login_failed(self, login: LoginProcess, reason: str) -> str | None:
         login.done = True
+        login.result, login.failure_reason = "failed", reason
+        self._finished_logins[login.login_id] = login
+        login.notify()
         if login.task and login.task is not asyncio.current_task():
             login.task.cancel()
         self.logins_in_progress.pop(login.user_id, None)
+        if login.room_id is None:
+            return None
         if login.qr_event_id:
             with contextlib.suppress(MatrixRequestError):
                 await self._redact(login.room_id, self.bot_mxid, login.qr_event_id)

@@ -402,3 +402,42 @@ async def test_synapse_restart_keeps_rooms_and_messages(
         )
     finally:
         await client.close()
+
+
+def test_provisioning_api_qr_login(matrix_stack: MatrixStack, crm_user: CrmUser) -> None:
+    bridge = matrix_stack.bridge
+    base = bridge.provisioning_url + "/v3"
+    auth = {"Authorization": f"Bearer {bridge.provisioning_secret}"}
+    q = {"user_id": crm_user.user_id}
+    r = requests.get(
+        base + "/login/flows", headers={"Authorization": "Bearer nope"}, params=q, timeout=5
+    )
+    assert r.status_code == 401
+    flows = requests.get(base + "/login/flows", headers=auth, params=q, timeout=5).json()
+    assert "qr" in [f["id"] for f in flows["flows"]]
+    step = requests.post(base + "/login/start/qr", headers=auth, params=q, timeout=5).json()
+    assert step["type"] == "display_and_wait"
+    assert step["display_and_wait"]["type"] == "qr"
+    first_qr = step["display_and_wait"]["data"]
+    # waiting on the step returns the refreshed QR...
+    url = f"{base}/login/step/{step['login_id']}/{step['step_id']}/display_and_wait"
+    nxt = requests.post(url, headers=auth, params=q, json={}, timeout=30).json()
+    assert nxt["type"] == "display_and_wait" and nxt["display_and_wait"]["data"] != first_qr
+    # ...or the completion, once the phone scanned it
+    bridge.complete_login("15550000077", user_id=crm_user.user_id)
+    done = requests.post(url, headers=auth, params=q, json={}, timeout=30).json()
+    assert done["type"] == "complete"
+    assert done["complete"]["user_login_id"] == "15550000077"
+    logins = requests.get(base + "/logins", headers=auth, params=q, timeout=5).json()
+    assert logins["login_ids"] == ["15550000077"]
+    dm = requests.post(base + "/create_dm/+15551112222", headers=auth, params=q, timeout=30).json()
+    assert dm["dm_room_mxid"] in bridge.portals
+    assert bridge.portals[dm["dm_room_mxid"]].receiver == "15550000077"
+    res = requests.get(
+        base + "/resolve_identifier/+15551112222", headers=auth, params=q, timeout=5
+    ).json()
+    assert res["dm_room_mxid"] == dm["dm_room_mxid"]
+    assert (
+        requests.post(base + "/logout/15550000077", headers=auth, params=q, timeout=5).status_code
+        == 200
+    )
