@@ -207,6 +207,13 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"Message #{self.pk}"
 
+    def remember_attachments(self, attachments: list) -> None:
+        """Mark the attachments as loaded, so serialising a fresh message costs no query."""
+        queryset = self.attachments.all()
+        queryset._result_cache = list(attachments)
+        queryset._prefetch_done = True
+        self._prefetched_objects_cache = {"attachments": queryset}
+
 
 class Attachment(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")

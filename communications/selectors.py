@@ -28,7 +28,7 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
     status = params.get("status")
     if status:
         if status not in Conversation.Status.values:
-            raise ValidationError({"status": f"must be one of {', '.join(Conversation.Status)}"})
+            raise ValidationError({"status": [f"must be one of {', '.join(Conversation.Status)}"]})
         queryset = queryset.filter(status=status)
     channel = params.get("channel")
     if channel:
@@ -108,4 +108,4 @@ def _int_param(name: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValidationError({name: f"'{value}' is not an id"}) from None
+        raise ValidationError({name: [f"'{value}' is not an id"]}) from None

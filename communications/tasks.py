@@ -46,7 +46,7 @@ def deliver_message(message_id: int) -> str:
             return "failed"
         delay = retry_delay(attempt)
         logger.warning("message %s: %s; retrying in %.1fs", message_id, exc.reason, delay)
-        if settings.CELERY_TASK_ALWAYS_EAGER:
+        if deliver_message.app.conf.task_always_eager:
             # Without a worker there is nobody to wait for: try again now, bounded by attempts.
             return deliver_message(message_id)
         queue_delivery(message_id, countdown=delay)

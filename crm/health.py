@@ -55,7 +55,9 @@ def check_channel_layer() -> dict:
 
 
 def check_worker() -> dict:
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    from crm.celery import app
+
+    if app.conf.task_always_eager:
         return {"status": "ok", "mode": "eager (tasks run in the web process)"}
     from communications.tasks import WORKER_HEARTBEAT_KEY
 

@@ -160,6 +160,9 @@ SPECTACULAR_SETTINGS = {
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+if DEBUG:
+    # whitenoise warns about a missing STATIC_ROOT on every request; in development it is empty.
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 STORAGES = {
@@ -209,6 +212,12 @@ SWITCHBOARD = {
     "PROVIDER_HTTP_TIMEOUT": env.float("PROVIDER_HTTP_TIMEOUT", default=10.0),
     "WORKER_HEARTBEAT_MAX_AGE": 120,
 }
+
+# --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------
+# The mode's default until staff set it in admin → Matrix settings: "classical" | "matrix".
+WHATSAPP_MODE = env("WHATSAPP_MODE", default="classical")
+# How stale the last successful Matrix sync may be before /health/ calls it stale (seconds).
+MATRIX_SYNC_MAX_LAG = env.int("MATRIX_SYNC_MAX_LAG", default=120)
 
 LOGGING = {
     "version": 1,

@@ -18,5 +18,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("media/a/<str:token>/", attachment_media, name="attachment-media"),
+    # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.
+    path("matrix/appservice/", include("integrations.matrix.urls")),
+    path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
     path("", include("communications.urls")),
 ]

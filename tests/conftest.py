@@ -7,7 +7,20 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from crm.celery import app as celery_app
 from tests import factories
+
+
+@pytest.fixture(autouse=True, scope="session")
+def eager_celery():
+    """Tasks run in the test process (after commit, as in production); no broker needed."""
+    celery_app.conf.task_always_eager = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     first_name = factory.Faker("first_name")
-    password = factory.PostGenerationMethodCall("set_password", "switchboard")
+    password = factory.django.Password("switchboard")
 
 
 class TeamFactory(factory.django.DjangoModelFactory):
@@ -57,6 +58,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
 class ConversationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Conversation
+        skip_postgeneration_save = True
 
     channel = factory.SubFactory(ChannelFactory)
     contact = factory.SubFactory(ContactFactory)

@@ -16,18 +16,18 @@ def parse_date_param(params, name: str, *aliases: str, end_of_day: bool = False)
             continue
         value = None
         try:
-            value = parse_datetime(raw)
-            if value is None:
-                day = parse_date(raw)
-                if day is not None:
-                    value = datetime.combine(day, time.min)
-                    if end_of_day:
-                        value += timedelta(days=1) - timedelta(microseconds=1)
+            day = parse_date(raw) if len(raw) == 10 else None
+            if day is not None:
+                value = datetime.combine(day, time.min)
+                if end_of_day:
+                    value += timedelta(days=1) - timedelta(microseconds=1)
+            else:
+                value = parse_datetime(raw)
         except ValueError:
             value = None
         if value is None:
             raise ValidationError(
-                {key: f"'{raw}' is not a date: use YYYY-MM-DD or ISO 8601 (2026-01-31T12:00:00Z)"}
+                {key: [f"'{raw}' is not a date: use YYYY-MM-DD or ISO 8601 (2026-01-31T12:00:00Z)"]}
             )
         if timezone.is_naive(value):
             value = timezone.make_aware(value, timezone.get_current_timezone())
@@ -49,7 +49,7 @@ def decode_cursor(param: str, value: str) -> tuple[datetime, int]:
             raise ValueError
         return moment, int(pk_text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError({param: "invalid cursor"}) from exc
+        raise ValidationError({param: ["invalid cursor"]}) from exc
 
 
 def page_size(params, default: int = 25, maximum: int = 100) -> int:
@@ -61,5 +61,5 @@ def page_size(params, default: int = 25, maximum: int = 100) -> int:
     except ValueError:
         size = 0
     if not 1 <= size <= maximum:
-        raise ValidationError({"page_size": f"must be a whole number from 1 to {maximum}"})
+        raise ValidationError({"page_size": [f"must be a whole number from 1 to {maximum}"]})
     return size

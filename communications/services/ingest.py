@@ -7,8 +7,8 @@ message is stored in its own transaction, race-free by database constraints:
   concurrent delivery won the unique constraint, the winner's row is read instead;
 - the conversation row is then locked, which serialises every ingest into one conversation,
   so the dedup checks below cannot be raced, and the unique indexes back them up;
-- dedup layers: the provider's message id; else sender + provider timestamp + text; else the
-  same text from the same sender within a short window.
+- dedup layers: the provider's message id; else sender + provider timestamp + text (a unique
+  key); else the same text from the same sender within a short window (checked under the lock).
 
 Realtime events are recorded in the same transaction and broadcast after commit.
 """
@@ -123,15 +123,15 @@ def _ingest_one(channel: Channel, item: InboundMessage) -> IngestResult:
         content=item.content,
         status=Message.Status.SENT if outbound else Message.Status.RECEIVED,
         external_id=item.external_id or None,
-        dedup_key=None if item.external_id else _dedup_key(item),
+        dedup_key=_dedup_key(item),
         sender_contact=None if outbound else contact,
         reply_to_id=reply_to_id,
         metadata=item.metadata,
         provider_timestamp=item.timestamp,
         created_at=created_at,
     )
-    if item.attachments:
-        _store_attachments(message, item.attachments)
+    stored = _store_attachments(message, item.attachments) if item.attachments else []
+    message.remember_attachments(stored)
 
     _touch_conversation(conversation, message, inbound=not outbound)
     if conversation_created:
@@ -220,17 +220,16 @@ def _locked_conversation(
         return locked.get(channel=channel, external_id=chat_id), False
 
 
-def _dedup_key(item: InboundMessage) -> str:
-    parts = [item.sender.external_id, item.kind, item.content]
-    if item.timestamp is not None:
-        parts.append(item.timestamp.isoformat())
-        prefix = "ts"
-    else:
-        # No id and no timestamp: the text within a window; the window check does the rest.
-        parts.append(str(int(timezone.now().timestamp())))
-        prefix = "now"
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return f"{prefix}:{digest}"
+def _dedup_key(item: InboundMessage) -> str | None:
+    """Sender + provider timestamp + text, for sources that give no message id.
+
+    With neither id nor timestamp there is no key: the window check in `_find_duplicate`,
+    made under the conversation's row lock, is what keeps a redelivery out.
+    """
+    if item.external_id or item.timestamp is None:
+        return None
+    parts = [item.sender.external_id, item.kind, item.content, item.timestamp.isoformat()]
+    return "ts:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def _find_duplicate(
@@ -255,7 +254,10 @@ def _find_duplicate(
     )
 
 
-def _store_attachments(message: Message, attachments: tuple[InboundAttachment, ...]) -> None:
+def _store_attachments(
+    message: Message, attachments: tuple[InboundAttachment, ...]
+) -> list[Attachment]:
+    stored = []
     for index, inbound in enumerate(attachments):
         attachment = Attachment(
             message=message,
@@ -270,6 +272,8 @@ def _store_attachments(message: Message, attachments: tuple[InboundAttachment, .
             attachment.size = len(inbound.data)
             attachment.file.save(attachment.filename, ContentFile(inbound.data), save=False)
         attachment.save()
+        stored.append(attachment)
+    return stored
 
 
 def _touch_conversation(conversation: Conversation, message: Message, *, inbound: bool) -> None:

@@ -87,6 +87,7 @@ def send_message(
             for attachment in attachments:
                 attachment.message = message
                 attachment.save()
+            message.remember_attachments(attachments)
             if not is_note:
                 _touch_after_send(conversation, message)
             events.record_event(

@@ -1,0 +1,244 @@
+"""The one ingest path: stored once, whatever arrives twice or at once."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from communications import events
+from communications.models import ContactIdentity, Conversation, Message, RealtimeEvent
+from communications.services.ingest import (
+    InboundAttachment,
+    InboundMessage,
+    InboundSender,
+    ingest_message,
+    ingest_messages,
+)
+from crm.models import Contact
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def inbound(sender="cust-1", text="Hello", **kwargs) -> InboundMessage:
+    return InboundMessage(
+        sender=InboundSender(external_id=sender, name="Ann"), content=text, **kwargs
+    )
+
+
+def test_first_message_creates_contact_identity_conversation_and_message(channel):
+    result = ingest_message(channel, inbound(external_id="m-1"))
+
+    assert result.created and result.conversation_created
+    conversation = result.message.conversation
+    assert conversation.external_id == "cust-1"
+    assert conversation.unread_count == 1
+    assert conversation.last_message_preview == "Hello"
+    assert conversation.contact.name == "Ann"
+    assert ContactIdentity.objects.get(channel=channel, external_id="cust-1").contact_id == (
+        conversation.contact_id
+    )
+    assert result.message.status == Message.Status.RECEIVED
+
+
+def test_redelivery_by_provider_id_is_stored_once(channel):
+    first = ingest_message(channel, inbound(external_id="m-1"))
+    again = ingest_message(channel, inbound(external_id="m-1", text="Hello (retried)"))
+
+    assert not again.created
+    assert again.message.pk == first.message.pk
+    assert Message.objects.count() == 1
+    assert Conversation.objects.get().unread_count == 1
+
+
+def test_same_id_on_another_channel_is_another_message(channel):
+    other = factories.ChannelFactory()
+    ingest_message(channel, inbound(external_id="m-1"))
+    ingest_message(other, inbound(external_id="m-1"))
+    assert Message.objects.count() == 2
+
+
+def test_without_id_sender_and_timestamp_deduplicate(channel):
+    moment = timezone.now() - timedelta(minutes=5)
+    first = ingest_message(channel, inbound(timestamp=moment))
+    again = ingest_message(channel, inbound(timestamp=moment))
+    later = ingest_message(channel, inbound(timestamp=moment + timedelta(seconds=1)))
+
+    assert again.message.pk == first.message.pk
+    assert later.created
+    assert Message.objects.count() == 2
+
+
+def test_without_id_or_timestamp_same_text_within_window_is_a_duplicate(channel):
+    first = ingest_message(channel, inbound(text="Are you there?"))
+    again = ingest_message(channel, inbound(text="Are you there?"))
+    different = ingest_message(channel, inbound(text="Hello?"))
+
+    assert again.message.pk == first.message.pk
+    assert different.created
+    # Outside the window the same text is a new message.
+    Message.objects.filter(pk=first.message.pk).update(
+        created_at=timezone.now() - timedelta(seconds=11)
+    )
+    assert ingest_message(channel, inbound(text="Are you there?")).created
+
+
+def test_batch_ingest_keeps_order_and_dedups_inside_the_batch(channel):
+    results = ingest_messages(
+        channel,
+        [inbound(external_id="a"), inbound(external_id="b"), inbound(external_id="a")],
+    )
+    assert [r.created for r in results] == [True, True, False]
+    assert results[2].message.pk == results[0].message.pk
+    assert Conversation.objects.get().unread_count == 2
+
+
+def test_resolved_conversation_reopens_on_a_new_message(channel):
+    first = ingest_message(channel, inbound(external_id="a"))
+    Conversation.objects.filter(pk=first.message.conversation_id).update(status="resolved")
+    ingest_message(channel, inbound(external_id="b"))
+    assert Conversation.objects.get().status == Conversation.Status.OPEN
+
+
+def test_phone_learnt_later_completes_the_same_contact(channel):
+    ingest_message(
+        channel, InboundMessage(sender=InboundSender("lid-1"), content="hi", external_id="a")
+    )
+    ingest_message(
+        channel,
+        InboundMessage(
+            sender=InboundSender("lid-1", name="Bob", phone="+15551234567"),
+            content="it's me",
+            external_id="b",
+        ),
+    )
+    contact = Contact.objects.get()
+    assert (contact.name, contact.phone) == ("Bob", "+15551234567")
+
+
+def test_outbound_from_elsewhere_is_stored_as_sent_not_inbound(channel):
+    ingest_message(channel, inbound(external_id="a"))
+    result = ingest_message(
+        channel, inbound(external_id="b", text="sent from my phone", direction="out")
+    )
+    assert result.message.direction == Message.Direction.OUTBOUND
+    assert result.message.status == Message.Status.SENT
+    assert result.message.sender_contact is None
+    assert Conversation.objects.get().unread_count == 1
+
+
+def test_attachment_is_stored_with_the_message(channel, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    result = ingest_message(
+        channel,
+        inbound(
+            external_id="img",
+            text="",
+            kind="image",
+            attachments=(InboundAttachment("image/png", "p.png", data=b"\x89PNG fake"),),
+        ),
+    )
+    attachment = result.message.attachments.get()
+    assert attachment.size == 9
+    assert attachment.file.read() == b"\x89PNG fake"
+    assert result.message.conversation.last_message_preview == "[Image]"
+
+
+def test_reply_to_links_the_provider_id(channel):
+    first = ingest_message(channel, inbound(external_id="a"))
+    reply = ingest_message(channel, inbound(external_id="b", reply_to_external_id="a"))
+    assert reply.message.reply_to_id == first.message.pk
+
+
+def test_events_are_recorded_in_order_and_sent_only_after_commit(
+    channel, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(events, "broadcast", lambda group, message: sent.append((group, message)))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        ingest_message(channel, inbound(external_id="a"))
+        assert sent == []
+    for callback in callbacks:
+        callback()
+    types = [message["event"]["type"] for _, message in sent]
+    assert types == ["conversation.created", "message.created"]
+    assert {group for group, _ in sent} == {f"inbox.channel.{channel.pk}"}
+    ids = [message["event"]["id"] for _, message in sent]
+    assert (
+        ids
+        == sorted(ids)
+        == list(RealtimeEvent.objects.order_by("id").values_list("id", flat=True))
+    )
+
+
+def test_duplicate_sends_no_event(channel, django_capture_on_commit_callbacks):
+    ingest_message(channel, inbound(external_id="a"))
+    with django_capture_on_commit_callbacks() as callbacks:
+        ingest_message(channel, inbound(external_id="a"))
+    assert callbacks == []
+
+
+def test_ingest_query_count_into_existing_conversation(channel, count_queries):
+    ingest_message(channel, inbound(external_id="a"))
+    with count_queries() as queries:
+        ingest_message(channel, inbound(external_id="b"))
+    # savepoint, identity, locked conversation, dedup check, insert message, update
+    # conversation, two events (conversation.updated, message.created), release savepoint.
+    assert queries.count == 9, queries.explain()
+
+
+def _run_concurrently(count: int, work) -> list:
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def worker(index: int):
+        try:
+            barrier.wait(timeout=30)
+            results.append(work(index))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_deliveries_of_one_message_store_exactly_one(channel):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
+    ingest_message(channel, inbound(sender="cust-9", external_id="warmup"))
+
+    results = _run_concurrently(
+        50, lambda i: ingest_message(channel, inbound(sender="cust-9", external_id="dup"))
+    )
+
+    assert sum(r.created for r in results) == 1
+    assert Message.objects.filter(external_id="dup").count() == 1
+    assert Conversation.objects.get().unread_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_first_messages_create_one_contact_and_one_conversation(channel):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
+
+    results = _run_concurrently(
+        50, lambda i: ingest_message(channel, inbound(sender="new-customer", external_id=f"m-{i}"))
+    )
+
+    assert len(results) == 50
+    assert Contact.objects.count() == 1
+    assert ContactIdentity.objects.count() == 1
+    assert Conversation.objects.count() == 1
+    assert Message.objects.count() == 50
+    assert Conversation.objects.get().unread_count == 50
+    assert sum(r.conversation_created for r in results) == 1

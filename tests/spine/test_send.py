@@ -1,0 +1,239 @@
+"""The one send path: stored first, delivered after commit, retried, forward-only."""
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from communications.models import Message
+from communications.services.send import (
+    SendRejected,
+    retry_delay,
+    retry_failed_message,
+    send_message,
+    update_message_status,
+    update_status_by_external_id,
+)
+from communications.tasks import deliver_message
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+class CallbackServer:
+    """A real HTTP server on loopback standing in for an integrator's callback endpoint."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.statuses: list[int] = []  # answers to give, in order; then 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append({"headers": dict(self.headers), "body": body})
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                payload = json.dumps({"id": f"remote-{len(outer.requests)}"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def callback():
+    server = CallbackServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def conversation(manager, channel, callback):
+    channel.config = {"callback_url": callback.url}
+    channel.secrets = {**channel.secrets, "callback_secret": "s3cret"}
+    channel.save()
+    return factories.ConversationFactory(channel=channel)
+
+
+def test_send_stores_pending_then_delivers_after_commit(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        outcome = send_message(
+            conversation=conversation, user=manager, client_id="c-1", content="Hi there"
+        )
+        assert outcome.message.status == Message.Status.PENDING
+        assert callback.requests == []
+    for run in callbacks:
+        run()
+    message = Message.objects.get()
+    assert message.status == Message.Status.SENT
+    assert message.external_id == "remote-1"
+    request = callback.requests[0]
+    expected = "sha256=" + hmac.new(b"s3cret", request["body"], hashlib.sha256).hexdigest()
+    assert request["headers"]["X-Switchboard-Signature"] == expected
+    assert json.loads(request["body"])["message"]["text"] == "Hi there"
+
+
+def test_same_client_id_returns_the_same_message_and_sends_once(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    with django_capture_on_commit_callbacks(execute=True) as again_callbacks:
+        again = send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    assert first.created and not again.created
+    assert again.message.pk == first.message.pk
+    assert again_callbacks == []
+    assert Message.objects.count() == 1
+    assert len(callback.requests) == 1
+
+
+def test_client_id_of_another_conversation_is_rejected(conversation, manager):
+    send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    other = factories.ConversationFactory(channel=conversation.channel)
+    with pytest.raises(SendRejected, match="another conversation"):
+        send_message(conversation=other, user=manager, client_id="c-1", content="A")
+
+
+def test_empty_message_is_rejected(conversation, manager):
+    with pytest.raises(SendRejected, match="needs text"):
+        send_message(conversation=conversation, user=manager, client_id="c-1", content="  ")
+    assert Message.objects.count() == 0
+
+
+def test_temporary_errors_are_retried_until_delivered(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    callback.statuses = [503, 502]
+    with django_capture_on_commit_callbacks(execute=True):
+        send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    message = Message.objects.get()
+    assert message.status == Message.Status.SENT
+    assert message.send_attempts == 3
+    assert len(callback.requests) == 3
+
+
+def test_permanent_error_fails_with_a_readable_reason_and_can_be_retried(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    callback.statuses = [422]
+    with django_capture_on_commit_callbacks(execute=True):
+        send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    message = Message.objects.get()
+    assert message.status == Message.Status.FAILED
+    assert "HTTP 422" in message.failure_reason
+    assert message.send_attempts == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert retry_failed_message(message)
+    message.refresh_from_db()
+    assert message.status == Message.Status.SENT
+    assert message.failure_reason == ""
+
+
+def test_gives_up_after_max_retries(
+    conversation, manager, callback, settings, django_capture_on_commit_callbacks
+):
+    settings.SWITCHBOARD = {**settings.SWITCHBOARD, "SEND_MAX_RETRIES": 2}
+    callback.statuses = [500, 500, 500, 500]
+    with django_capture_on_commit_callbacks(execute=True):
+        send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    message = Message.objects.get()
+    assert message.status == Message.Status.FAILED
+    assert "gave up after 3 attempts" in message.failure_reason
+    assert len(callback.requests) == 3
+
+
+def test_unreachable_callback_is_temporary(conversation, manager, settings):
+    settings.SWITCHBOARD = {**settings.SWITCHBOARD, "SEND_MAX_RETRIES": 0}
+    conversation.channel.config = {"callback_url": "http://127.0.0.1:9/nothing-listens"}
+    conversation.channel.save()
+    outcome = send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    assert deliver_message(outcome.message.pk) == "failed"
+    outcome.message.refresh_from_db()
+    assert outcome.message.failure_reason.startswith("callback unreachable")
+
+
+def test_delivering_twice_sends_once(conversation, manager, callback):
+    outcome = send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    assert deliver_message(outcome.message.pk) == "sent"
+    assert deliver_message(outcome.message.pk) == "skipped"
+    assert len(callback.requests) == 1
+
+
+def test_private_note_is_never_sent(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = send_message(
+            conversation=conversation, user=manager, client_id="n-1", content="VIP", kind="note"
+        )
+    assert outcome.message.kind == Message.Kind.NOTE
+    assert callback.requests == []
+
+
+def test_channel_kind_without_provider_fails_with_a_clear_reason(
+    manager, django_capture_on_commit_callbacks
+):
+    conversation = factories.ConversationFactory(channel=factories.ChannelFactory(kind="telegram"))
+    with django_capture_on_commit_callbacks(execute=True):
+        send_message(conversation=conversation, user=manager, client_id="c-1", content="A")
+    message = Message.objects.get()
+    assert message.status == Message.Status.FAILED
+    assert "Telegram" in message.failure_reason and "not available" in message.failure_reason
+
+
+@pytest.mark.parametrize(
+    "sequence, final",
+    [
+        (["sent", "delivered", "read"], "read"),
+        (["sent", "read", "delivered"], "read"),
+        (["read", "sent"], "read"),
+        (["delivered", "failed"], "delivered"),
+        (["sent", "failed"], "failed"),
+        (["failed", "sent"], "failed"),
+    ],
+)
+def test_delivery_status_only_moves_forward(conversation, sequence, final):
+    message = factories.MessageFactory(
+        conversation=conversation, direction="out", status="pending", external_id="wamid.1"
+    )
+    for status in sequence:
+        update_status_by_external_id(conversation.channel_id, "wamid.1", status)
+    message.refresh_from_db()
+    assert message.status == final
+
+
+def test_repeated_status_records_no_second_event(conversation, django_capture_on_commit_callbacks):
+    message = factories.MessageFactory(conversation=conversation, direction="out", status="sent")
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert update_message_status(message.pk, "delivered")
+        assert not update_message_status(message.pk, "delivered")
+    assert len(callbacks) == 1
+
+
+def test_retry_delay_grows_exponentially_with_jitter(settings):
+    settings.SWITCHBOARD = {**settings.SWITCHBOARD, "SEND_RETRY_BASE_SECONDS": 2.0}
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (6, 64)]:
+        delays = [retry_delay(attempt) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
