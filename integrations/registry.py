@@ -10,7 +10,33 @@ PROVIDERS: dict[str, type] = {
 }
 
 
+# --- WhatsApp mode switch (R6): the mode, read through the cache, picks the provider. -------
+# mode → provider class; "matrix" is integrations.matrix, "classical" (Cloud API) registers here.
+WHATSAPP_PROVIDERS: dict[str, type] = {}
+
+
+def _whatsapp_provider_class() -> type | None:
+    from .matrix.provider import MatrixProvider
+    from .matrix.settings_cache import whatsapp_mode
+
+    mode = whatsapp_mode()
+    if mode == "matrix":
+        return MatrixProvider
+    provider_class = WHATSAPP_PROVIDERS.get(mode)
+    if provider_class is None:
+        raise PermanentDeliveryError(
+            f"WhatsApp mode is '{mode}' but the WhatsApp Cloud API provider is not available in "
+            "this version yet; switch the mode to 'matrix' in admin → Matrix settings"
+        )
+    return provider_class
+
+
+# --- end WhatsApp mode switch ----------------------------------------------------------------
+
+
 def provider_for(channel: Channel) -> Provider:
+    if channel.kind == Channel.Kind.WHATSAPP:
+        return _whatsapp_provider_class()(channel)
     provider_class = PROVIDERS.get(channel.kind)
     if provider_class is None:
         raise PermanentDeliveryError(

@@ -1,0 +1,147 @@
+"""Admin: Matrix settings (superusers only, secrets write-only) and managers' connections."""
+
+from django import forms
+from django.contrib import admin
+
+from .models import BackfillJob, MatrixConnection, MatrixRoom, MatrixSettings, ProcessedTransaction
+
+SECRET_FIELDS = {
+    "registration_shared_secret": "Synapse registration_shared_secret (auth mode admin_login)",
+    "as_token": "as_token of Switchboard's appservice registration",
+    "hs_token": "hs_token of Switchboard's appservice registration",
+    "provisioning_secret": "mautrix-whatsapp provisioning.shared_secret",
+}
+
+
+class MatrixSettingsForm(forms.ModelForm):
+    """Secrets are write-only: blank keeps the stored value, nothing is ever shown back."""
+
+    class Meta:
+        model = MatrixSettings
+        fields = [
+            "whatsapp_mode",
+            "channel",
+            "homeserver_url",
+            "server_name",
+            "auth_mode",
+            "bridge_bot_user_id",
+            "appservice_id",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.secrets if self.instance and self.instance.pk else {}
+        for name, label in SECRET_FIELDS.items():
+            state = "set — leave blank to keep" if stored.get(name) else "not set"
+            self.fields[name] = forms.CharField(
+                label=name,
+                required=False,
+                widget=forms.PasswordInput(render_value=False),
+                help_text=f"{label} ({state})",
+            )
+        self.fields["clear_secrets"] = forms.MultipleChoiceField(
+            required=False,
+            choices=[(name, name) for name in SECRET_FIELDS],
+            widget=forms.CheckboxSelectMultiple,
+            help_text="remove these stored secrets",
+        )
+
+    def save(self, commit=True):
+        instance = super().save(commit=False)
+        secrets = dict(instance.secrets or {})
+        for name in self.cleaned_data.get("clear_secrets") or []:
+            secrets.pop(name, None)
+        for name in SECRET_FIELDS:
+            value = self.cleaned_data.get(name)
+            if value:
+                secrets[name] = value
+        instance.secrets = secrets
+        if commit:
+            instance.save()
+        return instance
+
+
+class SuperuserOnly:
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+
+@admin.register(MatrixSettings)
+class MatrixSettingsAdmin(SuperuserOnly, admin.ModelAdmin):
+    form = MatrixSettingsForm
+    list_display = ["__str__", "whatsapp_mode", "server_name", "auth_mode", "updated_at"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser and not MatrixSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            ("WhatsApp", {"fields": ["whatsapp_mode", "channel"]}),
+            (
+                "Homeserver",
+                {
+                    "fields": [
+                        "homeserver_url",
+                        "server_name",
+                        "auth_mode",
+                        "bridge_bot_user_id",
+                        "appservice_id",
+                    ]
+                },
+            ),
+            ("Secrets (write-only)", {"fields": [*SECRET_FIELDS, "clear_secrets"]}),
+        ]
+
+
+@admin.register(MatrixConnection)
+class MatrixConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ["user", "matrix_user_id", "state", "phone", "last_error", "last_synced_at"]
+    list_filter = ["state"]
+    search_fields = ["user__username", "matrix_user_id", "phone"]
+    readonly_fields = [
+        "user",
+        "matrix_user_id",
+        "device_id",
+        "management_room_id",
+        "state",
+        "phone",
+        "last_error",
+        "qr_event_id",
+        "qr_updated_at",
+        "qr_refreshes",
+        "login_started_at",
+        "sync_next_batch",
+        "last_synced_at",
+        "created_at",
+        "updated_at",
+    ]
+    exclude = ["secrets", "qr_data", "qr_mxc"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(MatrixRoom)
+class MatrixRoomAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ["room_id", "kind", "connection", "chat_jid", "receiver", "is_group"]
+    list_filter = ["kind", "is_group"]
+    search_fields = ["room_id", "chat_jid"]
+
+
+@admin.register(ProcessedTransaction)
+class ProcessedTransactionAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ["txn_id", "event_count", "processed_at"]
+
+
+@admin.register(BackfillJob)
+class BackfillJobAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ["room", "status", "fetched", "stored", "heartbeat_at", "finished_at"]

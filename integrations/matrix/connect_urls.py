@@ -1,0 +1,12 @@
+"""Mounted at /integrations/whatsapp/."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("connect/", views.connect_page, name="whatsapp-connect"),
+    path("connect/status/", views.connect_status, name="whatsapp-connect-status"),
+    path("connect/start/", views.connect_start, name="whatsapp-connect-start"),
+    path("connect/logout/", views.connect_logout, name="whatsapp-connect-logout"),
+]

@@ -1,0 +1,429 @@
+"""Matrix events → the ingest path, message changes and statuses. One mapper, two feeders.
+
+`handle_events` is called by the sync loop (`manage.py matrix_sync`) and by the appservice
+endpoint alike; everything it does is idempotent by Matrix event id, so running both paths
+stores each message once.
+
+- portal room → conversation (external_id = room id); a ghost → the chat's contact (identity
+  keyed by the room for direct chats, so LID and phone ghosts of one person stay one contact);
+- ghost messages (text, image, video, audio, voice, file, sticker, location) → inbound
+  messages, media downloaded before ingest; the user's own ghost (`fi.mau.receiver`) → "out";
+- `m.replace` → edit, `m.reaction` → reaction, `m.room.redaction` → deleted for everyone,
+  `m.in_reply_to` → reply;
+- the bridge bot's `com.beeper.message_send_status`, its "not bridged" notices and receipts →
+  forward-only statuses of our outbound messages;
+- management-room events → the login dialogue (connect.py).
+"""
+
+import logging
+import re
+from datetime import UTC, datetime
+
+from django.core.cache import cache
+
+from communications.models import ContactIdentity, Message
+from communications.services import edits
+from communications.services.ingest import (
+    InboundAttachment,
+    InboundMessage,
+    InboundSender,
+    ingest_message,
+)
+from communications.services.send import update_status_by_external_id
+from crm.models import Contact
+
+from .client import MatrixClient, MatrixError
+from .models import MatrixConnection, MatrixRoom
+from .rooms import join_and_remember, matrix_channel, remember_room, room_for
+from .settings_cache import MatrixConfig, get_config
+
+logger = logging.getLogger(__name__)
+
+NOT_BRIDGED_PREFIX = "\u26a0\ufe0f Your message was not bridged"
+PENDING_STATUS_KEY = "switchboard:matrix:pending-status:{}"
+PENDING_STATUS_TTL = 600
+PROFILE_KEY = "switchboard:matrix:profile:{}"
+PROFILE_TTL = 300
+
+KIND_BY_MSGTYPE = {
+    "m.text": Message.Kind.TEXT,
+    "m.notice": Message.Kind.TEXT,
+    "m.emote": Message.Kind.TEXT,
+    "m.image": Message.Kind.IMAGE,
+    "m.video": Message.Kind.VIDEO,
+    "m.audio": Message.Kind.AUDIO,
+    "m.file": Message.Kind.FILE,
+    "m.location": Message.Kind.LOCATION,
+}
+STATUS_FAILURES = ("FAIL_PERMANENT", "FAIL_RETRIABLE")
+
+
+def handle_events(events: list[dict], *, source: str) -> int:
+    """Map a batch of room events (each carrying its `room_id`); returns how many were used."""
+    config = get_config()
+    used = 0
+    for event in events:
+        try:
+            used += bool(handle_event(event, config=config, source=source))
+        except MatrixError:
+            logger.exception("matrix event %s skipped", event.get("event_id"))
+    return used
+
+
+def handle_event(event: dict, *, config: MatrixConfig, source: str = "") -> bool:
+    room_id = event.get("room_id", "")
+    event_type = event.get("type", "")
+    if event_type == "m.room.member":
+        return _on_member(event, config)
+    room = room_for(room_id)
+    if room is None:
+        return False
+    if room.kind == MatrixRoom.Kind.MANAGEMENT:
+        from .connect import handle_management_event
+
+        return handle_management_event(room.connection, event, config=config)
+    if room.kind != MatrixRoom.Kind.PORTAL:
+        if event_type in ("m.bridge", "uk.half-shot.bridge"):
+            remember_room(room.connection, room_id, [event])
+        return False
+    sender = event.get("sender", "")
+    if sender == config.bridge_bot:
+        return _on_bridge_bot(room, event)
+    if not _is_ghost(sender, config):
+        return False  # our managers' own sends are stored by the send path already
+    if event_type == "m.reaction":
+        relates = event.get("content", {}).get("m.relates_to", {})
+        return edits.apply_reaction(
+            channel_id=matrix_channel(config).pk,
+            external_id=relates.get("event_id", ""),
+            sender=sender,
+            key=relates.get("key", ""),
+            reaction_id=event.get("event_id", ""),
+        )
+    if event_type == "m.room.redaction":
+        target = event.get("redacts") or event.get("content", {}).get("redacts", "")
+        return edits.apply_redaction(
+            channel_id=matrix_channel(config).pk,
+            external_id=target,
+            redaction_id=event.get("event_id", ""),
+        )
+    if event_type in ("m.room.message", "m.sticker"):
+        return _on_message(room, event, config)
+    return False
+
+
+# -- members and profiles -------------------------------------------------------------------
+def _on_member(event: dict, config: MatrixConfig) -> bool:
+    target = event.get("state_key", "")
+    membership = event.get("content", {}).get("membership")
+    if membership == "invite":
+        connection = MatrixConnection.objects.filter(matrix_user_id=target).first()
+        if connection is not None and connection.access_token:
+            return join_and_remember(connection, event["room_id"]) is not None
+        return False
+    if membership == "join" and _is_ghost(target, config):
+        # A ghost's profile changed (a LID contact's phone appears in its display name…).
+        cache.delete(PROFILE_KEY.format(target))
+        room = room_for(event.get("room_id", ""), allow_lookup=False)
+        if room is not None and room.kind == MatrixRoom.Kind.PORTAL and not room.is_group:
+            if _ghost_phone(target, config) == room.receiver:
+                return False
+            profile = {"displayname": event.get("content", {}).get("displayname") or ""}
+            sender = _sender_for(room, target, config, profile=profile)
+            _learn_contact_details(room, sender, config)
+        return False
+    return False
+
+
+def _is_ghost(user_id: str, config: MatrixConfig) -> bool:
+    return user_id.startswith("@whatsapp_") and user_id.endswith(":" + config.server_name)
+
+
+def _ghost_local(user_id: str) -> str:
+    return user_id[1:].split(":", 1)[0][len("whatsapp_") :]
+
+
+def _ghost_phone(user_id: str, config: MatrixConfig) -> str:
+    local = _ghost_local(user_id)
+    return local if local.isdigit() else ""
+
+
+def _profile(room: MatrixRoom, user_id: str, config: MatrixConfig) -> dict:
+    key = PROFILE_KEY.format(user_id)
+    profile = cache.get(key)
+    if profile is None:
+        client = MatrixClient.for_connection(room.connection, config)
+        try:
+            profile = client.request("GET", f"/_matrix/client/v3/profile/{user_id}")
+        except MatrixError:
+            profile = {}
+        cache.set(key, profile, PROFILE_TTL)
+    return profile
+
+
+PHONE_IN_NAME = re.compile(r"\+(\d{6,15})")
+
+
+def _sender_for(
+    room: MatrixRoom, ghost: str, config: MatrixConfig, *, profile: dict | None = None
+) -> InboundSender:
+    """The chat's contact; for direct chats keyed by the room (see models.py)."""
+    profile = profile if profile is not None else _profile(room, ghost, config)
+    displayname = profile.get("displayname") or ""
+    phone = _ghost_phone(ghost, config)
+    if not phone:
+        for identifier in profile.get("com.beeper.bridge.identifiers") or []:
+            if isinstance(identifier, str) and identifier.startswith("tel:+"):
+                phone = identifier[len("tel:+") :]
+                break
+    if not phone:
+        match = PHONE_IN_NAME.search(displayname)
+        phone = match.group(1) if match else ""
+    name = re.sub(r"\s*\(WA\)$", "", displayname)
+    name = re.sub(r"\s*\(\+\d+\)$", "", name).strip()
+    if name == f"+{phone}":
+        name = ""
+    if room.is_group:
+        return InboundSender(external_id=room.room_id, name=room.name)
+    return InboundSender(
+        external_id=room.room_id,
+        name=name,
+        phone=f"+{phone}" if phone else "",
+        username=ghost,
+    )
+
+
+def _learn_contact_details(room: MatrixRoom, sender: InboundSender, config: MatrixConfig) -> None:
+    """Fill what we did not know (a LID contact's phone) without splitting the contact."""
+    channel = matrix_channel(config)
+    identity = (
+        ContactIdentity.objects.select_related("contact")
+        .filter(channel=channel, external_id=sender.external_id)
+        .first()
+    )
+    if identity is None:
+        return
+    contact = identity.contact
+    updates = {
+        name: getattr(sender, name)
+        for name in ("name", "phone")
+        if getattr(sender, name) and not getattr(contact, name)
+    }
+    if updates:
+        Contact.objects.filter(pk=contact.pk).update(**updates)
+
+
+def _adopt_known_contact(room: MatrixRoom, sender: InboundSender, config: MatrixConfig) -> None:
+    """A new chat with a phone we already know (the same person under a new JID): same contact."""
+    if not sender.phone or room.is_group:
+        return
+    channel = matrix_channel(config)
+    if ContactIdentity.objects.filter(channel=channel, external_id=sender.external_id).exists():
+        return
+    known = (
+        Contact.objects.filter(phone=sender.phone, identities__channel=channel)
+        .order_by("pk")
+        .first()
+    )
+    if known is not None:
+        ContactIdentity.objects.get_or_create(
+            channel=channel,
+            external_id=sender.external_id,
+            defaults={"contact": known, "display_name": sender.name, "username": sender.username},
+        )
+
+
+# -- messages -------------------------------------------------------------------------------
+def _on_message(room: MatrixRoom, event: dict, config: MatrixConfig) -> bool:
+    content = event.get("content") or {}
+    relates = content.get("m.relates_to") or {}
+    channel = matrix_channel(config)
+    if relates.get("rel_type") == "m.replace":
+        new = content.get("m.new_content") or {}
+        return edits.apply_edit(
+            channel_id=channel.pk,
+            external_id=relates.get("event_id", ""),
+            content=new.get("body", ""),
+            edit_id=event.get("event_id", ""),
+            edited_at=_timestamp(event),
+        )
+    sender = event.get("sender", "")
+    outbound = room.receiver and _ghost_phone(sender, config) == room.receiver
+    contact_ghost = sender if not outbound else ""
+    inbound_sender = (
+        _sender_for(room, contact_ghost, config)
+        if contact_ghost
+        else InboundSender(external_id=room.room_id, name="" if not room.is_group else room.name)
+    )
+    _adopt_known_contact(room, inbound_sender, config)
+    if event.get("type") == "m.sticker":
+        kind = Message.Kind.STICKER
+    else:
+        kind = KIND_BY_MSGTYPE.get(content.get("msgtype", ""), Message.Kind.TEXT)
+    text, attachments, metadata = _content_of(room, content, kind, config)
+    metadata.update(matrix_sender=sender, matrix_room=room.room_id)
+    if room.is_group and contact_ghost:
+        metadata["sender_name"] = _profile(room, sender, config).get("displayname", "")
+    reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+    result = ingest_message(
+        channel,
+        InboundMessage(
+            sender=inbound_sender,
+            content=text,
+            kind=kind,
+            external_id=event.get("event_id"),
+            conversation_external_id=room.room_id,
+            subject=room.name if room.is_group else "",
+            timestamp=_timestamp(event),
+            attachments=attachments,
+            reply_to_external_id=reply_to,
+            direction=Message.Direction.OUTBOUND if outbound else Message.Direction.INBOUND,
+            metadata=metadata,
+        ),
+    )
+    return result.created
+
+
+def _content_of(
+    room: MatrixRoom, content: dict, kind: str, config: MatrixConfig
+) -> tuple[str, tuple[InboundAttachment, ...], dict]:
+    metadata: dict = {}
+    body = content.get("body", "") or ""
+    if kind == Message.Kind.LOCATION:
+        metadata["geo_uri"] = content.get("geo_uri", "")
+        return body, (), metadata
+    if kind not in (
+        Message.Kind.IMAGE,
+        Message.Kind.VIDEO,
+        Message.Kind.AUDIO,
+        Message.Kind.FILE,
+        Message.Kind.STICKER,
+    ):
+        return body, (), metadata
+    info = content.get("info") or {}
+    filename = content.get("filename") or body or "attachment"
+    caption = body if content.get("filename") and body != content.get("filename") else ""
+    if "org.matrix.msc3245.voice" in content:
+        metadata["voice"] = True
+    mxc = content.get("url", "")
+    data = None
+    if mxc:
+        # Stored before the message is announced: the ingest path saves these bytes.
+        data = MatrixClient.for_connection(room.connection, config).download(mxc)
+    else:
+        metadata["media_unavailable"] = "encrypted or missing media"
+    attachment = InboundAttachment(
+        mime_type=(info.get("mimetype") or "application/octet-stream").split(";")[0].strip(),
+        filename=filename[:255],
+        data=data,
+        provider_ref=mxc,
+        width=info.get("w"),
+        height=info.get("h"),
+        duration_ms=info.get("duration"),
+    )
+    return caption, (attachment,), metadata
+
+
+def _timestamp(event: dict) -> datetime | None:
+    ts = event.get("origin_server_ts")
+    return datetime.fromtimestamp(ts / 1000, tz=UTC) if ts else None
+
+
+# -- statuses -------------------------------------------------------------------------------
+def _on_bridge_bot(room: MatrixRoom, event: dict) -> bool:
+    content = event.get("content") or {}
+    event_type = event.get("type")
+    if event_type == "com.beeper.message_send_status":
+        target = (content.get("m.relates_to") or {}).get("event_id", "")
+        status = content.get("status")
+        if status in STATUS_FAILURES:
+            reason = content.get("message") or content.get("error") or content.get("reason") or ""
+            label = "WhatsApp did not accept the message"
+            if status == "FAIL_RETRIABLE":
+                label += " (retriable)"
+            return apply_status(target, Message.Status.FAILED, f"{label}: {reason}")
+        if status == "SUCCESS":
+            return apply_status(target, Message.Status.SENT)
+        return False
+    if event_type == "m.room.message" and (content.get("body") or "").startswith(
+        NOT_BRIDGED_PREFIX
+    ):
+        target = ((content.get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
+        if target:
+            return apply_status(target, Message.Status.FAILED, content["body"])
+    return False
+
+
+def handle_receipts(room_id: str, content: dict, config: MatrixConfig | None = None) -> int:
+    """`m.receipt` content: the bridge bot's read = delivered to WhatsApp, a ghost's = read."""
+    config = config or get_config()
+    changed = 0
+    for event_id, kinds in (content or {}).items():
+        for receipt_type in ("m.read", "m.read.private"):
+            for reader in (kinds.get(receipt_type) or {}).keys():
+                if reader == config.bridge_bot:
+                    changed += apply_status(event_id, Message.Status.DELIVERED)
+                elif _is_ghost(reader, config):
+                    room = room_for(room_id, allow_lookup=False)
+                    if room is not None and _ghost_phone(reader, config) == room.receiver:
+                        continue  # the manager read it on their phone
+                    changed += apply_status(event_id, Message.Status.READ)
+    return changed
+
+
+def handle_ephemeral(events: list[dict]) -> int:
+    config = get_config()
+    return sum(
+        handle_receipts(e.get("room_id", ""), e.get("content") or {}, config)
+        for e in events
+        if e.get("type") == "m.receipt"
+    )
+
+
+def apply_status(event_id: str, status: str, reason: str = "") -> bool:
+    """Forward-only. A status may overtake the send's own answer (it names an event id we do
+    not know yet): then it waits in the cache until the provider stores the id."""
+    if not event_id:
+        return False
+    channel_id = matrix_channel().pk
+    known = Message.objects.filter(
+        channel_id=channel_id, external_id=event_id, direction=Message.Direction.OUTBOUND
+    ).exists()
+    if known:
+        changed = update_status_by_external_id(channel_id, event_id, status, reason)
+        if changed and status == Message.Status.FAILED:
+            bump_send_generation(channel_id, event_id)
+        return changed
+    key = PENDING_STATUS_KEY.format(event_id)
+    pending = cache.get(key) or []
+    pending.append((status, reason))
+    cache.set(key, pending, PENDING_STATUS_TTL)
+    # The id may have been stored between our check and our write: look once more.
+    if Message.objects.filter(channel_id=channel_id, external_id=event_id).exists():
+        return apply_pending_statuses(channel_id, event_id)
+    return False
+
+
+def apply_pending_statuses(channel_id: int, event_id: str) -> bool:
+    key = PENDING_STATUS_KEY.format(event_id)
+    pending = cache.get(key) or []
+    if not pending:
+        return False
+    cache.delete(key)
+    changed = False
+    for status, reason in pending:
+        if update_status_by_external_id(channel_id, event_id, status, reason):
+            changed = True
+            if status == Message.Status.FAILED:
+                bump_send_generation(channel_id, event_id)
+    return changed
+
+
+def bump_send_generation(channel_id: int, event_id: str) -> None:
+    """The bridge refused this event: a staff retry must send a new Matrix event, not replay
+    the old transaction id (Synapse would answer with the refused event again)."""
+    message = Message.objects.filter(channel_id=channel_id, external_id=event_id).first()
+    if message is None:
+        return
+    message.metadata["matrix_generation"] = message.metadata.get("matrix_generation", 0) + 1
+    Message.objects.filter(pk=message.pk).update(metadata=message.metadata)

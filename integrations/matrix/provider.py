@@ -1,0 +1,104 @@
+"""WhatsApp through Matrix: an outbound message becomes an event in the chat's portal room.
+
+Who sends: the portal belongs to one manager's WhatsApp login (the bridge made it for that
+login and only that manager's Matrix user is in it), so the message is sent as that manager's
+Matrix user, whoever wrote it in the inbox. The transaction id is `switchboard-<message id>`
+(plus a generation after a bridge refusal), so a retried task — even one whose worker died
+after the homeserver took the event — gets the same event back instead of a second one.
+"""
+
+from communications.models import Channel, Message
+from communications.services.send import update_message_status
+
+from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
+from .client import MatrixClient, MatrixError, MatrixUnavailable
+from .mapper import apply_pending_statuses
+from .models import MatrixConnection
+from .rooms import room_for
+from .settings_cache import get_config
+
+
+def msgtype_for(mime_type: str) -> str:
+    major = (mime_type or "").split("/", 1)[0]
+    return {"image": "m.image", "video": "m.video", "audio": "m.audio"}.get(major, "m.file")
+
+
+class MatrixProvider:
+    kind = Channel.Kind.WHATSAPP
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
+
+    def send(self, message: Message) -> SendResult:
+        config = get_config()
+        if not config.configured:
+            raise PermanentDeliveryError("Matrix is not configured (admin → Matrix settings)")
+        room_id = message.conversation.external_id
+        try:
+            room = room_for(room_id)
+        except MatrixUnavailable as exc:
+            raise TemporaryDeliveryError(str(exc)) from exc
+        if room is None:
+            raise PermanentDeliveryError(f"no connected manager is in the portal room {room_id}")
+        connection = room.connection
+        if connection.state != MatrixConnection.State.CONNECTED or not connection.access_token:
+            raise PermanentDeliveryError(
+                f"the WhatsApp connection of {connection.user} is {connection.get_state_display()}"
+                " — reconnect it on the Connect WhatsApp page"
+            )
+        client = MatrixClient.for_connection(connection, config)
+        generation = message.metadata.get("matrix_generation", 0)
+        txn = f"switchboard-{message.pk}" + (f"-g{generation}" if generation else "")
+        try:
+            event_ids = []
+            attachments = list(message.attachments.all())
+            for index, attachment in enumerate(attachments):
+                content = self._media_content(client, attachment)
+                if index == 0 and message.content and len(attachments) == 1:
+                    content["body"], content["filename"] = message.content, attachment.filename
+                event_ids.append(
+                    client.send_event(room_id, "m.room.message", content, f"{txn}-a{index}")
+                )
+            if message.content and len(attachments) != 1:
+                content = {"msgtype": "m.text", "body": message.content}
+                reply = message.reply_to.external_id if message.reply_to_id else None
+                if reply:
+                    content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply}}
+                event_ids.append(client.send_event(room_id, "m.room.message", content, txn))
+        except MatrixUnavailable as exc:
+            raise TemporaryDeliveryError(str(exc)) from exc
+        except MatrixError as exc:
+            if exc.status in (401,) or exc.errcode == "M_UNKNOWN_TOKEN":
+                raise PermanentDeliveryError(
+                    f"the Matrix login of {connection.user} is no longer valid: reconnect it"
+                ) from exc
+            raise PermanentDeliveryError(f"the homeserver refused the message: {exc}") from exc
+        event_id = event_ids[-1]
+        if len(event_ids) > 1:
+            message.metadata["matrix_events"] = event_ids
+            Message.objects.filter(pk=message.pk).update(metadata=message.metadata)
+        # Store the id now, then apply any status the bridge sent before we heard back.
+        update_message_status(message.pk, Message.Status.SENT, external_id=event_id)
+        apply_pending_statuses(self.channel.pk, event_id)
+        return SendResult(external_id=event_id)
+
+    @staticmethod
+    def _media_content(client: MatrixClient, attachment) -> dict:
+        attachment.file.open("rb")
+        try:
+            data = attachment.file.read()
+        finally:
+            attachment.file.close()
+        mxc = client.upload(data, attachment.mime_type, attachment.filename or "file")
+        info = {"mimetype": attachment.mime_type, "size": len(data)}
+        for key, value in (("w", attachment.width), ("h", attachment.height)):
+            if value:
+                info[key] = value
+        if attachment.duration_ms:
+            info["duration"] = attachment.duration_ms
+        return {
+            "msgtype": msgtype_for(attachment.mime_type),
+            "body": attachment.filename or "file",
+            "url": mxc,
+            "info": info,
+        }
