@@ -154,6 +154,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Unified inbox: conversations, messages, contacts and channel webhooks.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "communications.models.Conversation.Status",
+        "MessageStatusEnum": "communications.models.Message.Status",
+        "OrderStatusEnum": "crm.models.Order.Status",
+    },
 }
 
 # --- Files ----------------------------------------------------------------------------------
@@ -196,6 +201,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    # HSTS preloading cannot be undone quickly; it is the operator's call (SECURE_HSTS_PRELOAD).
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

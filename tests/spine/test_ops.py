@@ -1,0 +1,123 @@
+"""Health, demo data, settings for production."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from communications.models import Channel, Conversation, Message
+from crm import health
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_health_reports_each_dependency(client):
+    response = client.get("/health/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert {"database", "cache", "channel_layer", "worker"} <= set(body["checks"])
+    assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_health_is_503_when_a_required_dependency_is_down(client, monkeypatch):
+    def broken():
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setitem(health._CHECKS, "cache", (broken, True))
+    response = client.get("/health/")
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"] == {
+        "status": "down",
+        "detail": "ConnectionError: connection refused",
+        "required": True,
+    }
+
+
+def test_health_ignores_optional_dependencies_being_down(client, monkeypatch):
+    monkeypatch.setitem(health._CHECKS, "extra", (lambda: {"status": "down"}, False))
+    assert client.get("/health/").status_code == 200
+
+
+def test_seed_demo_is_idempotent():
+    call_command("seed_demo")
+    counts = (Channel.objects.count(), Conversation.objects.count(), Message.objects.count())
+    call_command("seed_demo")
+    assert (
+        Channel.objects.count(),
+        Conversation.objects.count(),
+        Message.objects.count(),
+    ) == counts
+    assert counts[1] == 12
+    assert set(Channel.objects.values_list("kind", flat=True)) == set(Channel.Kind.values)
+
+
+def _manage(*args, env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG",)}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_production_settings_pass_check_deploy():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env_overrides={
+            "DJANGO_DEBUG": "False",
+            "DJANGO_SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-4f9a8b7c",
+            "DJANGO_ALLOWED_HOSTS": "switchboard.example.com",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_embedded_defaults_without_environment(tmp_path):
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.DATABASES['default']['ENGINE'], "
+        "s.CHANNEL_LAYERS['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER, "
+        "s.CACHES['default']['BACKEND']]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["DJANGO_SETTINGS_MODULE"] = "crm.settings"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        '["django.db.backends.sqlite3", "channels.layers.InMemoryChannelLayer", true, '
+        '"django.core.cache.backends.locmem.LocMemCache"]'
+    )
+
+
+def test_postgres_settings_use_the_pool_and_redis_layer_has_no_socket_timeout():
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.DATABASES['default']['OPTIONS'].get('pool'), "
+        "s.DATABASES['default']['CONN_MAX_AGE'], s.CHANNEL_LAYERS['default']['CONFIG']['hosts']]))"
+    )
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "crm.settings",
+            "DATABASE_URL": "postgres://u@db:5432/switchboard",
+            "REDIS_URL": "redis://cache:6379/0",
+            "DB_POOL_MAX_SIZE": "33",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        '[{"min_size": 2, "max_size": 33, "timeout": 10.0}, 0, '
+        '[{"address": "redis://cache:6379/0", "socket_timeout": null}]]'
+    )
