@@ -128,6 +128,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Every periodic job, in one place; django-celery-beat's scheduler syncs these into its tables.
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {"task": "communications.tasks.worker_heartbeat", "schedule": 30.0},
+}
 
 # --- Auth, API ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
