@@ -1,12 +1,12 @@
-"""The managers' pages. The inbox itself arrives with the realtime work (issue: inbox)."""
+"""The managers' pages: the inbox shell and the JSON its modules call (communications/pages.py)."""
 
 from django.urls import path
-from django.views.generic import TemplateView
+
+from . import pages
 
 urlpatterns = [
-    path(
-        "inbox/",
-        TemplateView.as_view(template_name="communications/inbox_pending.html"),
-        name="inbox",
-    ),
+    path("inbox/", pages.inbox, name="inbox"),
+    path("inbox/counts/", pages.counts, name="inbox-counts"),
+    path("inbox/c/<int:conversation_id>/", pages.conversation_open, name="inbox-conversation"),
+    path("inbox/c/<int:conversation_id>/upload/", pages.upload, name="inbox-upload"),
 ]

@@ -1,0 +1,65 @@
+// HTTP calls of the inbox page: same-origin JSON with the session cookie and CSRF token.
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]').content;
+}
+
+async function request(method, url, body, { form = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  let payload;
+  if (body !== undefined) {
+    if (form) payload = body;
+    else {
+      headers["Content-Type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+  }
+  let response;
+  try {
+    response = await fetch(url, { method, headers, body: payload, credentials: "same-origin" });
+  } catch (error) {
+    throw new ApiError(0, "network error: check your connection");
+  }
+  if (response.status === 401 || response.status === 403) {
+    if (response.redirected || response.status === 401) location.assign("/accounts/login/?next=/inbox/");
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, describe(data) || `HTTP ${response.status}`);
+  return data;
+}
+
+function describe(data) {
+  if (!data) return "";
+  if (typeof data.detail === "string") return data.detail;
+  return Object.entries(data)
+    .map(([key, value]) => `${key}: ${[].concat(value).join(" ")}`)
+    .join("; ");
+}
+
+export const api = {
+  conversations: (params) => request("GET", `/api/v1/conversations/?${new URLSearchParams(params)}`),
+  open: (id) => request("GET", `/inbox/c/${id}/`),
+  olderMessages: (id, before) =>
+    request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
+  send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
+  upload: (id, formData) => request("POST", `/inbox/c/${id}/upload/`, formData, { form: true }),
+  retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
+  update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
+  markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
+  counts: () => request("GET", "/inbox/counts/"),
+};

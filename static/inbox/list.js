@@ -1,0 +1,186 @@
+// The conversation list: cursor pages on scroll, filters, and per-row patches from events.
+
+import { api } from "./api.js";
+import { avatar, contactName, el, shortTime } from "./render.js";
+
+const ORDER = (a, b) =>
+  b.last_message_at === a.last_message_at ? b.id - a.id : b.last_message_at > a.last_message_at ? 1 : -1;
+
+export class ConversationList {
+  constructor({ root, sentinel, me, filters, onSelect }) {
+    this.root = root;
+    this.me = me;
+    this.filters = { ...filters };
+    this.onSelect = onSelect;
+    this.rows = new Map(); // id -> { data, node }
+    this.cursor = null;
+    this.loading = false;
+    this.selectedId = null;
+    new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
+    }, { root: root.parentElement, rootMargin: "400px" }).observe(sentinel);
+  }
+
+  show(conversations, cursor) {
+    this.root.replaceChildren();
+    this.rows.clear();
+    this.cursor = cursor;
+    for (const conversation of conversations) this.append(conversation);
+    this.renderEmpty();
+  }
+
+  async reload() {
+    const token = (this.reloadToken = Symbol());
+    const page = await api.conversations(this.filters);
+    if (token !== this.reloadToken) return; // a newer filter change won
+    this.show(page.results, page.next_cursor);
+    if (this.selectedId) this.markSelected(this.selectedId);
+  }
+
+  async loadMore() {
+    if (!this.cursor || this.loading) return;
+    this.loading = true;
+    try {
+      const page = await api.conversations({ ...this.filters, cursor: this.cursor });
+      for (const conversation of page.results) if (!this.rows.has(conversation.id)) this.append(conversation);
+      this.cursor = page.next_cursor;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  setFilters(filters) {
+    this.filters = Object.fromEntries(Object.entries(filters).filter(([, v]) => v !== "" && v != null));
+    return this.reload();
+  }
+
+  append(conversation) {
+    const node = this.renderRow(conversation);
+    this.rows.set(conversation.id, { data: conversation, node });
+    this.root.append(node);
+  }
+
+  // A conversation.created / conversation.updated event, or an API response.
+  upsert(conversation) {
+    const existing = this.rows.get(conversation.id);
+    if (existing && existing.data.updated_at && conversation.updated_at && conversation.updated_at < existing.data.updated_at) {
+      return; // an older copy arrived late
+    }
+    if (!this.matches(conversation) && conversation.id !== this.selectedId) {
+      if (existing) {
+        existing.node.remove();
+        this.rows.delete(conversation.id);
+        this.renderEmpty();
+      }
+      return;
+    }
+    const merged = existing ? { ...existing.data, ...conversation } : conversation;
+    const node = this.renderRow(merged);
+    if (existing) existing.node.replaceWith(node);
+    this.rows.set(conversation.id, { data: merged, node });
+    this.place(merged, node);
+    this.renderEmpty();
+  }
+
+  // Keep rows in (last_message_at, id) descending order; a row below the loaded pages waits.
+  place(conversation, node) {
+    const others = [...this.rows.values()].filter((row) => row.data.id !== conversation.id);
+    const before = others.find((row) => ORDER(conversation, row.data) < 0);
+    if (before) {
+      if (node.nextSibling !== before.node) this.root.insertBefore(node, before.node);
+    } else if (!this.cursor || others.length === 0) {
+      if (this.root.lastElementChild !== node) this.root.append(node);
+    } else {
+      node.remove();
+      this.rows.delete(conversation.id);
+    }
+  }
+
+  matches(conversation) {
+    const f = this.filters;
+    if (conversation.is_archived) return false;
+    if (f.status && conversation.status !== f.status) return false;
+    if (f.channel && String(conversation.channel.id) !== String(f.channel)) return false;
+    const assignee = conversation.assignee ? conversation.assignee.id : null;
+    if (f.assignee === "me" && assignee !== this.me.id) return false;
+    if (f.assignee === "none" && assignee !== null) return false;
+    if (f.assignee && !["me", "none"].includes(f.assignee) && String(assignee) !== String(f.assignee)) return false;
+    if (f.unread && !conversation.unread_count) return false;
+    if (f.q && !this.rows.has(conversation.id)) return false; // the server decides what matches a search
+    return true;
+  }
+
+  renderRow(conversation) {
+    const name = contactName(conversation.contact);
+    const unread = conversation.unread_count > 0;
+    const node = el(
+      "li",
+      {
+        class: `row${unread ? " unread" : ""}${conversation.id === this.selectedId ? " selected" : ""}`,
+        role: "option",
+        tabindex: "-1",
+        "aria-selected": conversation.id === this.selectedId ? "true" : "false",
+        dataset: { id: conversation.id },
+        onclick: () => this.onSelect(conversation.id),
+      },
+      avatar(name),
+      el(
+        "div",
+        { class: "row-main" },
+        el(
+          "div",
+          { class: "row-top" },
+          el("span", { class: "row-name", text: name }),
+          el("time", { class: "row-time", datetime: conversation.last_message_at, text: shortTime(conversation.last_message_at) }),
+        ),
+        el(
+          "div",
+          { class: "row-bottom" },
+          el("span", { class: "row-preview", text: conversation.last_message_preview || conversation.subject || "" }),
+          unread ? el("span", { class: "badge", "aria-label": `${conversation.unread_count} unread`, text: conversation.unread_count }) : null,
+        ),
+        el(
+          "div",
+          { class: "row-tags" },
+          el("span", { class: `tag kind-${conversation.channel.kind}`, text: conversation.channel.name }),
+          conversation.status !== "open" ? el("span", { class: `tag status-${conversation.status}`, text: conversation.status }) : null,
+          conversation.assignee ? el("span", { class: "tag assignee", text: `@ ${conversation.assignee.name}` }) : null,
+        ),
+      ),
+    );
+    return node;
+  }
+
+  renderEmpty() {
+    const empty = this.root.querySelector(".list-empty");
+    if (this.rows.size === 0 && !empty) {
+      this.root.append(el("li", { class: "list-empty", text: "No conversations match these filters." }));
+    } else if (this.rows.size > 0 && empty) {
+      empty.remove();
+    }
+  }
+
+  markSelected(id) {
+    this.selectedId = id;
+    for (const [rowId, row] of this.rows) {
+      const selected = rowId === id;
+      row.node.classList.toggle("selected", selected);
+      row.node.setAttribute("aria-selected", selected ? "true" : "false");
+    }
+    const row = this.rows.get(id);
+    if (row) row.node.scrollIntoView({ block: "nearest" });
+  }
+
+  neighbour(step) {
+    const ids = [...this.root.querySelectorAll(".row")].map((node) => Number(node.dataset.id));
+    if (ids.length === 0) return null;
+    const index = ids.indexOf(this.selectedId);
+    if (index === -1) return ids[0];
+    return ids[Math.min(ids.length - 1, Math.max(0, index + step))];
+  }
+
+  get(id) {
+    const row = this.rows.get(id);
+    return row ? row.data : null;
+  }
+}

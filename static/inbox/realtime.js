@@ -1,0 +1,108 @@
+// The inbox websocket: resume from the last event id, heartbeat, reconnect with backoff.
+// Every event is applied at most once (ids are remembered), whatever the server replays.
+
+const REMEMBERED = 5000;
+const SERVER_SILENCE_MS = 45000;
+
+export class Realtime {
+  constructor({ lastEventId, onEvent, onState, onResync, onUnauthorized }) {
+    this.lastEventId = lastEventId || 0;
+    this.applied = new Set();
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.onResync = onResync;
+    this.onUnauthorized = onUnauthorized;
+    this.attempt = 0;
+    this.socket = null;
+    this.timer = null;
+    window.addEventListener("online", () => this.reconnectNow());
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && !this.isOpen()) this.reconnectNow();
+    });
+  }
+
+  isOpen() {
+    return this.socket && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  connect() {
+    clearTimeout(this.timer);
+    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const url = `${scheme}://${location.host}/ws/inbox/?last_event_id=${this.lastEventId}`;
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    socket.onmessage = (message) => this.receive(socket, message);
+    socket.onclose = (event) => this.closed(socket, event);
+    this.watchSilence(socket);
+  }
+
+  reconnectNow() {
+    if (this.isOpen() || (this.socket && this.socket.readyState === WebSocket.CONNECTING)) return;
+    this.attempt = Math.max(this.attempt, 1);
+    this.connect();
+  }
+
+  send(message) {
+    if (this.isOpen()) this.socket.send(JSON.stringify(message));
+  }
+
+  receive(socket, message) {
+    if (socket !== this.socket) return;
+    this.watchSilence(socket);
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    if (event.type === "ping") {
+      this.send({ type: "pong", seq: event.seq });
+    } else if (event.type === "ready") {
+      this.attempt = 0;
+      this.lastEventId = Math.max(this.lastEventId, event.last_event_id || 0);
+      this.setState("live");
+    } else if (event.type === "resync") {
+      this.lastEventId = event.last_event_id;
+      this.onResync();
+    } else if (event.id == null) {
+      this.onEvent(event); // presence: typing, viewing
+    } else if (!this.applied.has(event.id)) {
+      this.remember(event.id);
+      this.lastEventId = Math.max(this.lastEventId, event.id);
+      this.onEvent(event);
+    }
+  }
+
+  remember(id) {
+    this.applied.add(id);
+    if (this.applied.size > REMEMBERED) {
+      this.applied.delete(this.applied.values().next().value);
+    }
+  }
+
+  watchSilence(socket) {
+    clearTimeout(this.silence);
+    // The server pings every 20 s: silence this long means the connection is dead.
+    this.silence = setTimeout(() => socket.close(), SERVER_SILENCE_MS);
+  }
+
+  closed(socket, event) {
+    if (socket !== this.socket) return;
+    clearTimeout(this.silence);
+    if (event.code === 4401) {
+      this.setState("offline");
+      this.onUnauthorized();
+      return;
+    }
+    this.attempt += 1;
+    this.setState("reconnecting");
+    const delay = Math.min(10000, 500 * 2 ** Math.min(this.attempt - 1, 5));
+    this.timer = setTimeout(() => this.connect(), delay * (0.5 + Math.random() / 2));
+  }
+
+  setState(state) {
+    this.state = state;
+    this.onState(state);
+  }
+}

@@ -1,0 +1,188 @@
+// DOM building for the inbox. Text from customers only ever goes in through textContent or
+// text nodes; links are built as elements with http(s) hrefs only.
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
+const TRAILING = /[.,;:!?)\]}'"]+$/;
+
+export function linkify(text) {
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    let href = match[0];
+    const trailing = href.match(TRAILING);
+    if (trailing) href = href.slice(0, -trailing[0].length);
+    fragment.append(document.createTextNode(text.slice(last, match.index)));
+    if (isSafeUrl(href)) {
+      fragment.append(el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow", text: href }));
+    } else {
+      fragment.append(document.createTextNode(href));
+    }
+    last = match.index + href.length;
+  }
+  fragment.append(document.createTextNode(text.slice(last)));
+  return fragment;
+}
+
+function isSafeUrl(href) {
+  try {
+    const url = new URL(href);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+export function initials(name) {
+  const parts = (name || "?").trim().split(/\s+/).filter(Boolean);
+  return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
+}
+
+export function avatar(name, size = "") {
+  let hash = 0;
+  for (const ch of name || "?") hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name));
+}
+
+export function shortTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const now = new Date();
+  if (date.toDateString() === now.toDateString()) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  const sameYear = date.getFullYear() === now.getFullYear();
+  return date.toLocaleDateString([], { day: "numeric", month: "short", year: sameYear ? undefined : "2-digit" });
+}
+
+export function fullTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+export function contactName(contact) {
+  return contact.name || contact.phone || contact.email || contact.username || `Contact #${contact.id}`;
+}
+
+export function humanSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+const STATUS_LABEL = {
+  sending: "Sending…",
+  pending: "Sending…",
+  sent: "Sent",
+  delivered: "Delivered",
+  read: "Seen",
+  failed: "Failed",
+  received: "",
+};
+const STATUS_ICON = { sending: "◷", pending: "◷", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+
+// A message bubble. `actions.retry(message)` is called by the retry button of a failed one.
+export function renderMessage(message, actions) {
+  const outbound = message.direction === "out";
+  const note = message.kind === "note";
+  const classes = ["msg", outbound ? "out" : "in", note ? "note" : "", `status-${message.status}`];
+  const bubble = el("div", { class: "bubble" });
+  if (note) bubble.append(el("div", { class: "note-label", text: "Private note" }));
+  if (message.is_deleted) {
+    bubble.append(el("em", { class: "deleted", text: "This message was deleted" }));
+  } else {
+    for (const attachment of message.attachments || []) bubble.append(renderAttachment(attachment, actions));
+    if (message.content) bubble.append(el("div", { class: "text" }, linkify(message.content)));
+  }
+  const meta = el(
+    "div",
+    { class: "meta" },
+    message.sender_name && outbound ? el("span", { class: "who", text: message.sender_name }) : null,
+    el("time", { datetime: message.created_at, title: fullTime(message.created_at), text: shortTime(message.created_at) }),
+    message.is_edited ? el("span", { class: "edited", text: "edited" }) : null,
+    outbound && !note
+      ? el("span", { class: "tick", title: STATUS_LABEL[message.status] || "", text: STATUS_ICON[message.status] || "" })
+      : null,
+  );
+  bubble.append(meta);
+  if (message.status === "failed") {
+    bubble.append(
+      el(
+        "div",
+        { class: "failure", role: "alert" },
+        el("span", { text: `Not delivered: ${message.failure_reason || "unknown error"}` }),
+        el("button", { type: "button", class: "retry", onclick: () => actions.retry(message), text: "Retry" }),
+      ),
+    );
+  }
+  return el(
+    "div",
+    {
+      class: classes.filter(Boolean).join(" "),
+      dataset: {
+        id: message.id ?? "",
+        clientId: message.client_id ?? "",
+        created: message.created_at,
+        updated: message.updated_at ?? "",
+      },
+    },
+    bubble,
+  );
+}
+
+function downloadLink(attachment) {
+  return el(
+    "a",
+    { class: "file", href: attachment.url, download: attachment.filename || true },
+    el("span", { class: "file-icon", "aria-hidden": "true", text: "⤓" }),
+    el("span", { class: "file-name", text: attachment.filename || "attachment" }),
+    attachment.size ? el("span", { class: "file-size", text: humanSize(attachment.size) }) : null,
+  );
+}
+
+function fallBackToDownload(node, attachment) {
+  node.replaceWith(downloadLink(attachment));
+}
+
+export function renderAttachment(attachment, actions) {
+  if (attachment.uploading) {
+    return el("div", { class: "file uploading" }, el("span", { class: "file-name", text: attachment.filename }),
+      el("span", { class: "file-size", text: "uploading…" }));
+  }
+  const major = (attachment.mime_type || "").split("/")[0];
+  if (major === "image") {
+    const image = el("img", {
+      class: "media image",
+      src: attachment.url,
+      alt: attachment.filename || "image",
+      loading: "lazy",
+      decoding: "async",
+      width: attachment.width,
+      height: attachment.height,
+    });
+    image.addEventListener("error", () => fallBackToDownload(image, attachment), { once: true });
+    image.addEventListener("click", () => actions.lightbox(attachment));
+    return image;
+  }
+  if (major === "video" || major === "audio") {
+    const media = el(major, { class: `media ${major}`, src: attachment.url, controls: true, preload: "metadata" });
+    media.addEventListener("error", () => fallBackToDownload(media, attachment), { once: true });
+    return media;
+  }
+  return downloadLink(attachment);
+}

@@ -1,0 +1,259 @@
+// The open conversation: header with status and assignment, messages, the customer's card.
+
+import { api } from "./api.js";
+import { avatar, contactName, el, fullTime, renderMessage, shortTime } from "./render.js";
+
+const STATUS_RANK = { sending: 0, pending: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
+
+export class Thread {
+  constructor({ root, header, messages, card, presence, me, managers, teams, actions }) {
+    Object.assign(this, { root, header, messages, card, presence, me, managers, teams, actions });
+    this.id = null;
+    this.conversation = null;
+    this.byId = new Map();
+    this.byClient = new Map();
+    this.cursor = null;
+    this.loadingOlder = false;
+    this.presenceTimers = new Map();
+    this.messages.addEventListener("scroll", () => {
+      if (this.messages.scrollTop < 300) this.loadOlder();
+    });
+  }
+
+  async open(id) {
+    this.id = id;
+    const token = (this.openToken = Symbol());
+    this.root.classList.add("loading");
+    const data = await api.open(id);
+    if (token !== this.openToken) return null; // another conversation was opened meanwhile
+    this.root.classList.remove("loading", "empty");
+    this.show(data);
+    return data.conversation;
+  }
+
+  show(data) {
+    this.byId.clear();
+    this.byClient.clear();
+    this.presence.replaceChildren();
+    this.presenceTimers.clear();
+    this.cursor = data.next_cursor;
+    this.applyConversation(data.conversation);
+    this.renderCard(data.conversation.contact);
+    this.messages.replaceChildren();
+    for (const message of [...data.messages].reverse()) this.insert(message);
+    this.scrollToBottom();
+  }
+
+  async reload() {
+    if (this.id) this.show(await api.open(this.id));
+  }
+
+  async loadOlder() {
+    if (!this.cursor || this.loadingOlder || !this.id) return;
+    this.loadingOlder = true;
+    const id = this.id;
+    try {
+      const page = await api.olderMessages(id, this.cursor);
+      if (id !== this.id) return;
+      const box = this.messages;
+      const height = box.scrollHeight;
+      const top = box.scrollTop;
+      const fragment = document.createDocumentFragment();
+      for (const message of [...page.results].reverse()) {
+        if (this.byId.has(message.id)) continue;
+        const node = this.node(message);
+        fragment.append(node);
+      }
+      box.prepend(fragment);
+      box.scrollTop = top + (box.scrollHeight - height); // keep what the reader looks at in place
+      this.cursor = page.next_cursor;
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  node(message) {
+    const node = renderMessage(message, this.actions);
+    if (message.id != null) this.byId.set(message.id, node);
+    if (message.client_id) this.byClient.set(message.client_id, node);
+    return node;
+  }
+
+  // A message from the server (event or response) or an optimistic one (id null, client_id).
+  upsertMessage(message) {
+    if (message.conversation_id !== this.id) return;
+    const existing = (message.id != null && this.byId.get(message.id)) || (message.client_id && this.byClient.get(message.client_id));
+    if (existing && existing.dataset.id && message.id == null) return; // the server's copy is already shown
+    if (existing && existing.dataset.id && !isNewer(message, existing)) return;
+    const atBottom = this.isAtBottom();
+    const node = this.node(message);
+    if (existing) existing.replaceWith(node);
+    else this.insertNode(node, message.created_at);
+    if (atBottom || (!existing && message.direction === "out")) this.scrollToBottom();
+  }
+
+  insert(message) {
+    this.messages.append(this.node(message));
+  }
+
+  insertNode(node, createdAt) {
+    let after = this.messages.lastElementChild;
+    while (after && after.dataset.created > createdAt) after = after.previousElementSibling;
+    if (after) after.after(node);
+    else this.messages.prepend(node);
+  }
+
+  isAtBottom() {
+    const box = this.messages;
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  }
+
+  scrollToBottom() {
+    this.messages.scrollTop = this.messages.scrollHeight;
+  }
+
+  applyConversation(conversation) {
+    if (conversation.id !== this.id) return;
+    this.conversation = { ...(this.conversation && this.conversation.id === conversation.id ? this.conversation : {}), ...conversation };
+    this.renderHeader(this.conversation);
+  }
+
+  renderHeader(conversation) {
+    const name = contactName(conversation.contact);
+    const status = el(
+      "select",
+      { class: "control", name: "status", "aria-label": "Status", onchange: (e) => this.changeStatus(e.target.value) },
+      ...["open", "pending", "snoozed", "resolved"].map((value) =>
+        el("option", { value, selected: conversation.status === value, text: value[0].toUpperCase() + value.slice(1) }),
+      ),
+    );
+    const assigneeId = conversation.assignee ? conversation.assignee.id : "";
+    const assignee = el(
+      "select",
+      { class: "control", name: "assignee", "aria-label": "Assignee", onchange: (e) => this.change({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
+      el("option", { value: "", selected: !assigneeId, text: "Unassigned" }),
+      el("option", { value: this.me.id, selected: assigneeId === this.me.id, text: `Me (${this.me.name})` }),
+      ...this.managers
+        .filter((m) => m.id !== this.me.id)
+        .map((m) => el("option", { value: m.id, selected: assigneeId === m.id, text: m.name })),
+    );
+    const team = el(
+      "select",
+      { class: "control", name: "team", "aria-label": "Team", onchange: (e) => this.change({ team_id: e.target.value ? Number(e.target.value) : null }) },
+      el("option", { value: "", selected: !conversation.team_id, text: "No team" }),
+      ...this.teams.map((t) => el("option", { value: t.id, selected: conversation.team_id === t.id, text: t.name })),
+    );
+    const snoozed = conversation.status === "snoozed" && conversation.snoozed_until
+      ? el("span", { class: "snoozed-until", text: `until ${fullTime(conversation.snoozed_until)}` })
+      : null;
+    this.header.replaceChildren(
+      avatar(name, "large"),
+      el(
+        "div",
+        { class: "head-main" },
+        el("h2", { class: "head-name", text: name }),
+        el("div", { class: "head-sub" }, el("span", { class: `tag kind-${conversation.channel.kind}`, text: conversation.channel.name }),
+          conversation.subject ? el("span", { class: "head-subject", text: conversation.subject }) : null),
+      ),
+      el("div", { class: "head-controls" }, status, snoozed, assignee, team),
+    );
+  }
+
+  changeStatus(value) {
+    if (value !== "snoozed") return this.change({ status: value });
+    this.header.querySelector(".snooze-form")?.remove();
+    const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
+    tomorrow.setHours(9, 0, 0, 0);
+    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    const input = el("input", { type: "datetime-local", class: "control", name: "snoozed_until", value: local, "aria-label": "Snooze until" });
+    const form = el(
+      "form",
+      {
+        class: "snooze-form",
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.change({ status: "snoozed", snoozed_until: new Date(input.value).toISOString() });
+        },
+      },
+      input,
+      el("button", { type: "submit", class: "button small", text: "Snooze" }),
+      el("button", { type: "button", class: "button small ghost", text: "Cancel", onclick: () => this.renderHeader(this.conversation) }),
+    );
+    this.header.querySelector(".head-controls").append(form);
+  }
+
+  async change(changes) {
+    try {
+      const conversation = await this.actions.updateConversation(this.id, changes);
+      this.applyConversation(conversation);
+    } catch (error) {
+      this.renderHeader(this.conversation);
+      this.actions.toast(`Could not update the conversation: ${error.detail || error.message}`);
+    }
+  }
+
+  renderCard(contact) {
+    const name = contactName(contact);
+    const details = [
+      ["Phone", contact.phone, contact.phone ? `tel:${contact.phone}` : null],
+      ["Email", contact.email, contact.email ? `mailto:${contact.email}` : null],
+      ["Username", contact.username, null],
+    ].filter(([, value]) => value);
+    const orders = contact.orders || [];
+    this.card.replaceChildren(
+      el("div", { class: "card-head" }, avatar(name, "large"), el("h3", { text: name })),
+      el(
+        "dl",
+        { class: "details" },
+        ...details.flatMap(([label, value, href]) => [
+          el("dt", { text: label }),
+          el("dd", {}, href ? el("a", { href, text: value }) : value),
+        ]),
+      ),
+      contact.notes ? el("p", { class: "contact-notes", text: contact.notes }) : null,
+      el("h4", { text: `Orders (${orders.length})` }),
+      orders.length
+        ? el(
+            "ul",
+            { class: "orders" },
+            ...orders.map((order) =>
+              el(
+                "li",
+                { class: "order" },
+                el("div", { class: "order-top" }, el("span", { class: "order-number", text: order.number }),
+                  el("span", { class: `pill order-${order.status}`, text: order.status })),
+                el("div", { class: "order-title", text: order.title }),
+                el("div", { class: "order-bottom" }, el("span", { text: `${order.amount} ${order.currency}` }),
+                  el("time", { datetime: order.ordered_at, text: shortTime(order.ordered_at) })),
+              ),
+            ),
+          )
+        : el("p", { class: "muted", text: "No orders yet." }),
+    );
+  }
+
+  // typing / viewing notices from other managers on this conversation
+  showPresence(event) {
+    const data = event.data || {};
+    if (data.conversation_id !== this.id) return;
+    const key = `${event.type}:${data.user_id}`;
+    clearTimeout(this.presenceTimers.get(key));
+    let node = this.presence.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    const text = event.type === "typing" ? `${data.user_name} is typing…` : `${data.user_name} is viewing this conversation`;
+    if (!node) {
+      node = el("span", { class: `presence-item ${event.type}`, dataset: { key } });
+      this.presence.append(node);
+    }
+    node.textContent = text;
+    const ttl = event.type === "typing" ? 5000 : 45000;
+    this.presenceTimers.set(key, setTimeout(() => node.remove(), ttl));
+  }
+}
+
+function isNewer(message, node) {
+  const updated = node.dataset.updated || "";
+  if (message.updated_at && updated && message.updated_at < updated) return false;
+  const current = node.className.match(/status-(\w+)/);
+  if (current && message.updated_at === updated && STATUS_RANK[message.status] < STATUS_RANK[current[1]]) return false;
+  return true;
+}
