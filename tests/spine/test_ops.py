@@ -121,3 +121,23 @@ def test_postgres_settings_use_the_pool_and_redis_layer_has_no_socket_timeout():
         '[{"min_size": 2, "max_size": 33, "timeout": 10.0}, 0, '
         '[{"address": "redis://cache:6379/0", "socket_timeout": null}]]'
     )
+
+
+def test_login_is_rate_limited_per_address_and_username(client):
+    import uuid
+
+    from tests import factories
+
+    # Unique names: the count lives in the shared cache (Redis), not in the test database.
+    maria, alex = f"maria-{uuid.uuid4().hex}", f"alex-{uuid.uuid4().hex}"
+    factories.UserFactory(username=maria)
+    for _ in range(10):
+        response = client.post("/accounts/login/", {"username": maria, "password": "wrong"})
+        assert response.status_code == 200
+    blocked = client.post("/accounts/login/", {"username": maria, "password": "switchboard"})
+    assert blocked.status_code == 429
+    assert b"Too many failed sign-ins" in blocked.content
+    # Another username from the same address is not locked out.
+    factories.UserFactory(username=alex)
+    signed_in = client.post("/accounts/login/", {"username": alex, "password": "switchboard"})
+    assert signed_in.status_code == 302
