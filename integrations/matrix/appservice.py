@@ -5,6 +5,7 @@ once; a txn is marked processed only after all its events went through the mappe
 half-way means Synapse sends it again and the event-id dedup absorbs the repeats).
 """
 
+import hashlib
 import hmac
 import json
 import logging
@@ -50,13 +51,20 @@ def check_hs_token(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
+def transaction_key(txn_id: str, body: bytes) -> str:
+    """A txn id alone is not unique over time: Synapse on SQLite numbers appservice txns from 1
+    again after a restart. The id plus a digest of the body is: a true re-send is identical."""
+    return f"{txn_id}:{hashlib.sha256(body).hexdigest()[:32]}"
+
+
 @csrf_exempt
 @require_http_methods(["PUT"])
 def transaction_view(request: HttpRequest, txn_id: str) -> JsonResponse:
     refused = check_hs_token(request)
     if refused is not None:
         return refused
-    if ProcessedTransaction.objects.filter(txn_id=txn_id).exists():
+    key = transaction_key(txn_id, request.body)
+    if ProcessedTransaction.objects.filter(txn_id=key).exists():
         return JsonResponse({})
     try:
         body = json.loads(request.body or b"{}")
@@ -74,7 +82,7 @@ def transaction_view(request: HttpRequest, txn_id: str) -> JsonResponse:
     try:
         with transaction.atomic():
             ProcessedTransaction.objects.create(
-                txn_id=txn_id, event_count=len(events) + len(ephemeral)
+                txn_id=key, event_count=len(events) + len(ephemeral)
             )
     except IntegrityError:
         pass  # processed concurrently
