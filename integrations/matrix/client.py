@@ -7,6 +7,7 @@ homeserver is down, slow, overloaded or rate-limiting) and `MatrixError` (it ans
 import hashlib
 import hmac
 import secrets
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -156,6 +157,19 @@ class MatrixClient:
 
     def join(self, room_id: str) -> None:
         self.request("POST", f"/_matrix/client/v3/join/{quote(room_id, safe='')}", json={})
+
+    def joined_members(self, room_id: str) -> set[str]:
+        path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/joined_members"
+        return set((self.request("GET", path).get("joined") or {}).keys())
+
+    def wait_for_member(self, room_id: str, user_id: str, timeout: float = 15.0) -> bool:
+        """Bounded wait until `user_id` joined (a bridge only hears rooms its bot is in)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if user_id in self.joined_members(room_id):
+                return True
+            time.sleep(0.1)
+        return False
 
     def room_state(self, room_id: str) -> list[dict]:
         return self.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state")

@@ -94,6 +94,11 @@ def start_login(user) -> MatrixConnection:
         connection.management_room_id = room_id
         connection.save(update_fields=["management_room_id", "updated_at"])
         remember_room(connection, room_id, None)
+    if not client.wait_for_member(connection.management_room_id, config.bridge_bot):
+        raise ConnectError(
+            f"the bridge bot {config.bridge_bot} did not join the management room: is "
+            "mautrix-whatsapp running and registered with the homeserver?"
+        )
     MatrixConnection.objects.filter(pk=connection.pk).update(
         state=MatrixConnection.State.WAITING_FOR_SCAN,
         last_error="",

@@ -128,7 +128,8 @@ def _on_member(event: dict, config: MatrixConfig) -> bool:
         if room is not None and room.kind == MatrixRoom.Kind.PORTAL and not room.is_group:
             if _ghost_phone(target, config) == room.receiver:
                 return False
-            profile = {"displayname": event.get("content", {}).get("displayname") or ""}
+            profile = _profile(room, target, config, cached=False)
+            profile.setdefault("displayname", event.get("content", {}).get("displayname") or "")
             sender = _sender_for(room, target, config, profile=profile)
             _learn_contact_details(room, sender, config)
         return False
@@ -148,29 +149,41 @@ def _ghost_phone(user_id: str, config: MatrixConfig) -> str:
     return local if local.isdigit() else ""
 
 
-def _profile(room: MatrixRoom, user_id: str, config: MatrixConfig) -> dict:
+def _profile(room: MatrixRoom, user_id: str, config: MatrixConfig, *, cached=True) -> dict:
     key = PROFILE_KEY.format(user_id)
-    profile = cache.get(key)
+    profile = cache.get(key) if cached else None
     if profile is None:
         client = MatrixClient.for_connection(room.connection, config)
         try:
             profile = client.request("GET", f"/_matrix/client/v3/profile/{user_id}")
         except MatrixError:
             profile = {}
-        cache.set(key, profile, PROFILE_TTL)
+        if cached:
+            cache.set(key, profile, PROFILE_TTL)
     return profile
 
 
 PHONE_IN_NAME = re.compile(r"\+(\d{6,15})")
 
 
+def _phone_in_profile(profile: dict) -> bool:
+    identifiers = profile.get("com.beeper.bridge.identifiers") or []
+    return any(str(i).startswith("tel:+") for i in identifiers) or bool(
+        PHONE_IN_NAME.search(profile.get("displayname") or "")
+    )
+
+
 def _sender_for(
     room: MatrixRoom, ghost: str, config: MatrixConfig, *, profile: dict | None = None
 ) -> InboundSender:
     """The chat's contact; for direct chats keyed by the room (see models.py)."""
-    profile = profile if profile is not None else _profile(room, ghost, config)
-    displayname = profile.get("displayname") or ""
     phone = _ghost_phone(ghost, config)
+    if profile is None:
+        profile = _profile(room, ghost, config)
+        if not phone and not _phone_in_profile(profile):
+            # A LID contact: the number may have been learnt since we cached the profile.
+            profile = _profile(room, ghost, config, cached=False)
+    displayname = profile.get("displayname") or ""
     if not phone:
         for identifier in profile.get("com.beeper.bridge.identifiers") or []:
             if isinstance(identifier, str) and identifier.startswith("tel:+"):

@@ -1,0 +1,254 @@
+"""WhatsApp through Matrix, fed by Synapse's appservice push to a live Switchboard."""
+
+import json
+import time
+
+import pytest
+from django.test import Client
+
+from communications.models import Attachment, Contact, Conversation, Message, RealtimeEvent
+from communications.services.send import send_message
+from communications.tasks import deliver_message
+from integrations.matrix import client as matrix_client
+from integrations.matrix import settings_cache
+from integrations.matrix.models import MatrixRoom, ProcessedTransaction
+from tests.matrix_harness.bridge_emulator import solid_png
+
+from .conftest import connect_manager, whatsapp_channel
+from .stack import wait_until
+
+pytestmark = [pytest.mark.matrix, pytest.mark.django_db(transaction=True)]
+
+CUSTOMER = "15551234567"
+
+
+@pytest.fixture
+def manager(stack):
+    stack.configure(auth_mode="appservice")
+    stack.kick_appservice()
+    return connect_manager(stack, f"wa-{time.monotonic_ns()}")
+
+
+def portal_with(stack, connection, ghost=CUSTOMER, name="Alice"):
+    room_id = stack.bridge.create_portal(connection.matrix_user_id, ghost, name=name)
+    wait_until(lambda: MatrixRoom.objects.filter(room_id=room_id).exists(), what="portal joined")
+    return room_id
+
+
+def messages(*event_ids):
+    return Message.objects.filter(external_id__in=event_ids)
+
+
+def test_text_image_video_arrive_as_one_conversation_with_one_contact(stack, manager):
+    _, connection = manager
+    room = portal_with(stack, connection)
+    image = solid_png(32, 24)
+    video = b"\x00\x00\x00\x18ftypmp42" + b"v" * 2048
+    ids = [
+        stack.bridge.send_text(room, CUSTOMER, "Hi, where is my order?"),
+        stack.bridge.send_image(room, CUSTOMER, image, width=32, height=24),
+        stack.bridge.send_video(room, CUSTOMER, video),
+    ]
+    wait_until(lambda: messages(*ids).count() == 3, what="three messages")
+
+    conversation = Conversation.objects.get(channel=whatsapp_channel())
+    assert conversation.external_id == room
+    assert Conversation.objects.count() == 1
+    assert Contact.objects.count() == 1
+    contact = conversation.contact
+    assert (contact.name, contact.phone) == ("Alice", f"+{CUSTOMER}")
+    text, img, vid = (Message.objects.get(external_id=i) for i in ids)
+    assert (text.kind, text.content, text.direction) == ("text", "Hi, where is my order?", "in")
+    assert (img.kind, vid.kind) == ("image", "video")
+    img_file = Attachment.objects.get(message=img)
+    vid_file = Attachment.objects.get(message=vid)
+    assert img_file.file.read() == image and (img_file.width, img_file.height) == (32, 24)
+    assert vid_file.file.read() == video and vid_file.mime_type == "video/mp4"
+    assert vid_file.duration_ms == 3000
+    assert {m.sender_contact_id for m in (text, img, vid)} == {contact.pk}
+
+
+def test_reply_reaches_the_room_once_when_the_worker_dies_after_sending(
+    stack, manager, monkeypatch
+):
+    user, connection = manager
+    room = portal_with(stack, connection)
+    first = stack.bridge.send_text(room, CUSTOMER, "hello?")
+    wait_until(lambda: messages(first).exists())
+    conversation = Conversation.objects.get(external_id=room)
+
+    real_send = matrix_client.MatrixClient.send_event
+    died = []
+
+    def send_then_die(self, *args, **kwargs):
+        event_id = real_send(self, *args, **kwargs)
+        if not died:
+            died.append(event_id)
+            raise SystemExit("worker killed after the homeserver took the event")
+        return event_id
+
+    monkeypatch.setattr(matrix_client.MatrixClient, "send_event", send_then_die)
+    with pytest.raises(SystemExit):
+        send_message(conversation=conversation, user=user, client_id="r-1", content="On its way!")
+    message = Message.objects.get(client_id="r-1")
+    assert message.status == "pending"  # the worker died before recording anything
+
+    assert deliver_message(message.pk) == "sent"  # the broker redelivers the task
+    message.refresh_from_db()
+    assert message.external_id == died[0]
+    stack.bridge.wait_delivered(1)
+    wait_until(lambda: stack.bridge.delivered_in(room), what="relay")
+    time.sleep(0.5)  # give a (wrong) second event the chance to show up
+    delivered = [d for d in stack.bridge.delivered_in(room) if d["content"].get("body")]
+    assert [d["content"]["body"] for d in delivered] == ["On its way!"]
+    assert delivered[0]["event_id"] == died[0]
+    # the bridge's SUCCESS + m.read receipt: delivered
+    wait_until(lambda: Message.objects.get(pk=message.pk).status == "delivered")
+
+
+def test_edits_reactions_replies_and_deletions(stack, manager):
+    _, connection = manager
+    room = portal_with(stack, connection)
+    original = stack.bridge.send_text(room, CUSTOMER, "I ordered 2 boxes")
+    wait_until(lambda: messages(original).exists())
+    stack.bridge.send_edit(room, CUSTOMER, original, "I ordered 3 boxes")
+    stack.bridge.send_reaction(room, CUSTOMER, original, "👍")
+    reply = stack.bridge.send_text(room, CUSTOMER, "see above", reply_to=original)
+    wait_until(lambda: messages(reply).exists())
+    message = Message.objects.get(external_id=original)
+    wait_until(lambda: Message.objects.get(pk=message.pk).metadata.get("reactions"))
+    message.refresh_from_db()
+    assert (message.content, message.is_edited) == ("I ordered 3 boxes", True)
+    ghost = stack.bridge.ghost_mxid(CUSTOMER)
+    assert message.metadata["reactions"][ghost]["key"] == "👍"
+    assert Message.objects.get(external_id=reply).reply_to_id == message.pk
+
+    stack.bridge.redact(room, CUSTOMER, original)
+    wait_until(lambda: Message.objects.get(pk=message.pk).is_deleted, what="deletion")
+    message.refresh_from_db()
+    assert message.content == ""
+    updates = RealtimeEvent.objects.filter(type="message.updated", payload__id=message.pk)
+    assert updates.count() == 3  # edit, reaction, deletion — each once
+    assert Message.objects.filter(conversation__external_id=room).count() == 2
+
+
+def test_own_phone_messages_are_outbound(stack, manager):
+    _, connection = manager
+    room = portal_with(stack, connection)
+    first = stack.bridge.send_text(room, CUSTOMER, "hi")
+    own = stack.bridge.send_own_text(room, "Answered from my phone")
+    wait_until(lambda: messages(first, own).count() == 2)
+    message = Message.objects.get(external_id=own)
+    assert (message.direction, message.status, message.sender_contact_id) == ("out", "sent", None)
+    assert Contact.objects.count() == 1
+
+
+def test_permanent_bridge_failure_marks_the_message_failed(stack, manager):
+    user, connection = manager
+    room = portal_with(stack, connection)
+    first = stack.bridge.send_text(room, CUSTOMER, "hi")
+    wait_until(lambda: messages(first).exists())
+    stack.bridge.fail_next_send("FAIL_PERMANENT", "recipient is not on WhatsApp")
+    conversation = Conversation.objects.get(external_id=room)
+    send_message(conversation=conversation, user=user, client_id="f-1", content="hello")
+    wait_until(lambda: Message.objects.get(client_id="f-1").status == "failed", what="failed")
+    message = Message.objects.get(client_id="f-1")
+    assert "recipient is not on WhatsApp" in message.failure_reason
+
+
+def test_lid_contact_whose_phone_becomes_known_stays_one_contact(stack, manager):
+    _, connection = manager
+    lid = "lid-123456789012345"
+    room = portal_with(stack, connection, ghost=lid, name="Bob")
+    first = stack.bridge.send_text(room, lid, "hello from a LID")
+    wait_until(lambda: messages(first).exists())
+    contact = Contact.objects.get()
+    assert (contact.name, contact.phone) == ("Bob", "")
+
+    # The bridge learns the number: the ghost's profile now carries it.
+    stack.bridge.ensure_ghost(lid, name="Bob", phone="15559876543", identifiers=True)
+    second = stack.bridge.send_text(room, lid, "still me")
+    wait_until(
+        lambda: Contact.objects.get(pk=contact.pk).phone == "+15559876543", what="phone learnt"
+    )
+    # …and a later chat under the phone JID is still the same person.
+    phone_room = portal_with(stack, connection, ghost="15559876543", name="Bob")
+    third = stack.bridge.send_text(phone_room, "15559876543", "me again, by phone")
+    wait_until(lambda: messages(second, third).count() == 2)
+    assert Contact.objects.count() == 1
+    assert set(Message.objects.values_list("sender_contact_id", flat=True)) == {contact.pk}
+
+
+def test_receipts_move_status_forward_only_even_out_of_order(stack, manager):
+    user, connection = manager
+    room = portal_with(stack, connection)
+    first = stack.bridge.send_text(room, CUSTOMER, "hi")
+    wait_until(lambda: messages(first).exists())
+    conversation = Conversation.objects.get(external_id=room)
+    send_message(conversation=conversation, user=user, client_id="s-1", content="thanks")
+    wait_until(lambda: Message.objects.get(client_id="s-1").status == "delivered")
+    message = Message.objects.get(client_id="s-1")
+    stack.bridge.read_by_ghost(room, message.external_id)
+    wait_until(lambda: Message.objects.get(pk=message.pk).status == "read")
+    # A late "delivered" (the bot's receipt again, out of order) changes nothing.
+    bot = f"@whatsappbot:{stack.synapse.server_name}"
+    body = {
+        "events": [],
+        "ephemeral": [
+            {
+                "type": "m.receipt",
+                "room_id": room,
+                "content": {message.external_id: {"m.read": {bot: {"ts": 1}}}},
+            }
+        ],
+    }
+    response = Client().put(
+        "/matrix/appservice/_matrix/app/v1/transactions/late-1",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {stack.crm.hs_token}",
+    )
+    assert response.status_code == 200
+    assert Message.objects.get(pk=message.pk).status == "read"
+
+
+def _txn(stack, txn_id, body, token):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    return Client().put(
+        f"/matrix/appservice/_matrix/app/v1/transactions/{txn_id}",
+        data=json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
+
+
+def test_hs_token_checked_and_transactions_idempotent(stack, manager):
+    _, connection = manager
+    room = portal_with(stack, connection)
+    ghost = stack.bridge.ghost_mxid(CUSTOMER)
+    event = {
+        "type": "m.room.message",
+        "room_id": room,
+        "sender": ghost,
+        "event_id": "$made-up-event-1",
+        "origin_server_ts": int(time.time() * 1000),
+        "content": {"msgtype": "m.text", "body": "pushed by hand"},
+    }
+    body = {"events": [event]}
+    assert _txn(stack, "x-1", body, "wrong-token").status_code == 403
+    assert _txn(stack, "x-1", body, None).status_code == 401
+    assert not messages("$made-up-event-1").exists()
+    assert not ProcessedTransaction.objects.filter(txn_id="x-1").exists()
+
+    assert _txn(stack, "x-1", body, stack.crm.hs_token).status_code == 200
+    assert _txn(stack, "x-1", body, stack.crm.hs_token).status_code == 200
+    assert _txn(stack, "x-2", body, stack.crm.hs_token).status_code == 200  # same event again
+    assert messages("$made-up-event-1").count() == 1
+    assert Message.objects.filter(conversation__external_id=room).count() == 1
+
+
+def test_unconfigured_endpoint_answers_503(stack, db):
+    settings_cache.invalidate()  # the table was flushed behind the cache's back
+    response = _txn(stack, "u-1", {"events": []}, "anything")
+    assert response.status_code == 503
+    assert "not configured" in response.json()["error"]
