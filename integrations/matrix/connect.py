@@ -46,8 +46,12 @@ class ConnectError(Exception):
     """Shown to the manager as it is."""
 
 
-def localpart_for(user) -> str:
-    return f"switchboard_{user.pk}"
+def localpart_for(user, config: MatrixConfig | None = None) -> str:
+    """Appservice users live in our registration's exclusive `switchboard_` namespace; users
+    registered through the admin API must stay outside it (Synapse refuses them there)."""
+    config = config or get_config()
+    prefix = "switchboard_" if config.auth_mode == "appservice" else "sbmanager_"
+    return f"{prefix}{user.pk}"
 
 
 def ensure_account(user, config: MatrixConfig | None = None) -> MatrixConnection:
@@ -55,7 +59,7 @@ def ensure_account(user, config: MatrixConfig | None = None) -> MatrixConnection
     config = config or get_config()
     if not config.configured:
         raise ConnectError("Matrix is not configured yet: ask an administrator.")
-    user_id = f"@{localpart_for(user)}:{config.server_name}"
+    user_id = f"@{localpart_for(user, config)}:{config.server_name}"
     connection, _ = MatrixConnection.objects.get_or_create(
         user=user, defaults={"matrix_user_id": user_id}
     )
@@ -65,14 +69,16 @@ def ensure_account(user, config: MatrixConfig | None = None) -> MatrixConnection
     try:
         if config.auth_mode == "appservice":
             as_client = appservice_client(config)
-            as_client.appservice_register(localpart_for(user))
+            as_client.appservice_register(localpart_for(user, config))
             login = as_client.login_appservice(connection.matrix_user_id)
         else:
             password = connection.secrets.get("password")
             if not password:
                 password = secrets.token_urlsafe(24)
                 client.admin_register(
-                    config.secrets["registration_shared_secret"], localpart_for(user), password
+                    config.secrets["registration_shared_secret"],
+                    localpart_for(user, config),
+                    password,
                 )
                 connection.secrets = {**connection.secrets, "password": password}
                 connection.save(update_fields=["secrets", "updated_at"])
