@@ -13,8 +13,28 @@ SECRET_FIELDS = {
 }
 
 
+def _secret_field(name: str) -> forms.CharField:
+    return forms.CharField(
+        label=name,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=SECRET_FIELDS[name],
+    )
+
+
 class MatrixSettingsForm(forms.ModelForm):
     """Secrets are write-only: blank keeps the stored value, nothing is ever shown back."""
+
+    registration_shared_secret = _secret_field("registration_shared_secret")
+    as_token = _secret_field("as_token")
+    hs_token = _secret_field("hs_token")
+    provisioning_secret = _secret_field("provisioning_secret")
+    clear_secrets = forms.MultipleChoiceField(
+        required=False,
+        choices=[(name, name) for name in SECRET_FIELDS],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="remove these stored secrets",
+    )
 
     class Meta:
         model = MatrixSettings
@@ -33,18 +53,7 @@ class MatrixSettingsForm(forms.ModelForm):
         stored = self.instance.secrets if self.instance and self.instance.pk else {}
         for name, label in SECRET_FIELDS.items():
             state = "set — leave blank to keep" if stored.get(name) else "not set"
-            self.fields[name] = forms.CharField(
-                label=name,
-                required=False,
-                widget=forms.PasswordInput(render_value=False),
-                help_text=f"{label} ({state})",
-            )
-        self.fields["clear_secrets"] = forms.MultipleChoiceField(
-            required=False,
-            choices=[(name, name) for name in SECRET_FIELDS],
-            widget=forms.CheckboxSelectMultiple,
-            help_text="remove these stored secrets",
-        )
+            self.fields[name].help_text = f"{label} ({state})"
 
     def save(self, commit=True):
         instance = super().save(commit=False)
