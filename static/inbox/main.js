@@ -147,7 +147,7 @@ composer = new Composer({
 function showCounts(counts) {
   for (const node of document.querySelectorAll("[data-count]")) {
     const value = counts[node.dataset.count];
-    node.textContent = value ? String(value) : "";
+    node.textContent = value ? String(value) : node.dataset.zero || "";
   }
   document.title = counts.unread ? `(${counts.unread}) Inbox · Switchboard` : "Inbox · Switchboard";
 }

@@ -200,7 +200,7 @@ export class Thread {
       ["Username", contact.username, null],
     ].filter(([, value]) => value);
     const orders = contact.orders || [];
-    this.card.replaceChildren(
+    const parts = [
       el("div", { class: "card-head" }, avatar(name, "large"), el("h3", { text: name })),
       el(
         "dl",
@@ -229,7 +229,8 @@ export class Thread {
             ),
           )
         : el("p", { class: "muted", text: "No orders yet." }),
-    );
+    ];
+    this.card.replaceChildren(...parts.filter(Boolean));
   }
 
   // typing / viewing notices from other managers on this conversation

@@ -1,0 +1,166 @@
+"""Browser tests: Debian's Chromium through Playwright against daphne serving the test database.
+
+daphne runs in a subprocess on the test database, with the Redis channel layer, so an
+ingest_message() call in the test process reaches the page through the real websocket path.
+"""
+
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+# Playwright's sync API keeps an event loop in this thread; Django's ORM calls from the test
+# are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="module")
+def requirements_met():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set: the live server and the test share the Redis layer")
+    if connection.vendor != "postgresql":
+        pytest.skip("the live server needs the PostgreSQL test database (set DATABASE_URL)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url(settings_dict) -> str:
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def live_server_url(requirements_met, django_db_setup, django_db_blocker, tmp_path_factory):
+    with django_db_blocker.unblock():
+        database_url = _database_url(connection.settings_dict)
+    port = _free_port()
+    media = tmp_path_factory.mktemp("media")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(media),
+        "DJANGO_DEBUG": "true",
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+        "DB_POOL_MIN_SIZE": "1",
+        "DB_POOL_MAX_SIZE": "8",
+        "DJANGO_ALLOW_ASYNC_UNSAFE": "",
+    }
+    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
+    daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
+    process = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"daphne did not start, see {log.name}") from None
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(autouse=True)
+def server_password_hashers(settings):
+    """Passwords the live server can check (the suite's fast MD5 hasher is not in its list)."""
+    from django.conf import global_settings
+
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
+
+
+@pytest.fixture(scope="module")
+def chromium(requirements_met):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshot():
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def save(page, name: str) -> None:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    return save
+
+
+def login(context, base_url: str, username: str, password: str = "switchboard"):
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.goto(f"{base_url}/inbox/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(base_url) + r"/inbox/"))
+    page.wait_for_selector("#live[data-state=live]")
+    return page
+
+
+def png_bytes(width: int = 64, height: int = 40) -> bytes:
+    """A valid PNG made here (a blue-to-green gradient), no imaging library needed."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((20, 4 * x % 256, 200 - 3 * y % 200)) for x in range(width))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

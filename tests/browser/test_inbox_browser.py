@@ -1,0 +1,257 @@
+"""A manager works the inbox in real Chromium: live updates, replies, media, reconnects."""
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from communications.models import Conversation, Message
+from communications.services.ingest import InboundMessage, InboundSender, ingest_message
+from tests import factories
+
+from .conftest import login, png_bytes
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+VIDEO = Path(__file__).parent / "fixtures" / "tiny.webm"
+
+
+@pytest.fixture
+def team_inbox(transactional_db):
+    channel = factories.ChannelFactory(name="Shop API")
+    team = factories.TeamFactory(name="Support")
+    channel.teams.add(team)
+    alice = factories.UserFactory(username="alice", first_name="Alice", last_name="Ng")
+    carol = factories.UserFactory(username="carol", first_name="Carol", last_name="Diaz")
+    outsider = factories.UserFactory(username="olga", first_name="Olga")
+    team.members.add(alice, carol)
+    factories.TeamFactory(name="Elsewhere").members.add(outsider)
+    customer = say(channel, "Hello, I have a question about my order", sender="dana", name="Dana")
+    contact = customer.message.conversation.contact
+    contact.email = "dana@example.com"
+    contact.save()
+    factories.OrderFactory(contact=contact, number="SB-1042", title="Walnut desk", status="paid")
+    factories.OrderFactory(
+        contact=contact,
+        number="SB-0977",
+        title="Desk lamp",
+        status="shipped",
+        ordered_at=timezone.now() - timedelta(days=5),
+    )
+    for n in range(6):
+        say(channel, f"Other customer {n} says hi", sender=f"other-{n}", name=f"Customer {n}")
+    return {
+        "channel": channel,
+        "alice": alice,
+        "carol": carol,
+        "outsider": outsider,
+        "conversation": customer.message.conversation,
+    }
+
+
+def say(channel, text: str, *, sender: str = "dana", name: str = "Dana"):
+    """A customer's message through the one ingest path (in a thread: Playwright's sync API
+    keeps an event loop in this one, where the after-commit broadcast cannot run)."""
+
+    def run():
+        try:
+            return ingest_message(
+                channel,
+                InboundMessage(sender=InboundSender(external_id=sender, name=name), content=text),
+            )
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result(timeout=30)
+
+
+def open_conversation(page, conversation: Conversation):
+    page.click(f'#conversations .row[data-id="{conversation.pk}"]')
+    expect(page.locator("#thread-header .head-name")).to_have_text(conversation.contact.name)
+
+
+def test_manager_works_a_conversation_live(live_server_url, chromium, team_inbox, screenshot):
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server_url}/inbox/")
+    screenshot(page, "01-login")
+    page.close()
+    page = login(context, live_server_url, "alice")
+    conversation = team_inbox["conversation"]
+
+    rows = page.locator("#conversations .row")
+    expect(rows).to_have_count(7)
+    expect(page.locator(f'.row[data-id="{conversation.pk}"] .badge')).to_have_text("1")
+    expect(page).to_have_title(re.compile(r"^\(7\) Inbox"))
+    screenshot(page, "02-list")
+
+    open_conversation(page, conversation)
+    expect(page.locator("#messages .msg.in")).to_have_count(1)
+    expect(page.locator("#card .order-number")).to_have_text(["SB-1042", "SB-0977"])
+    expect(page.locator("#card")).to_contain_text("dana@example.com")
+    # opening marks it read: the badge goes, and the title counts one unread fewer
+    expect(page.locator(f'.row[data-id="{conversation.pk}"] .badge')).to_have_count(0)
+    expect(page).to_have_title(re.compile(r"^\(6\) Inbox"))
+
+    # an inbound message arrives through the ingest path: no reload
+    say(
+        team_inbox["channel"],
+        "Is it shipped yet? <img src=x onerror=alert(1)> https://example.com/track/1.",
+    )
+    incoming = page.locator("#messages .msg.in").last
+    expect(incoming).to_contain_text("Is it shipped yet? <img src=x onerror=alert(1)>")
+    expect(incoming.locator("img")).to_have_count(0)  # escaped, not rendered
+    expect(incoming.locator("a")).to_have_attribute("href", "https://example.com/track/1")
+    expect(page.locator("#conversations .row").first).to_have_attribute(
+        "data-id", str(conversation.pk)
+    )
+
+    # a reply: Enter sends, Shift+Enter breaks the line; pressing Enter twice sends once
+    box = page.locator("#composer textarea")
+    page.keyboard.press("r")
+    expect(box).to_be_focused()
+    box.type("Yes! It left today")
+    box.press("Shift+Enter")
+    box.type("Tracking follows 📦")
+    box.press("Enter")
+    box.press("Enter")
+    reply = page.locator("#messages .msg.out", has_text="Yes! It left today")
+    expect(reply).to_have_count(1)
+    expect(reply).not_to_have_attribute("data-id", "")
+    expect(reply.locator(".text")).to_have_text("Yes! It left today\nTracking follows 📦")
+    assert Message.objects.filter(content__startswith="Yes! It left today").count() == 1
+
+    # a private note
+    page.click("[data-mode=note]")
+    box.type("Customer is VIP, be nice")
+    box.press("Enter")
+    expect(page.locator("#messages .msg.note")).to_contain_text("Customer is VIP")
+    page.click("[data-mode=text]")
+
+    # an image and a video through the picker; the video plays through byte ranges
+    ranges = []
+    page.on(
+        "response",
+        lambda r: ranges.append(r.status) if "/media/a/" in r.url and r.status == 206 else None,
+    )
+    page.set_input_files(
+        "#composer input[type=file]",
+        files=[{"name": "desk.png", "mimeType": "image/png", "buffer": png_bytes()}],
+    )
+    image = page.locator("#messages img.media.image")
+    expect(image).to_have_count(1)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#messages img.media.image');"
+        " return i && i.complete && i.naturalWidth === 64; }"
+    )
+    page.set_input_files("#composer input[type=file]", files=[str(VIDEO)])
+    video = page.locator("#messages video.media")
+    expect(video).to_have_count(1)
+    video.evaluate("v => { v.muted = true; v.play().catch(() => {}); }")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#messages video.media');"
+        " return v && v.readyState >= 2; }"
+    )
+    assert ranges, "the video was not fetched with a Range request"
+    page.locator("#messages").evaluate("box => box.scrollTop = box.scrollHeight")
+    screenshot(page, "03-thread")
+
+    image.click()
+    expect(page.locator("#lightbox")).to_be_visible()
+    screenshot(page, "04-lightbox")
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_be_hidden()
+
+    # a file over the size limit is refused before upload, with a clear error
+    page.evaluate("window.switchboard.composer.maxUploadBytes = 10")
+    page.set_input_files(
+        "#composer input[type=file]",
+        files=[{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 64}],
+    )
+    expect(page.locator(".composer-error")).to_contain_text("big.bin is 64 B")
+
+    stored = Message.objects.filter(conversation=conversation, direction="out")
+    assert sorted(stored.values_list("kind", flat=True)) == ["image", "note", "text", "video"]
+    context.close()
+
+
+def test_missed_messages_appear_after_a_reconnect(
+    live_server_url, chromium, team_inbox, screenshot
+):
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
+    conversation = team_inbox["conversation"]
+    open_conversation(page, conversation)
+
+    # From now on the page's websocket goes through Playwright, which can refuse it.
+    network = {"down": True}
+
+    def route(ws):
+        if network["down"]:
+            ws.close(code=1011, reason="network down")
+        else:
+            ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws/inbox/"), route)
+    page.evaluate("window.switchboard.realtime.socket.close()")
+    expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting")
+    say(team_inbox["channel"], "Sent while you were away (1)")
+    say(team_inbox["channel"], "Sent while you were away (2)")
+    say(team_inbox["channel"], "A new customer writes in", sender="erin", name="Erin New")
+    page.wait_for_timeout(1500)  # reconnect attempts are refused meanwhile
+    expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#messages")).not_to_contain_text("while you were away")
+    screenshot(page, "05-reconnecting")
+
+    network["down"] = False
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+    for n in (1, 2):
+        expect(
+            page.locator("#messages .msg.in", has_text=f"Sent while you were away ({n})")
+        ).to_have_count(1)
+    expect(page.locator("#conversations .row", has_text="Erin New")).to_have_count(1)
+    expect(page.locator("#conversations .row").first).to_contain_text("Erin New")
+    screenshot(page, "06-reconnected")
+    context.close()
+
+
+def test_a_second_manager_sees_status_changes_and_presence(
+    live_server_url, chromium, team_inbox, screenshot
+):
+    conversation = team_inbox["conversation"]
+    alice_context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    carol_context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    alice = login(alice_context, live_server_url, "alice")
+    carol = login(carol_context, live_server_url, "carol")
+    open_conversation(carol, conversation)
+    open_conversation(alice, conversation)
+
+    expect(carol.locator("#presence")).to_contain_text("Alice Ng is viewing")
+    alice.locator("#composer textarea").type("Let me check")
+    expect(carol.locator("#presence")).to_contain_text("Alice Ng is typing")
+
+    alice.select_option("#thread-header select[name=status]", "resolved")
+    expect(carol.locator("#thread-header select[name=status]")).to_have_value("resolved")
+    expect(carol.locator(f'.row[data-id="{conversation.pk}"] .tag.status-resolved')).to_be_visible()
+    alice.select_option("#thread-header select[name=assignee]", str(team_inbox["carol"].pk))
+    expect(carol.locator("#thread-header select[name=assignee]")).to_have_value(
+        str(team_inbox["carol"].pk)
+    )
+    expect(carol.locator(f'.row[data-id="{conversation.pk}"] .tag.assignee')).to_have_text(
+        "@ Carol Diaz"
+    )
+    screenshot(carol, "07-second-manager")
+    conversation.refresh_from_db()
+    assert conversation.status == "resolved" and conversation.assignee_id == team_inbox["carol"].pk
+
+    # a manager of another team sees none of it
+    outsider = login(chromium.new_context(), live_server_url, "olga")
+    expect(outsider.locator("#conversations .row")).to_have_count(0)
+    expect(outsider.locator(".list-empty")).to_be_visible()
+    alice_context.close()
+    carol_context.close()
