@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin
 
-from .models import BackfillJob, MatrixConnection, MatrixRoom, MatrixSettings, ProcessedTransaction
+from .models import MatrixConnection, MatrixRoom, MatrixSettings, ProcessedTransaction
 
 SECRET_FIELDS = {
     "registration_shared_secret": "Synapse registration_shared_secret (auth mode admin_login)",
@@ -149,8 +149,3 @@ class MatrixRoomAdmin(SuperuserOnly, admin.ModelAdmin):
 @admin.register(ProcessedTransaction)
 class ProcessedTransactionAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["txn_id", "event_count", "processed_at"]
-
-
-@admin.register(BackfillJob)
-class BackfillJobAdmin(SuperuserOnly, admin.ModelAdmin):
-    list_display = ["room", "status", "fetched", "stored", "heartbeat_at", "finished_at"]

@@ -9,7 +9,6 @@ LID ghost and later as a phone ghost stays one contact, with the phone added whe
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 from communications.models import Channel
 from crm.encryption import EncryptedJSONField
@@ -140,36 +139,3 @@ class ProcessedTransaction(models.Model):
 
     def __str__(self) -> str:
         return self.txn_id
-
-
-class BackfillJob(models.Model):
-    """History backfill of one portal room: a long job (202 + id, progress, one per room)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
-    room = models.ForeignKey(MatrixRoom, on_delete=models.CASCADE, related_name="backfills")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    fetched = models.PositiveIntegerField(default=0)
-    stored = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            # One active run per room: the lock is the database's.
-            models.UniqueConstraint(
-                fields=["room"],
-                name="matrix_backfill_one_active_per_room",
-                condition=Q(status__in=["queued", "running"]),
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Backfill {self.room.room_id} ({self.status})"
