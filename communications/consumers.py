@@ -29,6 +29,7 @@ from django.http import Http404
 from . import events
 from .access import access_conversation_by_id, visible_channel_ids
 from .models import Channel, RealtimeEvent
+from .realtime_hub import hub_for
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +56,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.groups_joined: list[str] = []
         self.sent_ids: OrderedDict[int, None] = OrderedDict()
         self.heartbeat = None
+        # Live events that arrive while the replay is read wait here (bounded), then follow it.
+        self.held: list[dict] | None = []
         if self.user is None or not self.user.is_authenticated:
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
-        for channel_id in self.channel_ids:
-            group = events.channel_group(channel_id)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
         self.last_received = time.monotonic()
         self.bytes_sent = 0
         self.ping_seq = 0
@@ -71,6 +69,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.acked_bytes = 0
         self.bytes_at_last_ping = 0
         self.last_ephemeral: dict[str, float] = {}
+        self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
+        self.hub = hub_for(self.channel_layer)
+        for channel_id in self.channel_ids:
+            group = events.channel_group(channel_id)
+            await self.hub.join(group, self)
+            self.groups_joined.append(group)
         await self.accept()
         last_event_id = _int_or_none(_query_param(self.scope, "last_event_id"))
         await self.resume(last_event_id)
@@ -79,9 +83,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self.heartbeat is not None:
             self.heartbeat.cancel()
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = []
+        await self.leave_groups()
+
+    async def leave_groups(self) -> None:
+        groups, self.groups_joined = self.groups_joined, []
+        for group in groups:
+            await self.hub.leave(group, self)
 
     # --- client → server ------------------------------------------------------------------
 
@@ -120,40 +127,49 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- server → client ------------------------------------------------------------------
 
-    async def inbox_event(self, message):
-        event = message["event"]
+    async def deliver(self, event: dict, text: str) -> None:
+        """An event from the hub, already encoded once for every socket of this process."""
+        if not self.groups_joined:
+            return
         if event.get("id") is None:
             # Presence (typing, viewing) is for the others: never echo it to its author.
-            if (event.get("data") or {}).get("user_id") == self.user.pk:
-                return
-            await self.send_json(event)
+            if (event.get("data") or {}).get("user_id") != self.user.pk:
+                await self.send_text(text)
             return
-        await self.send_event(event)
+        if self.held is not None:
+            if len(self.held) >= RESUME_LIMIT:
+                await self.close_too_slow()
+                return
+            self.held.append(event)
+            return
+        await self.send_event(event, text)
 
-    async def send_event(self, event: dict) -> None:
+    async def send_event(self, event: dict, text: str | None = None) -> None:
         event_id = event["id"]
         if event_id in self.sent_ids:
             return
         self.sent_ids[event_id] = None
         if len(self.sent_ids) > REMEMBERED_IDS:
             self.sent_ids.popitem(last=False)
-        await self.send_json(event)
+        await self.send_text(text or json.dumps(event, separators=(",", ":")))
 
     async def send_json(self, content: dict) -> None:
-        text = json.dumps(content, separators=(",", ":"))
+        await self.send_text(json.dumps(content, separators=(",", ":")))
+
+    async def send_text(self, text: str) -> None:
         self.bytes_sent += len(text)
         await self.send(text_data=text)
         if not self.groups_joined:
             return
         if self.bytes_sent - self.acked_bytes > SEND_BUFFER_LIMIT:
-            logger.info("closing inbox socket of user %s: client is not reading", self.user.pk)
-            await self.close(code=CLOSE_TOO_SLOW)
-            # Stop relaying at once; the disconnect handler leaves the groups.
-            for group in self.groups_joined:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups_joined = []
+            await self.close_too_slow()
         elif self.bytes_sent - self.bytes_at_last_ping > PING_EVERY_BYTES:
             await self.ping()
+
+    async def close_too_slow(self) -> None:
+        logger.info("closing inbox socket of user %s: client is not reading", self.user.pk)
+        await self.leave_groups()  # stop relaying at once
+        await self.close(code=CLOSE_TOO_SLOW)
 
     async def ping(self) -> None:
         self.ping_seq += 1
@@ -173,19 +189,28 @@ class InboxConsumer(AsyncWebsocketConsumer):
             pass
 
     async def resume(self, last_event_id: int | None) -> None:
-        """Replay what the client missed after `last_event_id`, then say `ready`."""
+        """Replay what the client missed after `last_event_id`, then say `ready`.
+
+        The groups are joined before the replay is read, so an event committed meanwhile is
+        either in the replay or held live; ids already sent are skipped.
+        """
+        if self.held is None:
+            self.held = []
         if last_event_id is None:
             latest = await database_sync_to_async(_latest_event_id)()
-            await self.send_json({"type": "ready", "last_event_id": latest})
-            return
-        missed, latest = await database_sync_to_async(_missed_events)(
-            self.channel_ids, last_event_id
-        )
-        if missed is None:
-            await self.send_json({"type": "resync", "last_event_id": latest})
         else:
-            for event in missed:
-                await self.send_event(event)
+            missed, latest = await database_sync_to_async(_missed_events)(
+                self.channel_ids, last_event_id
+            )
+            if missed is None:
+                await self.send_json({"type": "resync", "last_event_id": latest})
+            else:
+                for event in missed:
+                    await self.send_event(event)
+        held, self.held = self.held, None
+        for event in held or ():
+            await self.send_event(event)
+            latest = max(latest, event["id"])
         await self.send_json({"type": "ready", "last_event_id": latest})
 
 

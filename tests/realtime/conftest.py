@@ -24,6 +24,11 @@ def layer(request, settings):
 
 
 @pytest.fixture
+def memory_layer(settings):
+    yield from _use_layer(settings, "memory")
+
+
+@pytest.fixture
 def redis_layer(settings):
     yield from _use_layer(settings, "redis")
 

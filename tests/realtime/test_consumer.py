@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from communications import consumers
 from communications.models import RealtimeEvent
@@ -210,3 +211,22 @@ async def test_idle_socket_on_redis_still_receives_after_five_seconds(redis_laye
     received = await events_of(communicator, 2)
     assert received[1]["data"]["content"] == "after a quiet spell"
     await communicator.disconnect()
+
+
+async def test_one_layer_subscription_per_group_per_process(memory_layer, world):
+    """Sockets of one process share one group membership: the layer sends each event once."""
+    layer = get_channel_layer()
+    group = f"inbox.channel.{world['a'].pk}"
+    alice, _ = await connect(world["alice"])
+    carol, _ = await connect(world["carol"])
+    await ready(alice)
+    await ready(carol)
+    assert len(layer.groups[group]) == 1
+    await ingest(world["a"], "to both")
+    assert (await events_of(alice, 2))[1]["data"]["content"] == "to both"
+    assert (await events_of(carol, 2))[1]["data"]["content"] == "to both"
+    await alice.disconnect()
+    assert len(layer.groups[group]) == 1  # carol is still there
+    await carol.disconnect()
+    await asyncio.sleep(0)  # the hub's pump leaves the group as it is cancelled
+    assert not layer.groups.get(group)
