@@ -57,7 +57,9 @@ def test_seed_demo_is_idempotent():
 
 
 def _manage(*args, env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG",)}
+    # Other tests (Playwright's sync API) may set DJANGO_ALLOW_ASYNC_UNSAFE in this process.
+    unset = ("DJANGO_DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
