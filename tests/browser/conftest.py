@@ -22,10 +22,6 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
-# Playwright's sync API keeps an event loop in this thread; Django's ORM calls from the test
-# are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -72,8 +68,8 @@ def live_server_url(requirements_met, django_db_setup, django_db_blocker, tmp_pa
         "CELERY_TASK_ALWAYS_EAGER": "true",
         "DB_POOL_MIN_SIZE": "1",
         "DB_POOL_MAX_SIZE": "8",
-        "DJANGO_ALLOW_ASYNC_UNSAFE": "",
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
     daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
     process = subprocess.Popen(
@@ -114,6 +110,10 @@ def server_password_hashers(settings):
 def chromium(requirements_met):
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop in this thread; Django's ORM calls from the
+    # tests are still plain synchronous calls. Only for these tests, never the whole session.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -122,6 +122,10 @@ def chromium(requirements_met):
         )
         yield browser
         browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

@@ -255,3 +255,50 @@ def test_a_second_manager_sees_status_changes_and_presence(
     expect(outsider.locator(".list-empty")).to_be_visible()
     alice_context.close()
     carol_context.close()
+
+
+def test_long_list_and_long_thread_load_on_scroll(
+    live_server_url, chromium, team_inbox, screenshot
+):
+    channel, conversation = team_inbox["channel"], team_inbox["conversation"]
+    for n in range(30):  # 37 conversations: more than the first page of 25
+        factories.ConversationFactory(
+            channel=channel, last_message_at=timezone.now() - timedelta(days=1, minutes=n)
+        )
+    start = timezone.now() - timedelta(hours=5)
+    for n in range(120):  # older than the greeting: the thread opens on its newest 50
+        factories.MessageFactory(
+            conversation=conversation,
+            content=f"history {n:03d}",
+            created_at=start + timedelta(seconds=n),
+        )
+    broken = say(channel, "", sender="dana")  # an image whose file never arrived
+    broken.message.attachments.create(filename="lost.jpg", mime_type="image/jpeg")
+
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
+    rows = page.locator("#conversations .row")
+    expect(rows).to_have_count(25)
+    page.locator(".list-scroll").evaluate("box => box.scrollTop = box.scrollHeight")
+    expect(rows).to_have_count(37)
+
+    open_conversation(page, conversation)
+    messages = page.locator("#messages .msg")
+    expect(messages).to_have_count(50)
+    # the image that cannot load became a download link
+    expect(page.locator("#messages a.file", has_text="lost.jpg")).to_be_visible()
+    expect(page.locator("#messages img.media")).to_have_count(0)
+
+    # history 072 is the oldest message loaded; scrolling up brings it to the top, and the
+    # older page then goes in above it without moving it
+    anchor = page.locator("#messages .msg", has_text="history 072")
+    box_top = page.locator("#messages").bounding_box()["y"]
+    page.locator("#messages").evaluate("box => box.scrollTop = 0")
+    expect(messages).to_have_count(100)
+    offset = anchor.bounding_box()["y"] - box_top
+    assert 0 <= offset < 60, f"the thread jumped: history 072 is now {offset}px below the top"
+    page.locator("#messages").evaluate("box => box.scrollTop = 0")
+    expect(messages).to_have_count(122)
+    expect(messages.first).to_contain_text("history 000")
+    screenshot(page, "08-long-thread")
+    context.close()
