@@ -302,3 +302,58 @@ def test_long_list_and_long_thread_load_on_scroll(
     expect(messages.first).to_contain_text("history 000")
     screenshot(page, "08-long-thread")
     context.close()
+
+
+def test_failed_sends_show_the_reason_and_retry_once(
+    live_server_url, chromium, team_inbox, screenshot
+):
+    conversation = team_inbox["conversation"]
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
+    open_conversation(page, conversation)
+
+    # The first POST dies on the network: shown as failed with the reason, Retry sends the
+    # same client id again, and exactly one message exists.
+    posts = {"count": 0}
+
+    def flaky(route):
+        posts["count"] += 1
+        if posts["count"] == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/api/v1/conversations/\d+/messages/$"), flaky)
+    box = page.locator("#composer textarea")
+    box.type("This one hits a flaky network")
+    box.press("Enter")
+    failed = page.locator("#messages .msg.status-failed", has_text="flaky network")
+    expect(failed.locator(".failure")).to_contain_text("network error")
+    screenshot(page, "09-send-failed")
+    failed.locator("button.retry").click()
+    sent = page.locator("#messages .msg.out", has_text="flaky network")
+    expect(sent).to_have_count(1)
+    expect(sent).not_to_have_attribute("data-id", "")
+    expect(sent.locator(".failure")).to_have_count(0)
+    assert Message.objects.filter(content="This one hits a flaky network").count() == 1
+
+    # The provider refuses it later: message.updated shows the reason; Retry queues it again.
+    message = Message.objects.get(content="This one hits a flaky network")
+
+    def refuse():
+        from communications.services.send import update_message_status
+
+        try:
+            update_message_status(message.pk, "failed", reason="recipient blocked the number")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(refuse).result(timeout=30)
+    expect(sent.locator(".failure")).to_contain_text("recipient blocked the number")
+    sent.locator("button.retry").click()
+    expect(sent.locator(".failure")).to_have_count(0)
+    expect(sent).to_have_count(1)
+    message.refresh_from_db()
+    assert message.status in ("pending", "sent")
+    context.close()
