@@ -133,6 +133,10 @@ CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place; django-celery-beat's scheduler syncs these into its tables.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "communications.tasks.worker_heartbeat", "schedule": 30.0},
+    "matrix-backfill-recovery": {
+        "task": "integrations.matrix.tasks.recover_stale_backfills",
+        "schedule": 60.0,
+    },
 }
 
 # --- Auth, API ------------------------------------------------------------------------------

@@ -11,3 +11,5 @@ class IntegrationsConfig(AppConfig):
         from .matrix.sync import sync_health
 
         register_check("matrix_sync", sync_health, required=False)
+        # Celery finds `<app>.tasks` by itself; the Matrix tasks live one level down.
+        from .matrix import tasks as _matrix_tasks  # noqa: F401

@@ -69,6 +69,9 @@ class InboundMessage:
     # "out" for messages the business sent from elsewhere (a phone, an echo): stored as sent.
     direction: str = Message.Direction.INBOUND
     metadata: dict = field(default_factory=dict)
+    # History import (a backfill): stored and announced like any message, but it neither
+    # counts as unread nor reopens the conversation, nor replaces a newer message's preview.
+    historical: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def _ingest_one(channel: Channel, item: InboundMessage) -> IngestResult:
     stored = _store_attachments(message, item.attachments) if item.attachments else []
     message.remember_attachments(stored)
 
-    _touch_conversation(conversation, message, inbound=not outbound)
+    _touch_conversation(conversation, message, inbound=not outbound, historical=item.historical)
     if conversation_created:
         events.record_event(
             events.CONVERSATION_CREATED,
@@ -276,10 +279,28 @@ def _store_attachments(
     return stored
 
 
-def _touch_conversation(conversation: Conversation, message: Message, *, inbound: bool) -> None:
+def _touch_conversation(
+    conversation: Conversation, message: Message, *, inbound: bool, historical: bool = False
+) -> None:
     conversation.last_message_at = max(conversation.last_message_at, message.created_at)
+    fields = ["last_message_at", "updated_at"]
+    if historical:
+        newer = Message.objects.filter(
+            conversation=conversation, created_at__gt=message.created_at
+        ).exists()
+        if not newer:
+            conversation.last_message_preview = preview_text(message)
+            fields.append("last_message_preview")
+        if inbound and (
+            conversation.last_inbound_at is None
+            or conversation.last_inbound_at < message.created_at
+        ):
+            conversation.last_inbound_at = message.created_at
+            fields.append("last_inbound_at")
+        conversation.save(update_fields=fields)
+        return
     conversation.last_message_preview = preview_text(message)
-    fields = ["last_message_at", "last_message_preview", "updated_at"]
+    fields.append("last_message_preview")
     if inbound:
         conversation.unread_count += 1
         conversation.last_inbound_at = message.created_at

@@ -3,7 +3,13 @@
 from django import forms
 from django.contrib import admin
 
-from .models import MatrixConnection, MatrixRoom, MatrixSettings, ProcessedTransaction
+from .models import (
+    BackfillJob,
+    MatrixConnection,
+    MatrixRoom,
+    MatrixSettings,
+    ProcessedTransaction,
+)
 
 SECRET_FIELDS = {
     "registration_shared_secret": "Synapse registration_shared_secret (auth mode admin_login)",
@@ -149,3 +155,36 @@ class MatrixRoomAdmin(SuperuserOnly, admin.ModelAdmin):
 @admin.register(ProcessedTransaction)
 class ProcessedTransactionAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["txn_id", "event_count", "processed_at"]
+
+
+@admin.register(BackfillJob)
+class BackfillJobAdmin(SuperuserOnly, admin.ModelAdmin):
+    """Read-only: jobs are started from the API or `manage.py matrix_backfill`."""
+
+    list_display = [
+        "pk",
+        "room",
+        "conversation",
+        "state",
+        "phase",
+        "events_processed",
+        "events_total",
+        "messages_stored",
+        "attempt",
+        "requested_by",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    ]
+    list_filter = ["state"]
+    search_fields = ["room__room_id", "error"]
+    list_select_related = ["room", "conversation", "requested_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

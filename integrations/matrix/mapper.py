@@ -108,7 +108,7 @@ def handle_event(event: dict, *, config: MatrixConfig, source: str = "") -> bool
             redaction_id=event.get("event_id", ""),
         )
     if event_type in ("m.room.message", "m.sticker"):
-        return _on_message(room, event, config)
+        return _on_message(room, event, config, historical=source == "backfill")
     return False
 
 
@@ -247,7 +247,9 @@ def _adopt_known_contact(room: MatrixRoom, sender: InboundSender, config: Matrix
 
 
 # -- messages -------------------------------------------------------------------------------
-def _on_message(room: MatrixRoom, event: dict, config: MatrixConfig) -> bool:
+def _on_message(
+    room: MatrixRoom, event: dict, config: MatrixConfig, *, historical: bool = False
+) -> bool:
     content = event.get("content") or {}
     relates = content.get("m.relates_to") or {}
     channel = matrix_channel(config)
@@ -292,6 +294,7 @@ def _on_message(room: MatrixRoom, event: dict, config: MatrixConfig) -> bool:
             reply_to_external_id=reply_to,
             direction=Message.Direction.OUTBOUND if outbound else Message.Direction.INBOUND,
             metadata=metadata,
+            historical=historical,
         ),
     )
     return result.created

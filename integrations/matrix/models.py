@@ -139,3 +139,58 @@ class ProcessedTransaction(models.Model):
 
     def __str__(self) -> str:
         return self.txn_id
+
+
+class BackfillJob(models.Model):
+    """One history import of a portal room (R14): queued → running → done | failed.
+
+    At most one queued or running job per room, guaranteed by a partial unique constraint;
+    `attempt` fences a run: a run whose job was re-queued by the stale-run recovery finds its
+    heartbeat refused and stops (see backfill.py).
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    room = models.ForeignKey(MatrixRoom, on_delete=models.CASCADE, related_name="backfill_jobs")
+    conversation = models.ForeignKey(
+        "communications.Conversation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField(default=0)
+    phase = models.CharField(max_length=12, blank=True, help_text="scanning | ingesting")
+    pages = models.PositiveIntegerField(default=0)
+    events_seen = models.PositiveIntegerField(default=0)
+    events_total = models.PositiveIntegerField(null=True, blank=True)
+    events_processed = models.PositiveIntegerField(default=0)
+    messages_stored = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["room"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="matrix_one_active_backfill_per_room",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="matrix_backfill_state")]
+
+    def __str__(self) -> str:
+        return f"backfill #{self.pk} of {self.room.room_id} ({self.state})"
