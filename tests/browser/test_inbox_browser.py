@@ -246,8 +246,15 @@ def test_a_second_manager_sees_status_changes_and_presence(
         "@ Carol Diaz"
     )
     screenshot(carol, "07-second-manager")
+    # snooze until a time: the form asks when; every viewer sees it
+    alice.select_option("#thread-header select[name=status]", "snoozed")
+    alice.fill("#thread-header input[name=snoozed_until]", "2031-05-04T09:30")
+    alice.click("#thread-header .snooze-form button[type=submit]")
+    expect(carol.locator("#thread-header select[name=status]")).to_have_value("snoozed")
+    expect(carol.locator("#thread-header .snoozed-until")).to_contain_text("2031")
     conversation.refresh_from_db()
-    assert conversation.status == "resolved" and conversation.assignee_id == team_inbox["carol"].pk
+    assert conversation.status == "snoozed" and conversation.assignee_id == team_inbox["carol"].pk
+    assert conversation.snoozed_until.year == 2031
 
     # a manager of another team sees none of it
     outsider = login(chromium.new_context(), live_server_url, "olga")
