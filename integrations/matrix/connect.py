@@ -144,7 +144,13 @@ def logout(user) -> MatrixConnection:
 
 def connection_status(connection: MatrixConnection | None) -> dict:
     if connection is None:
-        return {"state": MatrixConnection.State.DISCONNECTED, "phone": "", "error": "", "qr": None}
+        return {
+            "state": MatrixConnection.State.DISCONNECTED,
+            "state_label": MatrixConnection.State.DISCONNECTED.label,
+            "phone": "",
+            "error": "",
+            "qr": None,
+        }
     qr = None
     if connection.state == MatrixConnection.State.WAITING_FOR_SCAN and connection.qr_data:
         period = QR_FIRST_REFRESH_SECONDS if connection.qr_refreshes == 0 else QR_REFRESH_SECONDS
