@@ -43,7 +43,7 @@ const thread = new Thread({
     toast,
     updateConversation: async (id, changes) => {
       const conversation = await api.update(id, changes);
-      list.upsert(conversation);
+      applyConversation(conversation);
       return conversation;
     },
   },
@@ -82,9 +82,7 @@ async function openConversation(id) {
 async function markRead(conversation) {
   if (!conversation.unread_count || document.visibilityState !== "visible") return;
   try {
-    const updated = await api.markRead(conversation.id);
-    list.upsert(updated);
-    thread.applyConversation(updated);
+    applyConversation(await api.markRead(conversation.id));
   } catch (error) {
     /* the next open tries again */
   }
@@ -99,8 +97,7 @@ function applyEvent(event) {
       break;
     case "conversation.created":
     case "conversation.updated":
-      list.upsert(event.data);
-      thread.applyConversation(event.data);
+      applyConversation(event.data, event.type);
       if (event.data.id === thread.id && event.data.unread_count > 0) markReadSoon(event.data);
       refreshCountsSoon();
       break;
@@ -109,6 +106,13 @@ function applyEvent(event) {
       thread.showPresence(event);
       break;
   }
+}
+
+// Every fresh copy of a conversation (event or response) goes through here.
+function applyConversation(conversation, type = "conversation.updated") {
+  patchUnreadCount(list.get(conversation.id), { type, data: conversation });
+  list.upsert(conversation);
+  thread.applyConversation(conversation);
 }
 
 let readTimer = null;
@@ -144,7 +148,16 @@ composer = new Composer({
 });
 
 // --- counts and the page title ------------------------------------------------------------
-function showCounts(counts) {
+let counts = { ...boot.counts };
+// The title's unread number moves at once for rows the page knows; the periodic refetch
+// corrects it for the rest.
+function patchUnreadCount(previous, event) {
+  const now = event.data.unread_count > 0 ? 1 : 0;
+  const before = previous ? (previous.unread_count > 0 ? 1 : 0) : event.type === "conversation.created" ? 0 : now;
+  if (now !== before) showCounts({ ...counts, unread: Math.max(0, (counts.unread || 0) + now - before) });
+}
+function showCounts(fresh) {
+  counts = fresh;
   for (const node of document.querySelectorAll("[data-count]")) {
     const value = counts[node.dataset.count];
     node.textContent = value ? String(value) : node.dataset.zero || "";
@@ -152,16 +165,18 @@ function showCounts(counts) {
   document.title = counts.unread ? `(${counts.unread}) Inbox · Switchboard` : "Inbox · Switchboard";
 }
 let countsTimer = null;
+// Counts are one aggregate query: at most one refetch per 15 s per tab, and none while hidden.
 function refreshCountsSoon() {
   if (countsTimer) return;
   countsTimer = setTimeout(async () => {
     countsTimer = null;
+    if (document.visibilityState !== "visible") return refreshCountsSoon();
     try {
       showCounts(await api.counts());
     } catch {
       /* shown numbers stay until the next event */
     }
-  }, 3000);
+  }, 15000);
 }
 showCounts(boot.counts);
 
