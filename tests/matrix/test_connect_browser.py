@@ -33,7 +33,7 @@ def qr_src(page) -> str:
     return page.get_attribute("#wa-qr-image", "src") or ""
 
 
-def test_manager_connects_whatsapp_with_the_qr_page(stack, chromium, screenshot, live_server):
+def test_manager_connects_whatsapp_with_the_qr_page(stack, chromium, screenshot, live_server):  # noqa: F811
     stack.configure(auth_mode="appservice")
     stack.kick_appservice()
     # Slower QR refreshes than the emulator's test default, so each step can be seen.
