@@ -1,0 +1,201 @@
+#!/usr/bin/env python
+"""Switchboard benchmark: load a realistic inbox into PostgreSQL, measure, print JSON.
+
+    .venv/bin/python bench/run.py                                   # 100k conversations, 2M messages
+    .venv/bin/python bench/run.py --conversations 2000 --messages 40000   # quick check
+
+Without DATABASE_URL it (re)creates the database `switchboard_bench` on
+postgres://postgres@127.0.0.1:5432, runs the migrations and loads the data with COPY.
+`--reuse` keeps an already loaded bench database (same sizes) and only measures.
+The channel layer is whatever REDIS_URL says (unset: in-memory), as in production settings.
+Progress goes to stderr, the JSON document to stdout.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
+DEFAULT_DB = "switchboard_bench"
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=2_000_000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument("--reuse", action="store_true", help="measure an already loaded db")
+    parser.add_argument("--iterations", type=int, default=0, help="requests per latency case")
+    parser.add_argument("--ingest-seconds", type=float, default=0, help="per throughput phase")
+    parser.add_argument("--workers", default="1,2,4", help="process counts for throughput")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--seed", type=int, default=42)
+    return parser.parse_args(argv)
+
+
+def prepare_database(args) -> tuple[str, bool]:
+    """Return (url, needs_load)."""
+    import psycopg
+
+    url = args.database_url or f"{DEFAULT_SERVER}/{DEFAULT_DB}"
+    if not args.database_url:
+        with psycopg.connect(f"{DEFAULT_SERVER}/postgres", autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DB,)
+            ).fetchone()
+            if exists and not args.reuse:
+                log(f"dropping database {DEFAULT_DB}")
+                conn.execute(f"DROP DATABASE {DEFAULT_DB} WITH (FORCE)")
+                exists = None
+            if not exists:
+                conn.execute(f"CREATE DATABASE {DEFAULT_DB}")
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
+        meta = conn.execute("SELECT to_regclass('bench_meta')").fetchone()[0]
+        if meta:
+            saved = json.loads(conn.execute("SELECT info FROM bench_meta").fetchone()[0])
+            same = saved["requested"] == [args.conversations, args.messages]
+            if args.reuse and same:
+                return url, False
+            raise SystemExit(
+                f"{url} already holds a bench dataset of {saved['requested']}; "
+                "use --reuse with the same sizes, or an empty database"
+            )
+        has_data = conn.execute("SELECT to_regclass('communications_message')").fetchone()[0]
+        if has_data and conn.execute("SELECT 1 FROM communications_message LIMIT 1").fetchone():
+            raise SystemExit(f"{url} already has messages; the bench wants an empty database")
+    return url, True
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv if argv is not None else sys.argv[1:])
+    small = args.messages < 500_000
+    iterations = args.iterations or (40 if small else 100)
+    seconds = args.ingest_seconds or (3.0 if small else 10.0)
+    workers = [int(w) for w in args.workers.split(",") if w]
+
+    url, needs_load = prepare_database(args)
+    os.environ["DATABASE_URL"] = url
+    # Production-like settings: no DEBUG query log; the test client talks plain HTTP.
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "localhost"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bench import dataset, measure
+
+    started = time.monotonic()
+    if needs_load:
+        log(f"migrating {url}")
+        call_command("migrate", verbosity=0)
+        log(f"loading {args.conversations:,} conversations / {args.messages:,} messages")
+        info = dataset.load(args.conversations, args.messages, seed=args.seed, log=log)
+        info["requested"] = [args.conversations, args.messages]
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE bench_meta (info text)")
+            cursor.execute("INSERT INTO bench_meta VALUES (%s)", [json.dumps(info)])
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT info FROM bench_meta")
+            info = json.loads(cursor.fetchone()[0])
+        log("reusing the loaded dataset")
+
+    log("measuring the conversation list")
+    conversation_list = measure.conversation_list(info, iterations)
+    log("measuring message pages")
+    message_pages = measure.message_pages(info, iterations)
+    throughput = {}
+    if not args.skip_throughput:
+        log(f"measuring raw INSERT throughput ({seconds:g} s per phase)")
+        raw = measure.raw_insert_throughput(_dsn(url), seconds, workers)
+        log(f"measuring ingest throughput ({seconds:g} s per phase)")
+        ingest = measure.ingest_throughput(info, seconds, workers)
+        best_ingest = max(r["per_second"] for r in ingest.values())
+        raw_single = raw["raw_insert_1_proc"]["per_second"] if 1 in workers else None
+        throughput = {
+            "ingest": ingest,
+            "raw_insert": raw,
+            "best_ingest_per_second": best_ingest,
+            "ingest_single_vs_raw_single": (
+                round(ingest["existing_conversations_1_proc"]["per_second"] / raw_single, 3)
+                if raw_single
+                else None
+            ),
+            "ratio_by_workers": {
+                str(w): round(
+                    ingest[f"existing_conversations_{w}_proc"]["per_second"]
+                    / raw[f"raw_insert_{w}_proc"]["per_second"],
+                    3,
+                )
+                for w in workers
+            },
+        }
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT version(), current_setting('shared_buffers'),"
+            " current_setting('synchronous_commit')"
+        )
+        pg_version, shared_buffers, sync_commit = cursor.fetchone()
+    targets = {
+        "list_p95_le_25ms": conversation_list["p95_max_ms"] <= 25,
+        "thread_p95_le_25ms": message_pages["p95_max_ms"] <= 25,
+        "list_query_count_constant": conversation_list["query_count_constant"],
+    }
+    if throughput:
+        best_ratio = max(throughput["ratio_by_workers"].values())
+        targets["ingest_ge_1000_per_s"] = throughput["best_ingest_per_second"] >= 1000
+        targets["ingest_ge_third_of_raw"] = best_ratio >= 1 / 3
+    document = {
+        "dataset": {
+            k: info[k]
+            for k in (
+                "conversations",
+                "messages",
+                "huge_thread_size",
+                "load_seconds",
+                "vacuum_analyze_seconds",
+            )
+        }
+        | {"huge_threads": len(info["huge_threads"])},
+        "environment": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgresql": pg_version.split(" on ")[0],
+            "shared_buffers": shared_buffers,
+            "synchronous_commit": sync_commit,
+            "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+            "iterations_per_case": iterations,
+        },
+        "conversation_list": conversation_list,
+        "message_page": message_pages,
+        "throughput": throughput,
+        "targets_met": targets,
+        "bench_seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(document, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
