@@ -3,7 +3,9 @@
 import mimetypes
 import os
 import re
+from urllib.parse import quote
 
+from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -30,8 +32,11 @@ def attachment_id_from_token(token: str) -> int:
 
 def serve_file_with_range(request, path: str, content_type: str, filename: str) -> HttpResponse:
     """A file response that honours one HTTP byte range (206), which video players need."""
-    size = os.path.getsize(path)
     content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    accel = _x_accel_response(path, content_type)
+    if accel is not None:
+        return accel
+    size = os.path.getsize(path)
     range_header = request.headers.get("Range", "")
     match = _RANGE.match(range_header.strip()) if range_header else None
     if not match:
@@ -65,4 +70,21 @@ def serve_file_with_range(request, path: str, content_type: str, filename: str) 
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
+    return response
+
+
+def _x_accel_response(path: str, content_type: str) -> HttpResponse | None:
+    """With MEDIA_X_ACCEL, nginx sends the file (and its ranges) from an internal location.
+
+    Only for files under MEDIA_ROOT; the access check has already been made by the view.
+    """
+    if not getattr(settings, "MEDIA_X_ACCEL", False):
+        return None
+    root = os.path.realpath(settings.MEDIA_ROOT)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        return None
+    relative = os.path.relpath(real, root).replace(os.sep, "/")
+    response = HttpResponse(content_type=content_type)
+    response["X-Accel-Redirect"] = settings.MEDIA_X_ACCEL_PREFIX.rstrip("/") + "/" + quote(relative)
     return response

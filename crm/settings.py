@@ -219,6 +219,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Ops (docs/OPS.md): nginx sends protected media itself via X-Accel-Redirect ------------
+MEDIA_X_ACCEL = env.bool("MEDIA_X_ACCEL", default=False)
+MEDIA_X_ACCEL_PREFIX = env("MEDIA_X_ACCEL_PREFIX", default="/protected-media/")
+
 # --- Switchboard ----------------------------------------------------------------------------
 SWITCHBOARD = {
     # How long a near-identical inbound message (same sender, same text, no provider id) counts
