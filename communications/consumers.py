@@ -122,6 +122,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         if now - self.last_ephemeral.get(key, 0.0) < EPHEMERAL_MIN_INTERVAL:
             return
+        if len(self.last_ephemeral) > 256:  # bounded, whatever ids a client sends
+            self.last_ephemeral.clear()
         self.last_ephemeral[key] = now
         await database_sync_to_async(_broadcast_presence)(self.user, kind, conversation_id)
 
@@ -132,8 +134,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if not self.groups_joined:
             return
         if event.get("id") is None:
-            # Presence (typing, viewing) is for the others: never echo it to its author.
-            if (event.get("data") or {}).get("user_id") != self.user.pk:
+            # Presence (typing, viewing) is for the others: never echo it to its author. It is
+            # ephemeral, so during a replay (or before the accept) it is simply dropped.
+            if self.held is None and (event.get("data") or {}).get("user_id") != self.user.pk:
                 await self.send_text(text)
             return
         if self.held is not None:

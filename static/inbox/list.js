@@ -3,8 +3,8 @@
 import { api } from "./api.js";
 import { avatar, contactName, el, shortTime } from "./render.js";
 
-const ORDER = (a, b) =>
-  b.last_message_at === a.last_message_at ? b.id - a.id : b.last_message_at > a.last_message_at ? 1 : -1;
+// Newest activity first, id as the tie-breaker: the order of the server's cursor.
+const ORDER = (a, b) => Date.parse(b.last_message_at) - Date.parse(a.last_message_at) || b.id - a.id;
 
 export class ConversationList {
   constructor({ root, sentinel, me, filters, onSelect }) {

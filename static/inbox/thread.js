@@ -98,7 +98,8 @@ export class Thread {
 
   insertNode(node, createdAt) {
     let after = this.messages.lastElementChild;
-    while (after && after.dataset.created > createdAt) after = after.previousElementSibling;
+    const at = Date.parse(createdAt);
+    while (after && Date.parse(after.dataset.created) > at) after = after.previousElementSibling;
     if (after) after.after(node);
     else this.messages.prepend(node);
   }
@@ -253,7 +254,7 @@ export class Thread {
 
 function isNewer(message, node) {
   const updated = node.dataset.updated || "";
-  if (message.updated_at && updated && message.updated_at < updated) return false;
+  if (message.updated_at && updated && Date.parse(message.updated_at) < Date.parse(updated)) return false;
   const current = node.className.match(/status-(\w+)/);
   if (current && message.updated_at === updated && STATUS_RANK[message.status] < STATUS_RANK[current[1]]) return false;
   return true;
