@@ -1,0 +1,29 @@
+# One image for web (daphne), worker and beat (celery), matrix-sync and one-off commands.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# procps: pgrep for the beat healthcheck. psycopg[binary] brings its own libpq.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends procps \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --create-home --uid 10001 --shell /usr/sbin/nologin switchboard
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY --chown=switchboard:switchboard . .
+# Static files are collected into the image (whitenoise can serve them; compose's migrate job
+# copies them to the volume nginx serves). The key below only exists for this build step.
+RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-only-build-step-key-not-used-at-runtime \
+        python manage.py collectstatic --noinput -v 0 \
+    && mkdir -p /data/media /app/var \
+    && chown -R switchboard:switchboard /data /app/staticfiles /app/var
+
+USER switchboard
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "crm.asgi:application"]
