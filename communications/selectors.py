@@ -65,7 +65,9 @@ def conversation_page(user, params) -> Page:
     cursor = params.get("cursor")
     if cursor:
         moment, pk = decode_cursor("cursor", cursor)
-        queryset = queryset.filter(
+        # The redundant `<=` bound is what lets PostgreSQL start the index scan at the cursor;
+        # the OR alone is only a filter, and a deep page would scan every row above it.
+        queryset = queryset.filter(last_message_at__lte=moment).filter(
             Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk)
         )
     rows = list(queryset.order_by("-last_message_at", "-id")[: size + 1])
@@ -95,7 +97,9 @@ def message_page(conversation: Conversation, params) -> Page:
     before = params.get("before")
     if before:
         moment, pk = decode_cursor("before", before)
-        queryset = queryset.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+        queryset = queryset.filter(created_at__lte=moment).filter(  # index bound, see above
+            Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk)
+        )
     rows = list(queryset.order_by("-created_at", "-id")[: size + 1])
     next_cursor = None
     if len(rows) > size:
