@@ -3,8 +3,11 @@
 import { api } from "./api.js";
 import { avatar, contactName, el, shortTime } from "./render.js";
 
-// Newest activity first, id as the tie-breaker: the order of the server's cursor.
-const ORDER = (a, b) => Date.parse(b.last_message_at) - Date.parse(a.last_message_at) || b.id - a.id;
+// Newest activity first, id as the tie-breaker: the order of the server's cursor, to the
+// microsecond (Date.parse stops at milliseconds).
+const micros = (iso) => Number(((iso.match(/\.(\d+)/) || [])[1] || "").padEnd(6, "0").slice(0, 6));
+const moment = (iso) => Date.parse(iso) * 1000 + (micros(iso) % 1000);
+const ORDER = (a, b) => moment(b.last_message_at) - moment(a.last_message_at) || b.id - a.id;
 
 export class ConversationList {
   constructor({ root, sentinel, me, filters, onSelect }) {
@@ -78,17 +81,26 @@ export class ConversationList {
     const node = this.renderRow(merged);
     if (existing) existing.node.replaceWith(node);
     this.rows.set(conversation.id, { data: merged, node });
-    this.place(merged, node);
+    // A row moves only when its activity time changed (or it is new): reading, assigning or
+    // resolving a conversation leaves it where the manager saw it.
+    if (!existing || existing.data.last_message_at !== merged.last_message_at) this.place(merged, node);
     this.renderEmpty();
   }
 
-  // Keep rows in (last_message_at, id) descending order; a row below the loaded pages waits.
+  // Keep rows in (last_message_at, id) descending order, walking them in the order shown;
+  // a row that belongs below the loaded pages waits until that page is loaded.
   place(conversation, node) {
-    const others = [...this.rows.values()].filter((row) => row.data.id !== conversation.id);
-    const before = others.find((row) => ORDER(conversation, row.data) < 0);
+    let before = null;
+    for (const child of this.root.children) {
+      const row = child === node ? null : this.rows.get(Number(child.dataset.id));
+      if (row && ORDER(conversation, row.data) < 0) {
+        before = child;
+        break;
+      }
+    }
     if (before) {
-      if (node.nextSibling !== before.node) this.root.insertBefore(node, before.node);
-    } else if (!this.cursor || others.length === 0) {
+      if (node.nextSibling !== before) this.root.insertBefore(node, before);
+    } else if (!this.cursor || this.rows.size <= 1) {
       if (this.root.lastElementChild !== node) this.root.append(node);
     } else {
       node.remove();

@@ -289,6 +289,16 @@ def test_long_list_and_long_thread_load_on_scroll(
     page.locator(".list-scroll").evaluate("box => box.scrollTop = box.scrollHeight")
     expect(rows).to_have_count(37)
 
+    # the keyboard walks the list: down opens the first row, down again the second
+    page.keyboard.press("ArrowDown")
+    expect(rows.nth(0)).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowDown")
+    expect(rows.nth(1)).to_have_attribute("aria-selected", "true")
+    second_name = rows.nth(1).locator(".row-name").inner_text()
+    expect(page.locator("#thread-header .head-name")).to_have_text(second_name)
+    page.keyboard.press("ArrowUp")
+    expect(rows.nth(0)).to_have_attribute("aria-selected", "true")
+
     open_conversation(page, conversation)
     messages = page.locator("#messages .msg")
     expect(messages).to_have_count(50)
