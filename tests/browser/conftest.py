@@ -14,6 +14,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
@@ -35,7 +36,7 @@ def requirements_met():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     if not os.environ.get("REDIS_URL"):
         pytest.skip("REDIS_URL is not set: the live server and the test share the Redis layer")
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not os.environ.get("DATABASE_URL"):
         pytest.skip("the live server needs the PostgreSQL test database (set DATABASE_URL)")
 
 
@@ -46,12 +47,9 @@ def _free_port() -> int:
 
 
 def _database_url(settings_dict) -> str:
-    user = settings_dict.get("USER") or ""
-    password = settings_dict.get("PASSWORD") or ""
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+    """DATABASE_URL with the test database's name (host, port and socket as given)."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + settings_dict["NAME"]))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +68,8 @@ def live_server_url(requirements_met, django_db_setup, django_db_blocker, tmp_pa
         "DB_POOL_MAX_SIZE": "8",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "daphne.log", "w")
     daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
     process = subprocess.Popen(
         [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
