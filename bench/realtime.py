@@ -21,7 +21,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -164,15 +163,27 @@ def ingest_loop(channel, rate: float, seconds: float, conversations: int, commit
     from communications import events
     from communications.services.ingest import InboundMessage, InboundSender, ingest_message
 
-    original = events.broadcast
+    # The after-commit hook sends through broadcast_many (batches) or broadcast (one event):
+    # whichever this tree has, the moment it is called is the commit moment.
+    hook = "broadcast_many" if hasattr(events, "broadcast_many") else "broadcast"
+    original = getattr(events, hook)
 
-    def timed_broadcast(group, message):
-        event = message["event"]
-        if event["type"] == events.MESSAGE_CREATED:
-            commits[event["data"]["id"]] = time.time()
+    def mark(messages) -> None:
+        now = time.time()
+        for _group, message in messages:
+            event = message["event"]
+            if event["type"] == events.MESSAGE_CREATED:
+                commits[event["data"]["id"]] = now
+
+    def timed_many(messages):
+        mark(messages)
+        original(messages)
+
+    def timed_one(group, message):
+        mark([(group, message)])
         original(group, message)
 
-    events.broadcast = timed_broadcast
+    setattr(events, hook, timed_many if hook == "broadcast_many" else timed_one)
     try:
         count = int(rate * seconds)
         start = time.monotonic()
@@ -190,7 +201,7 @@ def ingest_loop(channel, rate: float, seconds: float, conversations: int, commit
             )
             message_ids.append(result.message.pk)
     finally:
-        events.broadcast = original
+        setattr(events, hook, original)
         connections.close_all()
 
 
@@ -205,7 +216,9 @@ async def run(args, server: Server, cookie: str, channel) -> dict:
     for index, client in enumerate(clients):
         tasks.append(asyncio.ensure_future(client.run(url, cookie, stop)))
         if index % 50 == 49:  # connect in waves so the handshakes don't time out
-            await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients[: index + 1])), 120)
+            await asyncio.wait_for(
+                asyncio.gather(*(c.ready.wait() for c in clients[: index + 1])), 120
+            )
     await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 120)
     connect_seconds = time.monotonic() - connect_start
     connected_kb = server.memory_kb()
