@@ -137,12 +137,13 @@ def _django_setup() -> None:
 
 
 def _ingest_worker(args) -> tuple[int, float]:
-    mode, channel_ids, senders, seconds, tag, start_at = args
+    """One message per call (a webhook), or `batch` per call (a flood absorbed in batches)."""
+    mode, channel_ids, senders, seconds, tag, start_at, batch = args
     _django_setup()
     import random
 
     from communications.models import Channel
-    from communications.services.ingest import InboundMessage, InboundSender, ingest_message
+    from communications.services.ingest import InboundMessage, InboundSender, ingest_messages
 
     from .dataset import CUSTOMER_LINES
 
@@ -154,19 +155,28 @@ def _ingest_worker(args) -> tuple[int, float]:
     _wait_until(start_at)
     done = 0
     started = time.perf_counter()
+    channel_id = channel_ids[0]
+    if batch > 1:
+        # A batch belongs to one channel, as one webhook delivery or sync response does.
+        senders = [s for s in senders if s[0] == senders[0][0]]
+        channel_id = senders[0][0] if mode == "existing" else channel_id
     while time.perf_counter() - started < seconds:
-        if mode == "existing":
-            channel_id, external_id = senders[rng.randrange(len(senders))]
-        else:
-            channel_id, external_id = channel_ids[done % len(channel_ids)], f"new-{tag}-{done}"
-        item = InboundMessage(
-            sender=InboundSender(external_id=external_id, name="Bench Customer"),
-            content=rng.choice(texts),
-            external_id=f"bench-{tag}-{done}",
-        )
-        result = ingest_message(channels[channel_id], item)
-        assert result.created
-        done += 1
+        items = []
+        for _ in range(batch):
+            if mode == "existing":
+                channel_id, external_id = senders[rng.randrange(len(senders))]
+            else:
+                external_id = f"new-{tag}-{done + len(items)}"
+            items.append(
+                InboundMessage(
+                    sender=InboundSender(external_id=external_id, name="Bench Customer"),
+                    content=rng.choice(texts),
+                    external_id=f"bench-{tag}-{done + len(items)}",
+                )
+            )
+        results = ingest_messages(channels[channel_id], items)
+        assert all(r.created for r in results)
+        done += len(results)
     elapsed = time.perf_counter() - started
     connections.close_all()
     return done, elapsed
@@ -230,15 +240,31 @@ def ingest_throughput(info: dict, seconds: float, workers: list[int]) -> dict:
     )
     results = {}
     run = uuid.uuid4().hex[:6]
-    for mode in ("existing", "new"):
-        for count in workers:
-            start_at = time.time() + 8  # spawned workers need a few seconds to set up Django
-            jobs = [
-                (mode, info["channels"], senders, seconds, f"{run}-{mode}-{count}-{i}", start_at)
-                for i in range(count)
-            ]
-            results[f"{mode}_conversations_{count}_proc"] = _run_parallel(_ingest_worker, jobs)
+    for batch in (1, INGEST_BATCH):
+        label = "" if batch == 1 else f"batch{batch}_"
+        for mode in ("existing", "new"):
+            for count in workers:
+                start_at = time.time() + 8  # spawned workers need a few seconds to set up Django
+                jobs = [
+                    (
+                        mode,
+                        info["channels"],
+                        senders,
+                        seconds,
+                        f"{run}-{mode}-{batch}-{count}-{i}",
+                        start_at,
+                        batch,
+                    )
+                    for i in range(count)
+                ]
+                results[f"{label}{mode}_conversations_{count}_proc"] = _run_parallel(
+                    _ingest_worker, jobs
+                )
     return results
+
+
+# Messages per ingest call in the flood measurement (a webhook delivery or a sync response).
+INGEST_BATCH = 100
 
 
 def raw_insert_throughput(dsn: str, seconds: float, workers: list[int]) -> dict:

@@ -149,6 +149,17 @@ def main(argv=None) -> int:
                 )
                 for w in workers
             },
+            # Floods reach the ingest path in batches (one webhook delivery / sync response).
+            "batch_ratio_by_workers": {
+                str(w): round(
+                    ingest[f"batch{measure.INGEST_BATCH}_existing_conversations_{w}_proc"][
+                        "per_second"
+                    ]
+                    / raw[f"raw_insert_{w}_proc"]["per_second"],
+                    3,
+                )
+                for w in workers
+            },
         }
 
     with connection.cursor() as cursor:
@@ -163,7 +174,10 @@ def main(argv=None) -> int:
         "list_query_count_constant": conversation_list["query_count_constant"],
     }
     if throughput:
-        best_ratio = max(throughput["ratio_by_workers"].values())
+        best_ratio = max(
+            *throughput["ratio_by_workers"].values(),
+            *throughput["batch_ratio_by_workers"].values(),
+        )
         targets["ingest_ge_1000_per_s"] = throughput["best_ingest_per_second"] >= 1000
         targets["ingest_ge_third_of_raw"] = best_ratio >= 1 / 3
     document = {

@@ -41,6 +41,26 @@ def record_event(
     return event
 
 
+def record_events(items: list[tuple[str, int, int | None, dict]]) -> list[RealtimeEvent]:
+    """Many events in one INSERT: (type, channel_id, conversation_id, payload) each, in order."""
+    rows = RealtimeEvent.objects.bulk_create(
+        [
+            RealtimeEvent(type=t, channel_id=ch, conversation_id=conv, payload=payload)
+            for t, ch, conv, payload in items
+        ]
+    )
+    messages = [
+        (
+            channel_group(row.channel_id),
+            {"type": "inbox.event", "event": {"id": row.pk, "type": row.type, "data": row.payload}},
+        )
+        for row in rows
+    ]
+
+    transaction.on_commit(lambda: broadcast_many(messages))
+    return rows
+
+
 def broadcast_ephemeral(event_type: str, *, channel_id: int, payload: dict) -> None:
     """Events that need no resume (typing): no row, no id, sent at once."""
     message = {"type": "inbox.event", "event": {"id": None, "type": event_type, "data": payload}}
@@ -48,10 +68,20 @@ def broadcast_ephemeral(event_type: str, *, channel_id: int, payload: dict) -> N
 
 
 def broadcast(group: str, message: dict) -> None:
+    broadcast_many([(group, message)])
+
+
+def broadcast_many(messages: list[tuple[str, dict]]) -> None:
+    """Send in order, in one hop to the event loop (a batch of a hundred costs one hop)."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
+
+    async def send_in_order():
+        for group, message in messages:
+            await layer.group_send(group, message)
+
     try:
-        async_to_sync(layer.group_send)(group, message)
+        async_to_sync(send_in_order)()
     except Exception:  # a dead layer must not fail the write that already committed
-        logger.exception("realtime broadcast to %s failed", group)
+        logger.exception("realtime broadcast of %d event(s) failed", len(messages))

@@ -64,7 +64,9 @@ class QueryCounter:
         return len(self.context.captured_queries)
 
     def explain(self) -> str:
-        return "\n".join(f"{i}. {q['sql']}" for i, q in enumerate(self.context.captured_queries, 1))
+        return "\n".join(
+            f"{i}. {q['sql'][:300]}" for i, q in enumerate(self.context.captured_queries, 1)
+        )
 
 
 @pytest.fixture

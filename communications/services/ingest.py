@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from crm.models import Contact
@@ -82,82 +82,269 @@ class IngestResult:
 
 
 def ingest_messages(channel: Channel, inbound: list[InboundMessage]) -> list[IngestResult]:
-    """Store each message once; return what was stored (or found) for each, in order."""
-    return [ingest_message(channel, item) for item in inbound]
+    """Store each message once; return what was stored (or found) for each, in order.
+
+    A batch is one transaction with a fixed number of statements (plus one UPDATE per
+    conversation it touches): floods arrive in batches and are absorbed at thousands per
+    second. Should the batch collide with a concurrent one (a unique constraint, a deadlock),
+    each message is retried on its own.
+    """
+    if not inbound:
+        return []
+    try:
+        with transaction.atomic():
+            return _ingest_batch(channel, inbound)
+    except (IntegrityError, OperationalError) as exc:
+        if isinstance(exc, OperationalError) and not _is_retryable(exc):
+            raise
+        if len(inbound) == 1:
+            return [_ingest_alone(channel, inbound[0])]
+        logger.info("ingest batch of %d collided (%s); one by one", len(inbound), exc)
+        return [_ingest_alone(channel, item) for item in inbound]
 
 
 def ingest_message(channel: Channel, item: InboundMessage) -> IngestResult:
+    return ingest_messages(channel, [item])[0]
+
+
+def _ingest_alone(channel: Channel, item: InboundMessage) -> IngestResult:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _ingest_one(channel, item)
-        except IntegrityError:
-            # A concurrent delivery of the same message committed between our checks and our
-            # insert (possible only across conversations): read it back on the next pass.
-            if attempt == 2:
+                return _ingest_batch(channel, [item])[0]
+        except (IntegrityError, OperationalError) as exc:
+            # A concurrent delivery committed between our reads and our insert: the next pass
+            # reads what it stored.
+            if attempt == 2 or (isinstance(exc, OperationalError) and not _is_retryable(exc)):
                 raise
     raise AssertionError("unreachable")
 
 
-def _ingest_one(channel: Channel, item: InboundMessage) -> IngestResult:
-    contact = _contact_for(channel, item.sender)
-    chat_id = item.conversation_external_id or item.sender.external_id
-    conversation, conversation_created = _locked_conversation(channel, chat_id, contact, item)
+def _is_retryable(exc: OperationalError) -> bool:
+    # PostgreSQL: deadlock_detected, serialization_failure.
+    return getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
 
-    duplicate = _find_duplicate(channel, conversation, contact, item)
-    if duplicate is not None:
-        return IngestResult(duplicate, created=False, conversation_created=False)
 
+def _chat_id(item: InboundMessage) -> str:
+    return item.conversation_external_id or item.sender.external_id
+
+
+def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestResult]:
+    contacts = _contacts_for(channel, items)
+    conversations, created_chats = _locked_conversations(channel, items, contacts)
+    duplicates = _DuplicateFinder(channel, items)
+    reply_ids = _reply_targets(channel, items)
+
+    results: list[IngestResult | None] = [None] * len(items)
+    new: list[tuple[int, InboundMessage, Message]] = []
     now = timezone.now()
-    created_at = item.timestamp if item.timestamp and item.timestamp <= now else now
-    outbound = item.direction == Message.Direction.OUTBOUND
-    reply_to_id = None
-    if item.reply_to_external_id:
-        reply_to_id = (
-            Message.objects.filter(channel=channel, external_id=item.reply_to_external_id)
-            .values_list("id", flat=True)
-            .first()
+    for index, item in enumerate(items):
+        conversation = conversations[_chat_id(item)]
+        contact = contacts[item.sender.external_id]
+        duplicate = duplicates.find(item, conversation, contact)
+        if duplicate is not None:
+            results[index] = IngestResult(duplicate, created=False, conversation_created=False)
+            continue
+        outbound = item.direction == Message.Direction.OUTBOUND
+        message = Message(
+            conversation=conversation,
+            channel=channel,
+            direction=item.direction,
+            kind=item.kind,
+            content=item.content,
+            status=Message.Status.SENT if outbound else Message.Status.RECEIVED,
+            external_id=item.external_id or None,
+            dedup_key=_dedup_key(item),
+            sender_contact=None if outbound else contact,
+            reply_to_id=reply_ids.get(item.reply_to_external_id),
+            metadata=item.metadata,
+            provider_timestamp=item.timestamp,
+            created_at=item.timestamp if item.timestamp and item.timestamp <= now else now,
+            updated_at=now,
         )
-    message = Message.objects.create(
-        conversation=conversation,
-        channel=channel,
-        direction=item.direction,
-        kind=item.kind,
-        content=item.content,
-        status=Message.Status.SENT if outbound else Message.Status.RECEIVED,
-        external_id=item.external_id or None,
-        dedup_key=_dedup_key(item),
-        sender_contact=None if outbound else contact,
-        reply_to_id=reply_to_id,
-        metadata=item.metadata,
-        provider_timestamp=item.timestamp,
-        created_at=created_at,
-    )
-    stored = _store_attachments(message, item.attachments) if item.attachments else []
-    message.remember_attachments(stored)
+        duplicates.remember(item, message)
+        new.append((index, item, message))
+    if not new:
+        return results
 
-    _touch_conversation(conversation, message, inbound=not outbound, historical=item.historical)
-    if conversation_created:
-        events.record_event(
-            events.CONVERSATION_CREATED,
-            channel_id=channel.pk,
-            conversation_id=conversation.pk,
-            payload=conversation_payload(conversation),
+    Message.objects.bulk_create([message for _, _, message in new])
+    _link_replies_within_batch(new)
+    touched: dict[int, Conversation] = {}
+    message_events = []
+    for index, item, message in new:
+        stored = _store_attachments(message, item.attachments) if item.attachments else []
+        message.remember_attachments(stored)
+        conversation = message.conversation
+        _apply_to_conversation(conversation, message, historical=item.historical)
+        touched[conversation.pk] = conversation
+        first_of_new_chat = _chat_id(item) in created_chats
+        created_chats.discard(_chat_id(item))
+        results[index] = IngestResult(message, True, conversation_created=first_of_new_chat)
+        message_events.append(
+            (events.MESSAGE_CREATED, channel.pk, conversation.pk, message_payload(message))
         )
-    else:
-        events.record_event(
-            events.CONVERSATION_UPDATED,
-            channel_id=channel.pk,
-            conversation_id=conversation.pk,
-            payload=conversation_payload(conversation),
+    new_conversation_ids = {
+        r.message.conversation_id for r in results if r and r.conversation_created
+    }
+    conversation_events = []
+    for conversation in touched.values():
+        conversation.save(update_fields=_CONVERSATION_FIELDS)
+        kind = (
+            events.CONVERSATION_CREATED
+            if conversation.pk in new_conversation_ids
+            else events.CONVERSATION_UPDATED
         )
-    events.record_event(
-        events.MESSAGE_CREATED,
-        channel_id=channel.pk,
-        conversation_id=conversation.pk,
-        payload=message_payload(message),
+        conversation_events.append(
+            (kind, channel.pk, conversation.pk, conversation_payload(conversation))
+        )
+    # Conversations first, so a page learns of a new row before the messages in it.
+    events.record_events(conversation_events + message_events)
+    return results
+
+
+_CONVERSATION_FIELDS = [
+    "last_message_at",
+    "last_message_preview",
+    "last_inbound_at",
+    "unread_count",
+    "status",
+    "snoozed_until",
+    "updated_at",
+]
+
+
+def _contacts_for(channel: Channel, items: list[InboundMessage]) -> dict[str, Contact]:
+    """One contact per sender id: known identities in one query, new ones race-free."""
+    senders: dict[str, InboundSender] = {}
+    for item in items:
+        senders.setdefault(item.sender.external_id, item.sender)
+    identities = {
+        identity.external_id: identity
+        for identity in ContactIdentity.objects.select_related("contact").filter(
+            channel=channel, external_id__in=list(senders)
+        )
+    }
+    contacts = {}
+    for sender_id, sender in senders.items():
+        identity = identities.get(sender_id)
+        contacts[sender_id] = identity.contact if identity else _contact_for(channel, sender)
+    for item in items:
+        # Later messages may know more (a LID contact's phone): complete the contact.
+        _fill_missing_contact_details(contacts[item.sender.external_id], item.sender)
+    return contacts
+
+
+def _locked_conversations(
+    channel: Channel, items: list[InboundMessage], contacts: dict[str, Contact]
+) -> tuple[dict[str, Conversation], set[str]]:
+    """Every conversation of the batch, row-locked (in id order, so batches cannot deadlock
+    on them); missing ones created race-free. Returns them and the chat ids created here."""
+    first_item: dict[str, InboundMessage] = {}
+    for item in items:
+        first_item.setdefault(_chat_id(item), item)
+    locked = Conversation.objects.select_for_update().select_related("contact", "channel")
+    conversations = {
+        conversation.external_id: conversation
+        for conversation in locked.filter(
+            channel=channel, external_id__in=list(first_item)
+        ).order_by("id")
+    }
+    created = set()
+    for chat_id, item in first_item.items():
+        if chat_id in conversations:
+            continue
+        conversation, was_created = _locked_conversation(
+            channel, chat_id, contacts[item.sender.external_id], item
+        )
+        conversations[chat_id] = conversation
+        if was_created:
+            created.add(chat_id)
+    return conversations, created
+
+
+def _reply_targets(channel: Channel, items: list[InboundMessage]) -> dict[str | None, int]:
+    wanted = [item.reply_to_external_id for item in items if item.reply_to_external_id]
+    if not wanted:
+        return {}
+    return dict(
+        Message.objects.filter(channel=channel, external_id__in=wanted).values_list(
+            "external_id", "id"
+        )
     )
-    return IngestResult(message, created=True, conversation_created=conversation_created)
+
+
+def _link_replies_within_batch(new: list[tuple[int, InboundMessage, Message]]) -> None:
+    """A reply to a message stored in the same batch: its id exists only now."""
+    by_external_id = {m.external_id: m for _, _, m in new if m.external_id}
+    for _, item, message in new:
+        target = by_external_id.get(item.reply_to_external_id)
+        if message.reply_to_id is None and target is not None:
+            message.reply_to_id = target.pk
+            Message.objects.filter(pk=message.pk).update(reply_to_id=target.pk)
+
+
+class _DuplicateFinder:
+    """The dedup layers, read for the whole batch in at most two queries, plus what the batch
+    itself already holds. Runs under the conversations' row locks."""
+
+    def __init__(self, channel: Channel, items: list[InboundMessage]):
+        self.channel = channel
+        ids = [item.external_id for item in items if item.external_id]
+        keys = [key for key in map(_dedup_key, items) if key]
+        self.by_id = (
+            {m.external_id: m for m in Message.objects.filter(channel=channel, external_id__in=ids)}
+            if ids
+            else {}
+        )
+        self.by_key = (
+            {m.dedup_key: m for m in Message.objects.filter(channel=channel, dedup_key__in=keys)}
+            if keys
+            else {}
+        )
+        self.by_content: dict[tuple, Message] = {}
+
+    def find(
+        self, item: InboundMessage, conversation: Conversation, contact: Contact
+    ) -> Message | None:
+        if item.external_id:
+            return self.by_id.get(item.external_id)
+        key = _dedup_key(item)
+        if key:
+            return self.by_key.get(key)
+        return self.by_content.get(self._content_key(item, conversation)) or _recent_same_text(
+            conversation, contact, item
+        )
+
+    def remember(self, item: InboundMessage, message: Message) -> None:
+        if item.external_id:
+            self.by_id[item.external_id] = message
+        elif message.dedup_key:
+            self.by_key[message.dedup_key] = message
+        else:
+            self.by_content[self._content_key(item, message.conversation)] = message
+
+    @staticmethod
+    def _content_key(item: InboundMessage, conversation: Conversation) -> tuple:
+        return (conversation.pk, item.direction, item.sender.external_id, item.kind, item.content)
+
+
+def _recent_same_text(
+    conversation: Conversation, contact: Contact, item: InboundMessage
+) -> Message | None:
+    """No id, no timestamp: the same text from the same sender within the window."""
+    window = settings.SWITCHBOARD["CONTENT_DEDUP_WINDOW_SECONDS"]
+    return (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=item.direction,
+            sender_contact=contact if item.direction == Message.Direction.INBOUND else None,
+            kind=item.kind,
+            content=item.content,
+            created_at__gte=timezone.now() - timedelta(seconds=window),
+        )
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def _contact_for(channel: Channel, sender: InboundSender) -> Contact:
@@ -215,8 +402,14 @@ def _locked_conversation(
         return conversation, False
     try:
         with transaction.atomic():
+            now = timezone.now()
+            started = item.timestamp if item.timestamp and item.timestamp <= now else now
             conversation = Conversation.objects.create(
-                channel=channel, contact=contact, external_id=chat_id, subject=item.subject[:255]
+                channel=channel,
+                contact=contact,
+                external_id=chat_id,
+                subject=item.subject[:255],
+                last_message_at=started,
             )
             return conversation, True
     except IntegrityError:
@@ -233,28 +426,6 @@ def _dedup_key(item: InboundMessage) -> str | None:
         return None
     parts = [item.sender.external_id, item.kind, item.content, item.timestamp.isoformat()]
     return "ts:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _find_duplicate(
-    channel: Channel, conversation: Conversation, contact: Contact, item: InboundMessage
-) -> Message | None:
-    if item.external_id:
-        return Message.objects.filter(channel=channel, external_id=item.external_id).first()
-    if item.timestamp is not None:
-        return Message.objects.filter(channel=channel, dedup_key=_dedup_key(item)).first()
-    window = settings.SWITCHBOARD["CONTENT_DEDUP_WINDOW_SECONDS"]
-    return (
-        Message.objects.filter(
-            conversation=conversation,
-            direction=item.direction,
-            sender_contact=contact if item.direction == Message.Direction.INBOUND else None,
-            kind=item.kind,
-            content=item.content,
-            created_at__gte=timezone.now() - timedelta(seconds=window),
-        )
-        .order_by("-created_at")
-        .first()
-    )
 
 
 def _store_attachments(
@@ -279,37 +450,26 @@ def _store_attachments(
     return stored
 
 
-def _touch_conversation(
-    conversation: Conversation, message: Message, *, inbound: bool, historical: bool = False
+def _apply_to_conversation(
+    conversation: Conversation, message: Message, *, historical: bool
 ) -> None:
+    """What a new message changes in its conversation (saved once per batch by the caller)."""
+    inbound = message.direction == Message.Direction.INBOUND
+    newest = message.created_at >= conversation.last_message_at
     conversation.last_message_at = max(conversation.last_message_at, message.created_at)
-    fields = ["last_message_at", "updated_at"]
-    if historical:
-        newer = Message.objects.filter(
-            conversation=conversation, created_at__gt=message.created_at
-        ).exists()
-        if not newer:
-            conversation.last_message_preview = preview_text(message)
-            fields.append("last_message_preview")
-        if inbound and (
-            conversation.last_inbound_at is None
-            or conversation.last_inbound_at < message.created_at
-        ):
-            conversation.last_inbound_at = message.created_at
-            fields.append("last_inbound_at")
-        conversation.save(update_fields=fields)
-        return
-    conversation.last_message_preview = preview_text(message)
-    fields.append("last_message_preview")
-    if inbound:
-        conversation.unread_count += 1
+    if newest or not historical:
+        conversation.last_message_preview = preview_text(message)
+    if inbound and (
+        conversation.last_inbound_at is None or conversation.last_inbound_at <= message.created_at
+    ):
         conversation.last_inbound_at = message.created_at
-        fields += ["unread_count", "last_inbound_at"]
-        if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
-            conversation.status = Conversation.Status.OPEN
-            conversation.snoozed_until = None
-            fields += ["status", "snoozed_until"]
-    conversation.save(update_fields=fields)
+    if historical or not inbound:
+        # A history import neither counts as unread nor reopens the conversation.
+        return
+    conversation.unread_count += 1
+    if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+        conversation.status = Conversation.Status.OPEN
+        conversation.snoozed_until = None
 
 
 def preview_text(message: Message) -> str:

@@ -156,7 +156,7 @@ def test_events_are_recorded_in_order_and_sent_only_after_commit(
     channel, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(events, "broadcast", lambda group, message: sent.append((group, message)))
+    monkeypatch.setattr(events, "broadcast_many", lambda messages: sent.extend(messages))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         ingest_message(channel, inbound(external_id="a"))
         assert sent == []
@@ -185,8 +185,68 @@ def test_ingest_query_count_into_existing_conversation(channel, count_queries):
     with count_queries() as queries:
         ingest_message(channel, inbound(external_id="b"))
     # savepoint, identity, locked conversation, dedup check, insert message, update
-    # conversation, two events (conversation.updated, message.created), release savepoint.
-    assert queries.count == 9, queries.explain()
+    # conversation, both events in one insert, release savepoint.
+    assert queries.count == 8, queries.explain()
+
+
+def test_a_batch_costs_a_fixed_number_of_statements_plus_one_per_conversation(
+    channel, count_queries, django_capture_on_commit_callbacks
+):
+    senders = [f"cust-{n}" for n in range(10)]
+    ingest_messages(channel, [inbound(sender=s, external_id=f"first-{s}") for s in senders])
+    batch = [inbound(sender=senders[n % 10], external_id=f"m-{n}") for n in range(100)]
+    with count_queries() as queries, django_capture_on_commit_callbacks() as callbacks:
+        results = ingest_messages(channel, batch)
+    assert all(r.created for r in results)
+    # savepoint, identities, locked conversations, dedup, one insert, 10 conversation
+    # updates, one events insert, release savepoint.
+    assert queries.count == 17, queries.explain()
+    assert len(callbacks) == 1
+    assert Conversation.objects.get(external_id="cust-3").unread_count == 11
+    assert RealtimeEvent.objects.filter(type="message.created").count() == 110
+
+
+def test_a_batch_with_a_new_customer_announces_the_conversation_before_its_messages(
+    channel, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(events, "broadcast_many", lambda messages: sent.extend(messages))
+    with django_capture_on_commit_callbacks(execute=True):
+        results = ingest_messages(
+            channel,
+            [inbound(sender="new", external_id="1"), inbound(sender="new", external_id="2")],
+        )
+    assert [r.conversation_created for r in results] == [True, False]
+    types = [message["event"]["type"] for _, message in sent]
+    assert types == ["conversation.created", "message.created", "message.created"]
+    assert sent[0][1]["event"]["data"]["unread_count"] == 2
+
+
+def test_reply_to_a_message_of_the_same_batch(channel):
+    first, reply = ingest_messages(
+        channel, [inbound(external_id="q"), inbound(external_id="r", reply_to_external_id="q")]
+    )
+    reply.message.refresh_from_db()
+    assert reply.message.reply_to_id == first.message.pk
+
+
+def test_historical_messages_neither_count_nor_reopen(channel):
+    now = timezone.now()
+    live = ingest_message(channel, inbound(external_id="live", text="latest"))
+    Conversation.objects.filter(pk=live.message.conversation_id).update(status="resolved")
+    ingest_message(
+        channel,
+        inbound(external_id="old", text="old", timestamp=now - timedelta(days=3), historical=True),
+    )
+    conversation = Conversation.objects.get()
+    assert (conversation.unread_count, conversation.status) == (1, "resolved")
+    assert conversation.last_message_preview == "latest"
+
+
+def test_new_conversation_from_history_sorts_by_its_history(channel):
+    long_ago = timezone.now() - timedelta(days=30)
+    ingest_message(channel, inbound(external_id="h", timestamp=long_ago, historical=True))
+    assert Conversation.objects.get().last_message_at == long_ago
 
 
 def _run_concurrently(count: int, work) -> list:
