@@ -174,3 +174,13 @@ def test_matrix_override_fits_when_present(base):
         depends = service.get("depends_on", [])
         for dependency in depends if isinstance(depends, list) else depends.keys():
             assert dependency in names, f"{name} depends on unknown {dependency}"
+
+
+def test_matrix_sync_runs_with_the_same_image_and_settings_as_web(base):
+    sync = load("deploy/matrix/docker-compose.matrix.yml")["services"]["matrix-sync"]
+    web = base["services"]["web1"]
+    assert sync["image"] == web["image"]
+    for key in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT"):
+        assert sync["environment"][key] == web["environment"][key], key
+    assert "media:/data/media" in sync["volumes"]
+    assert sync["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
