@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from crm.models import Contact
@@ -84,9 +84,9 @@ class IngestResult:
 def ingest_messages(channel: Channel, inbound: list[InboundMessage]) -> list[IngestResult]:
     """Store each message once; return what was stored (or found) for each, in order.
 
-    A batch is one transaction with a fixed number of statements (plus one UPDATE per
-    conversation it touches): floods arrive in batches and are absorbed at thousands per
-    second. Should the batch collide with a concurrent one (a unique constraint, a deadlock),
+    A batch is one transaction with a fixed number of statements, however many messages and
+    conversations it holds: floods arrive in batches and are absorbed at a thousand and more
+    per second per process. Should the batch collide with a concurrent one (a unique constraint, a deadlock),
     each message is retried on its own.
     """
     if not inbound:
@@ -186,9 +186,9 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
     new_conversation_ids = {
         r.message.conversation_id for r in results if r and r.conversation_created
     }
+    _save_conversations(list(touched.values()), now)
     conversation_events = []
     for conversation in touched.values():
-        conversation.save(update_fields=_CONVERSATION_FIELDS)
         kind = (
             events.CONVERSATION_CREATED
             if conversation.pk in new_conversation_ids
@@ -202,15 +202,40 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
     return results
 
 
-_CONVERSATION_FIELDS = [
-    "last_message_at",
-    "last_message_preview",
-    "last_inbound_at",
-    "unread_count",
-    "status",
-    "snoozed_until",
-    "updated_at",
-]
+# What a new message changes in its conversation, with PostgreSQL types for the batch UPDATE.
+_CONVERSATION_FIELDS = {
+    "last_message_at": "timestamptz",
+    "last_message_preview": "varchar",
+    "last_inbound_at": "timestamptz",
+    "unread_count": "integer",
+    "status": "varchar",
+    "snoozed_until": "timestamptz",
+    "updated_at": "timestamptz",
+}
+
+
+def _save_conversations(conversations: list[Conversation], now) -> None:
+    """One UPDATE for every conversation the batch touched (they are locked by us)."""
+    for conversation in conversations:
+        conversation.updated_at = now
+    if connection.vendor != "postgresql":
+        for conversation in conversations:
+            conversation.save(update_fields=list(_CONVERSATION_FIELDS))
+        return
+    # Django's bulk_update builds a CASE per field and row: ~25 ms of Python for 100 rows.
+    row = "(%s::bigint, " + ", ".join(f"%s::{t}" for t in _CONVERSATION_FIELDS.values()) + ")"
+    assignments = ", ".join(f"{name} = v.{name}" for name in _CONVERSATION_FIELDS)
+    sql = (
+        f"UPDATE {Conversation._meta.db_table} AS c SET {assignments} "
+        f"FROM (VALUES {', '.join([row] * len(conversations))}) "
+        f"AS v(id, {', '.join(_CONVERSATION_FIELDS)}) WHERE c.id = v.id"
+    )
+    params = []
+    for conversation in conversations:
+        params.append(conversation.pk)
+        params.extend(getattr(conversation, name) for name in _CONVERSATION_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _contacts_for(channel: Channel, items: list[InboundMessage]) -> dict[str, Contact]:
