@@ -61,7 +61,11 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
 
 def conversation_page(user, params) -> Page:
     size = page_size(params)
-    queryset = filtered_conversations(user, params).select_related("contact", "channel", "assignee")
+    queryset = (
+        filtered_conversations(user, params)
+        .select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")  # a Fernet decryption per row otherwise
+    )
     cursor = params.get("cursor")
     if cursor:
         moment, pk = decode_cursor("cursor", cursor)

@@ -267,13 +267,15 @@ def _locked_conversations(
     first_item: dict[str, InboundMessage] = {}
     for item in items:
         first_item.setdefault(_chat_id(item), item)
-    locked = Conversation.objects.select_for_update().select_related("contact", "channel")
-    conversations = {
-        conversation.external_id: conversation
-        for conversation in locked.filter(
-            channel=channel, external_id__in=list(first_item)
-        ).order_by("id")
-    }
+    # Lock only the conversation rows (a bare FOR UPDATE would also lock the joined channel and
+    # contact rows and serialise every ingest of a channel); the channel is known, and joining
+    # it would decrypt its secrets once per row.
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related("contact")
+    conversations = {}
+    found = locked.filter(channel=channel, external_id__in=list(first_item)).order_by("id")
+    for conversation in found:
+        conversation.channel = channel
+        conversations[conversation.external_id] = conversation
     created = set()
     for chat_id, item in first_item.items():
         if chat_id in conversations:
@@ -421,9 +423,10 @@ def _fill_missing_contact_details(contact: Contact, sender: InboundSender) -> No
 def _locked_conversation(
     channel: Channel, chat_id: str, contact: Contact, item: InboundMessage
 ) -> tuple[Conversation, bool]:
-    locked = Conversation.objects.select_for_update().select_related("contact", "channel")
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related("contact")
     conversation = locked.filter(channel=channel, external_id=chat_id).first()
     if conversation is not None:
+        conversation.channel = channel
         return conversation, False
     try:
         with transaction.atomic():
@@ -438,7 +441,9 @@ def _locked_conversation(
             )
             return conversation, True
     except IntegrityError:
-        return locked.get(channel=channel, external_id=chat_id), False
+        conversation = locked.get(channel=channel, external_id=chat_id)
+        conversation.channel = channel
+        return conversation, False
 
 
 def _dedup_key(item: InboundMessage) -> str | None:

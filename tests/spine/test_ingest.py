@@ -304,3 +304,47 @@ def test_fifty_concurrent_first_messages_create_one_contact_and_one_conversation
     assert Message.objects.count() == 50
     assert Conversation.objects.get().unread_count == 50
     assert sum(r.conversation_created for r in results) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_locks_only_its_conversation_not_the_channel_or_contact(channel):
+    """Two customers of one channel are ingested side by side, not one after the other."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    from django.db import transaction
+
+    ingest_message(channel, inbound(sender="a", external_id="a-0"))
+    ingest_message(channel, inbound(sender="b", external_id="b-0"))
+    holding, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def hold_conversation_a():
+        try:
+            with transaction.atomic():
+                ingest_message(channel, inbound(sender="a", external_id="a-1"))
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def ingest_b():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+                outcome["b"] = ingest_message(channel, inbound(sender="b", external_id="b-1"))
+        except Exception as exc:  # asserted below
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_conversation_a)
+    holder.start()
+    assert holding.wait(timeout=30)
+    other = threading.Thread(target=ingest_b)
+    other.start()
+    other.join(timeout=30)
+    release.set()
+    holder.join(timeout=30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["b"].created
