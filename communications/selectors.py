@@ -66,20 +66,7 @@ def conversation_page(user, params) -> Page:
         .select_related("contact", "channel", "assignee")
         .defer("channel__secrets")  # a Fernet decryption per row otherwise
     )
-    cursor = params.get("cursor")
-    if cursor:
-        moment, pk = decode_cursor("cursor", cursor)
-        # The redundant `<=` bound is what lets PostgreSQL start the index scan at the cursor;
-        # the OR alone is only a filter, and a deep page would scan every row above it.
-        queryset = queryset.filter(last_message_at__lte=moment).filter(
-            Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk)
-        )
-    rows = list(queryset.order_by("-last_message_at", "-id")[: size + 1])
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        next_cursor = encode_cursor(rows[-1].last_message_at, rows[-1].pk)
-    return Page(rows, next_cursor)
+    return _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
 
 
 def conversation_with_card(conversation_id: int, user) -> Conversation:
@@ -98,17 +85,23 @@ def message_page(conversation: Conversation, params) -> Page:
         .select_related("sender_user")
         .prefetch_related(Prefetch("attachments"))
     )
-    before = params.get("before")
-    if before:
-        moment, pk = decode_cursor("before", before)
-        queryset = queryset.filter(created_at__lte=moment).filter(  # index bound, see above
-            Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk)
+    return _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+
+
+def _keyset_page(queryset, field: str, param: str, cursor: str | None, size: int) -> Page:
+    """Rows newest first by (field, id), after the cursor; never an OFFSET, never a COUNT."""
+    if cursor:
+        moment, pk = decode_cursor(param, cursor)
+        # The redundant `<=` bound is what lets PostgreSQL start the index scan at the cursor;
+        # the OR alone is only a filter, and a deep page would scan every row above it.
+        queryset = queryset.filter(**{f"{field}__lte": moment}).filter(
+            Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": pk})
         )
-    rows = list(queryset.order_by("-created_at", "-id")[: size + 1])
+    rows = list(queryset.order_by(f"-{field}", "-id")[: size + 1])
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].pk)
+        next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk)
     return Page(rows, next_cursor)
 
 
