@@ -144,8 +144,7 @@ def _ingest_worker(args) -> tuple[int, float]:
 
     from communications.models import Channel
     from communications.services.ingest import InboundMessage, InboundSender, ingest_messages
-
-    from .dataset import CUSTOMER_LINES
+    from crm.sample_text import CUSTOMER_LINES
 
     channels = {c.pk: c for c in Channel.objects.filter(pk__in=channel_ids)}
     rng = random.Random(tag)

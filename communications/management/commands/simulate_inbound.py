@@ -25,74 +25,7 @@ from communications.services.ingest import (
     InboundSender,
     ingest_message,
 )
-
-FIRST = [
-    "Olena",
-    "Marek",
-    "Sophie",
-    "Lukas",
-    "Aisha",
-    "Diego",
-    "Chiara",
-    "Noah",
-    "Emma",
-    "Yusuf",
-    "Hana",
-    "Liam",
-    "Mia",
-    "Jonas",
-    "Zoe",
-    "Mateo",
-    "Ines",
-    "Oskar",
-    "Lea",
-]
-LAST = [
-    "Kovalenko",
-    "Nowak",
-    "Martin",
-    "Schneider",
-    "Rahman",
-    "Fernández",
-    "Rossi",
-    "Jansen",
-    "Johansson",
-    "Demir",
-    "Novák",
-    "O'Brien",
-    "Silva",
-    "Berg",
-    "Moreau",
-]
-PRODUCTS = [
-    "blue mug",
-    "running shoes",
-    "rain jacket",
-    "desk lamp",
-    "phone case",
-    "yoga mat",
-    "coffee grinder",
-    "backpack",
-    "wool scarf",
-    "linen shirt",
-]
-LINES = [
-    "Hi! Where is my order {order}? It still says processing.",
-    "Can I change the delivery address for order {order}?",
-    "The {product} arrived broken, what should I do?",
-    "Do you ship to {country}?",
-    "I'd like to return the {product}, it's too small.",
-    "Is the discount code still valid this weekend?",
-    "I was charged twice for order {order} 😕",
-    "The tracking link doesn't work.",
-    "Thanks, got it!",
-    "ok 👍",
-    "When will the {product} be back in stock?",
-    "Can I pick it up in the store instead?",
-    "Hello, I never received a confirmation email for {order}.",
-    "Here is a photo of the {product}.",
-]
-COUNTRIES = ["Norway", "Poland", "Ireland", "Portugal", "Canada", "Japan", "Ukraine"]
+from crm.sample_text import COUNTRIES, CUSTOMER_LINES, FIRST, LAST, PRODUCTS
 
 
 def tiny_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -201,7 +134,7 @@ class Command(BaseCommand):
         sender = customers[min(int(rng.paretovariate(1.2)) - 1, len(customers) - 1)]
         if rng.random() < 0.5:
             sender = rng.choice(customers)
-        text = rng.choice(LINES).format(
+        text = rng.choice(CUSTOMER_LINES).format(
             order=f"SB-{rng.randint(10000, 99999)}",
             product=rng.choice(PRODUCTS),
             country=rng.choice(COUNTRIES),
