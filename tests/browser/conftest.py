@@ -107,7 +107,10 @@ def server_password_hashers(settings):
 
 @pytest.fixture(scope="module")
 def chromium(requirements_met):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Bounded waits, with room for a busy shared machine (CI runs beside other work).
+    expect.set_options(timeout=10_000)
 
     # Playwright's sync API keeps an event loop in this thread; Django's ORM calls from the
     # tests are still plain synchronous calls. Only for these tests, never the whole session.

@@ -257,9 +257,11 @@ def test_a_second_manager_sees_status_changes_and_presence(
     assert conversation.snoozed_until.year == 2031
 
     # a manager of another team sees none of it
-    outsider = login(chromium.new_context(), live_server_url, "olga")
+    outsider_context = chromium.new_context()
+    outsider = login(outsider_context, live_server_url, "olga")
     expect(outsider.locator("#conversations .row")).to_have_count(0)
     expect(outsider.locator(".list-empty")).to_be_visible()
+    outsider_context.close()
     alice_context.close()
     carol_context.close()
 
