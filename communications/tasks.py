@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that pass ids and call services."""
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.utils import timezone
 from integrations.base import PermanentDeliveryError, TemporaryDeliveryError
 from integrations.registry import provider_for
 
-from .models import Message
+from .models import Message, RealtimeEvent
 from .services.send import queue_delivery, retry_delay, update_message_status
 
 logger = logging.getLogger(__name__)
@@ -61,3 +62,20 @@ def worker_heartbeat() -> str:
     now = timezone.now().isoformat()
     cache.set(WORKER_HEARTBEAT_KEY, now, timeout=3600)
     return now
+
+
+@shared_task
+def prune_realtime_events(batch_size: int = 10_000) -> int:
+    """Delete realtime events older than the retention, a batch at a time (short locks)."""
+    hours = settings.SWITCHBOARD["REALTIME_EVENT_RETENTION_HOURS"]
+    cutoff = timezone.now() - timedelta(hours=hours)
+    deleted = 0
+    while True:
+        ids = list(
+            RealtimeEvent.objects.filter(created_at__lt=cutoff)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += RealtimeEvent.objects.filter(pk__in=ids).delete()[0]

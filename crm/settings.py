@@ -103,7 +103,9 @@ if REDIS_URL:
             # redis-py 8 defaults to a 5 s socket timeout, which kills idle receives.
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=200),
+                # Each web process reads one layer channel per inbox group (realtime_hub), so a
+                # flood's events queue there: room for thousands before any is dropped.
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=5000),
                 "expiry": 60,
             },
         }
@@ -133,6 +135,10 @@ CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place; django-celery-beat's scheduler syncs these into its tables.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "communications.tasks.worker_heartbeat", "schedule": 30.0},
+    "prune-realtime-events": {
+        "task": "communications.tasks.prune_realtime_events",
+        "schedule": 3600.0,
+    },
     "matrix-backfill-recovery": {
         "task": "integrations.matrix.tasks.recover_stale_backfills",
         "schedule": 60.0,
@@ -232,6 +238,9 @@ SWITCHBOARD = {
     "SEND_RETRY_BASE_SECONDS": env.float("SEND_RETRY_BASE_SECONDS", default=2.0),
     "PROVIDER_HTTP_TIMEOUT": env.float("PROVIDER_HTTP_TIMEOUT", default=10.0),
     "WORKER_HEARTBEAT_MAX_AGE": 120,
+    # Realtime events are kept this long for pages resuming after a reconnect; a page away for
+    # longer gets "resync" and reloads its list.
+    "REALTIME_EVENT_RETENTION_HOURS": env.int("REALTIME_EVENT_RETENTION_HOURS", default=72),
 }
 
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------

@@ -143,3 +143,21 @@ def test_login_is_rate_limited_per_address_and_username(client):
     factories.UserFactory(username=alex)
     signed_in = client.post("/accounts/login/", {"username": alex, "password": "switchboard"})
     assert signed_in.status_code == 302
+
+
+def test_old_realtime_events_are_pruned_and_recent_ones_kept(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from communications.models import RealtimeEvent
+    from communications.tasks import prune_realtime_events
+
+    settings.SWITCHBOARD = {**settings.SWITCHBOARD, "REALTIME_EVENT_RETENTION_HOURS": 72}
+    old = [RealtimeEvent.objects.create(type="typing", payload={}) for _ in range(5)]
+    RealtimeEvent.objects.filter(pk__in=[e.pk for e in old]).update(
+        created_at=timezone.now() - timedelta(hours=73)
+    )
+    recent = RealtimeEvent.objects.create(type="typing", payload={})
+    assert prune_realtime_events(batch_size=2) == 5
+    assert list(RealtimeEvent.objects.values_list("pk", flat=True)) == [recent.pk]
