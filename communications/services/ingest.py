@@ -270,7 +270,9 @@ def _locked_conversations(
     # Lock only the conversation rows (a bare FOR UPDATE would also lock the joined channel and
     # contact rows and serialise every ingest of a channel); the channel is known, and joining
     # it would decrypt its secrets once per row.
-    locked = Conversation.objects.select_for_update(of=("self",)).select_related("contact")
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related(
+        "contact", "assignee"
+    )
     conversations = {}
     found = locked.filter(channel=channel, external_id__in=list(first_item)).order_by("id")
     for conversation in found:
@@ -423,7 +425,9 @@ def _fill_missing_contact_details(contact: Contact, sender: InboundSender) -> No
 def _locked_conversation(
     channel: Channel, chat_id: str, contact: Contact, item: InboundMessage
 ) -> tuple[Conversation, bool]:
-    locked = Conversation.objects.select_for_update(of=("self",)).select_related("contact")
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related(
+        "contact", "assignee"
+    )
     conversation = locked.filter(channel=channel, external_id=chat_id).first()
     if conversation is not None:
         conversation.channel = channel

@@ -196,6 +196,10 @@ def test_a_batch_costs_a_fixed_number_of_statements(
         pytest.skip("the batch statements are PostgreSQL's (SQLite updates row by row)")
     senders = [f"cust-{n}" for n in range(10)]
     ingest_messages(channel, [inbound(sender=s, external_id=f"first-{s}") for s in senders])
+    # Assigned conversations: their assignee's name is in every conversation payload.
+    for n, conversation in enumerate(Conversation.objects.all()):
+        conversation.assignee = factories.UserFactory(username=f"agent-{n}")
+        conversation.save()
     batch = [inbound(sender=senders[n % 10], external_id=f"m-{n}") for n in range(100)]
     with count_queries() as queries, django_capture_on_commit_callbacks() as callbacks:
         results = ingest_messages(channel, batch)
