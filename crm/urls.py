@@ -22,5 +22,6 @@ urlpatterns = [
     # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
+    path("webhooks/whatsapp/", include("integrations.whatsapp_cloud.urls")),
     path("", include("communications.urls")),
 ]

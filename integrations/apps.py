@@ -13,3 +13,6 @@ class IntegrationsConfig(AppConfig):
         register_check("matrix_sync", sync_health, required=False)
         # Celery finds `<app>.tasks` by itself; the Matrix tasks live one level down.
         from .matrix import tasks as _matrix_tasks  # noqa: F401
+
+        # WhatsApp Cloud API: media deliveries are processed in this task.
+        from .whatsapp_cloud import tasks as _whatsapp_cloud_tasks  # noqa: F401

@@ -4,6 +4,7 @@ from communications.models import Channel
 
 from .api.provider import ApiChannelProvider
 from .base import PermanentDeliveryError, Provider
+from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
     Channel.Kind.API: ApiChannelProvider,
@@ -13,6 +14,7 @@ PROVIDERS: dict[str, type] = {
 # --- WhatsApp mode switch (R6): the mode, read through the cache, picks the provider. -------
 # mode → provider class; "matrix" is integrations.matrix, "classical" (Cloud API) registers here.
 WHATSAPP_PROVIDERS: dict[str, type] = {}
+WHATSAPP_PROVIDERS["classical"] = CloudApiProvider
 
 
 def _whatsapp_provider_class() -> type | None:

@@ -1,0 +1,111 @@
+"""Outbound WhatsApp Cloud API messages: one POST to `{base}/{phone_number_id}/messages`.
+
+Channel config: `{"phone_number_id": "...", "graph_api_base": "https://graph.facebook.com/v21.0"}`;
+secrets: `{"access_token": ..., "app_secret": ..., "verify_token": ...}`.
+"""
+
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from communications.models import Channel, Message
+
+from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
+from .parse import OUTSIDE_WINDOW, error_reason
+
+DEFAULT_GRAPH_API_BASE = "https://graph.facebook.com/v21.0"
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+# Graph error codes worth retrying whatever the HTTP status: rate and throughput limits
+# (130429 throughput, 131056 pair rate limit, 4 / 80007 app and account limits) and
+# "service temporarily unavailable" (131016, 133004).
+TEMPORARY_CODES = {4, 80007, 130429, 131056, 131016, 133004}
+
+
+def graph_base(channel: Channel) -> str:
+    return (channel.config.get("graph_api_base") or DEFAULT_GRAPH_API_BASE).rstrip("/")
+
+
+def auth_headers(channel: Channel) -> dict:
+    token = channel.secrets.get("access_token", "")
+    if not token:
+        raise PermanentDeliveryError(
+            "this WhatsApp channel has no access token: set secrets.access_token"
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+class CloudApiProvider:
+    kind = Channel.Kind.WHATSAPP
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
+
+    def send(self, message: Message) -> SendResult:
+        conversation = message.conversation
+        last_inbound = conversation.last_inbound_at
+        if last_inbound is None or timezone.now() - last_inbound > CUSTOMER_SERVICE_WINDOW:
+            raise PermanentDeliveryError(OUTSIDE_WINDOW)
+        if message.kind != Message.Kind.TEXT or message.attachments.exists():
+            raise PermanentDeliveryError(
+                "sending attachments through the WhatsApp Cloud API is not available in this "
+                "version of Switchboard yet; send text"
+            )
+        phone_number_id = self.channel.config.get("phone_number_id", "")
+        if not phone_number_id:
+            raise PermanentDeliveryError(
+                "this WhatsApp channel has no phone number id: set config.phone_number_id"
+            )
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "".join(ch for ch in conversation.external_id if ch.isdigit()),
+            "type": "text",
+            "text": {"body": message.content, "preview_url": False},
+        }
+        if message.reply_to_id:
+            reply_wamid = (
+                Message.objects.filter(pk=message.reply_to_id)
+                .values_list("external_id", flat=True)
+                .first()
+            )
+            if reply_wamid:
+                body["context"] = {"message_id": reply_wamid}
+        try:
+            response = requests.post(
+                f"{graph_base(self.channel)}/{phone_number_id}/messages",
+                json=body,
+                headers=auth_headers(self.channel),
+                timeout=settings.SWITCHBOARD["PROVIDER_HTTP_TIMEOUT"],
+            )
+        except requests.RequestException as exc:
+            raise TemporaryDeliveryError(
+                f"WhatsApp Cloud API unreachable: {exc.__class__.__name__}"
+            ) from exc
+        answer = _json(response)
+        if response.status_code >= 300:
+            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            reason = (
+                error_reason(error) if error else f"WhatsApp answered HTTP {response.status_code}"
+            )
+            if (
+                response.status_code == 429
+                or response.status_code >= 500
+                or error.get("code") in TEMPORARY_CODES
+            ):
+                raise TemporaryDeliveryError(reason)
+            raise PermanentDeliveryError(reason)
+        try:
+            return SendResult(external_id=str(answer["messages"][0]["id"]))
+        except (KeyError, IndexError, TypeError):
+            # Accepted all the same: failing it would invite a duplicate on retry.
+            return SendResult(external_id=None)
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
