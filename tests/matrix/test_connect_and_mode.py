@@ -6,11 +6,11 @@ import pytest
 from django.test import Client
 
 from communications.models import Channel
-from integrations.base import PermanentDeliveryError
 from integrations.matrix import settings_cache
 from integrations.matrix.models import MatrixConnection, MatrixSettings
 from integrations.matrix.provider import MatrixProvider
 from integrations.registry import provider_for
+from integrations.whatsapp_cloud.provider import CloudApiProvider
 from tests import factories
 
 from .stack import wait_until
@@ -96,8 +96,7 @@ def test_registry_resolves_whatsapp_by_mode():
     assert isinstance(provider_for(channel), MatrixProvider)
     row.whatsapp_mode = "classical"
     row.save()
-    with pytest.raises(PermanentDeliveryError, match="Cloud API provider is not available"):
-        provider_for(channel)
+    assert isinstance(provider_for(channel), CloudApiProvider)
 
 
 def test_secrets_are_encrypted_at_rest_and_never_shown_in_the_admin(admin_client):
