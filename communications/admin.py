@@ -35,29 +35,34 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
+# Secrets a channel may hold, by what they are for; each is a write-only field in the form.
+CHANNEL_SECRETS = {
+    "inbound_token": "API channel: token integrators send as 'Authorization: Bearer …'.",
+    "callback_secret": "API channel: HMAC secret that signs outbound callbacks.",
+    "access_token": "WhatsApp Cloud API: system-user access token.",
+    "app_secret": "WhatsApp Cloud API: app secret that signs Meta's webhooks.",
+    "verify_token": "WhatsApp Cloud API: the verify token set in Meta's webhook settings.",
+}
+
+
 class ChannelForm(forms.ModelForm):
     """Secrets are write-only: a blank field keeps the stored value."""
-
-    inbound_token = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Token the API channel's integrator sends as 'Authorization: Bearer …'. "
-        "Leave blank to keep the current one.",
-    )
-    callback_secret = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="HMAC secret for outbound callbacks. Leave blank to keep the current one.",
-    )
 
     class Meta:
         model = Channel
         fields = ["kind", "name", "config", "teams", "is_active"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = (self.instance.secrets or {}) if self.instance.pk else {}
+        for key, purpose in CHANNEL_SECRETS.items():
+            state = "set: leave blank to keep it" if stored.get(key) else "not set"
+            self.fields[key].help_text = f"{purpose} ({state})"
+
     def save(self, commit=True):
         channel = super().save(commit=False)
         stored = dict(channel.secrets or {})
-        for key in ("inbound_token", "callback_secret"):
+        for key in CHANNEL_SECRETS:
             value = self.cleaned_data.get(key)
             if value:
                 stored[key] = value
@@ -66,6 +71,12 @@ class ChannelForm(forms.ModelForm):
             channel.save()
             self.save_m2m()
         return channel
+
+
+for _key, _purpose in CHANNEL_SECRETS.items():
+    ChannelForm.base_fields[_key] = ChannelForm.declared_fields[_key] = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text=_purpose
+    )
 
 
 @admin.register(Channel)

@@ -72,6 +72,9 @@ def test_channel_secrets_are_never_shown_and_blank_keeps_them(staff_client):
     page = staff_client.get(url)
     assert page.status_code == 200
     assert b"tok-VERY-SECRET" not in page.content
+    for key in ("inbound_token", "callback_secret", "access_token", "app_secret", "verify_token"):
+        assert f'name="{key}"'.encode() in page.content
+    assert b"(set: leave blank to keep it)" in page.content
     response = staff_client.post(
         url,
         {"kind": "api", "name": "Renamed", "config": "{}", "is_active": "on", "inbound_token": ""},
@@ -80,6 +83,12 @@ def test_channel_secrets_are_never_shown_and_blank_keeps_them(staff_client):
     channel.refresh_from_db()
     assert channel.name == "Renamed"
     assert channel.secrets["inbound_token"] == "tok-VERY-SECRET"
+    staff_client.post(
+        url,
+        {"kind": "whatsapp", "name": "WA", "config": "{}", "is_active": "on", "app_secret": "s2"},
+    )
+    channel.refresh_from_db()
+    assert channel.secrets == {"inbound_token": "tok-VERY-SECRET", "app_secret": "s2"}
 
 
 def test_secrets_are_encrypted_at_rest():
