@@ -307,3 +307,42 @@ def test_unconfigured_endpoint_answers_503(stack, db):
     response = _txn(stack, "u-1", {"events": []}, "anything")
     assert response.status_code == 503
     assert "not configured" in response.json()["error"]
+
+
+def test_a_managers_image_reaches_the_room_through_the_media_repository(
+    stack, manager, settings, tmp_path
+):
+    import requests
+    from django.core.files.base import ContentFile
+
+    settings.MEDIA_ROOT = tmp_path
+    user, connection = manager
+    room = portal_with(stack, connection)
+    first = stack.bridge.send_text(room, CUSTOMER, "a photo of the label, please")
+    wait_until(lambda: messages(first).exists())
+    conversation = Conversation.objects.get(external_id=room)
+    png = solid_png(16, 12)
+    attachment = Attachment(filename="label.png", mime_type="image/png", size=len(png))
+    attachment.file.save("label.png", ContentFile(png), save=False)
+
+    send_message(conversation=conversation, user=user, client_id="img-1", attachments=(attachment,))
+
+    def relayed_images():
+        return [
+            d for d in stack.bridge.delivered_in(room) if d["content"].get("msgtype") == "m.image"
+        ]
+
+    wait_until(relayed_images, what="image relayed")
+    image = relayed_images()[0]
+    message = Message.objects.get(client_id="img-1")
+    assert image["event_id"] == message.external_id
+    assert image["content"]["info"]["mimetype"] == "image/png"
+    server, media_id = image["content"]["url"].removeprefix("mxc://").split("/", 1)
+    download = requests.get(
+        f"{stack.synapse.base_url}/_matrix/client/v1/media/download/{server}/{media_id}",
+        headers={"Authorization": f"Bearer {stack.bridge.as_token}"},
+        timeout=10,
+    )
+    assert download.status_code == 200 and download.content == png
+    time.sleep(0.5)  # a (wrong) second copy would show up by now
+    assert len(relayed_images()) == 1
