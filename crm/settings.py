@@ -76,8 +76,11 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# An empty DATABASE_URL counts as unset (the embedded SQLite database).
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}")
+    "default": env.db_url_config(
+        env("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'switchboard.sqlite3'}"
+    )
 }
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.postgresql":
