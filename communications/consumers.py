@@ -48,6 +48,8 @@ RESUME_LIMIT = 1000
 RESUME_LOOKBACK = timedelta(seconds=10)
 REMEMBERED_IDS = 4096
 EPHEMERAL_MIN_INTERVAL = 1.0
+# A manager's typing goes on to the customer (providers with `send_typing`) at most this often.
+CHANNEL_TYPING_MIN_INTERVAL = 3.0
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
@@ -69,6 +71,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.acked_bytes = 0
         self.bytes_at_last_ping = 0
         self.last_ephemeral: dict[str, float] = {}
+        self.last_channel_typing: dict[int, float] = {}
+        self.background: set[asyncio.Task] = set()
         self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
         self.hub = hub_for(self.channel_layer)
         for channel_id in self.channel_ids:
@@ -125,7 +129,27 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if len(self.last_ephemeral) > 256:  # bounded, whatever ids a client sends
             self.last_ephemeral.clear()
         self.last_ephemeral[key] = now
-        await database_sync_to_async(_broadcast_presence)(self.user, kind, conversation_id)
+        conversation = await database_sync_to_async(_broadcast_presence)(
+            self.user, kind, conversation_id
+        )
+        if kind == events.TYPING and conversation is not None:
+            self.typing_to_channel(conversation, now)
+
+    def typing_to_channel(self, conversation, now: float) -> None:
+        """Tell the customer (where the channel can) in the background: never awaited here,
+        so a slow platform cannot hold the socket; off the shared sync thread too."""
+        if now - self.last_channel_typing.get(conversation.pk, 0.0) < CHANNEL_TYPING_MIN_INTERVAL:
+            return
+        if len(self.last_channel_typing) > 256:
+            self.last_channel_typing.clear()
+        self.last_channel_typing[conversation.pk] = now
+        task = asyncio.ensure_future(
+            database_sync_to_async(_send_typing_to_channel, thread_sensitive=False)(
+                conversation, self.user
+            )
+        )
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     # --- server → client ------------------------------------------------------------------
 
@@ -247,11 +271,11 @@ def _missed_events(channel_ids: list[int], last_event_id: int) -> tuple[list[dic
     return [{"id": r["id"], "type": r["type"], "data": r["payload"]} for r in rows], latest
 
 
-def _broadcast_presence(user, kind: str, conversation_id) -> None:
+def _broadcast_presence(user, kind: str, conversation_id):
     try:
         conversation = access_conversation_by_id(user, conversation_id)
-    except Http404:
-        return
+    except (Http404, TypeError, ValueError):
+        return None
     events.broadcast_ephemeral(
         kind,
         channel_id=conversation.channel_id,
@@ -261,6 +285,23 @@ def _broadcast_presence(user, kind: str, conversation_id) -> None:
             "user_name": user.get_full_name() or user.get_username(),
         },
     )
+    return conversation
+
+
+def _send_typing_to_channel(conversation, user) -> None:
+    """The provider's optional `send_typing` hook; failures are logged, never raised."""
+    from integrations.base import DeliveryError
+    from integrations.registry import provider_for
+
+    try:
+        provider = provider_for(conversation.channel)
+        hook = getattr(provider, "send_typing", None)
+        if hook is not None:
+            hook(conversation, user)
+    except DeliveryError:
+        pass  # no provider for this channel (or mode): no typing to send
+    except Exception:
+        logger.warning("typing notice for conversation %s not sent", conversation.pk, exc_info=True)
 
 
 def _query_param(scope, name: str) -> str | None:

@@ -40,3 +40,10 @@ class Provider(Protocol):
     def send(self, message: Message) -> SendResult:
         """Deliver one stored outbound message; idempotent by `message.pk` where possible."""
         ...
+
+    # Optional hooks: a provider that does not define one simply lacks the feature.
+    #
+    # def send_typing(self, conversation: Conversation, user) -> None:
+    #     """A manager is typing in `conversation`: show it to the customer where the channel
+    #     can (one short-lived notice; the inbox socket calls it at most every 3 s per
+    #     conversation, off the event loop). Errors may raise: the caller logs them."""

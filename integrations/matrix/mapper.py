@@ -12,6 +12,7 @@ stores each message once.
   `m.in_reply_to` → reply;
 - the bridge bot's `com.beeper.message_send_status`, its "not bridged" notices and receipts →
   forward-only statuses of our outbound messages;
+- `m.typing` naming the chat's ghost → a `typing` presence event for the managers (not stored);
 - management-room events → the login dialogue (connect.py).
 """
 
@@ -21,7 +22,8 @@ from datetime import UTC, datetime
 
 from django.core.cache import cache
 
-from communications.models import ContactIdentity, Message
+from communications import events as realtime
+from communications.models import ContactIdentity, Conversation, Message
 from communications.services import edits
 from communications.services.ingest import (
     InboundAttachment,
@@ -44,6 +46,8 @@ PENDING_STATUS_KEY = "switchboard:matrix:pending-status:{}"
 PENDING_STATUS_TTL = 600
 PROFILE_KEY = "switchboard:matrix:profile:{}"
 PROFILE_TTL = 300
+TYPING_STATE_KEY = "switchboard:matrix:typing:{}"
+TYPING_STATE_TTL = 120
 
 KIND_BY_MSGTYPE = {
     "m.text": Message.Kind.TEXT,
@@ -389,11 +393,64 @@ def handle_receipts(room_id: str, content: dict, config: MatrixConfig | None = N
 
 def handle_ephemeral(events: list[dict]) -> int:
     config = get_config()
-    return sum(
-        handle_receipts(e.get("room_id", ""), e.get("content") or {}, config)
-        for e in events
-        if e.get("type") == "m.receipt"
+    used = 0
+    for event in events:
+        room_id, content = event.get("room_id", ""), event.get("content") or {}
+        if event.get("type") == "m.receipt":
+            used += handle_receipts(room_id, content, config)
+        elif event.get("type") == "m.typing":
+            used += handle_typing(room_id, content.get("user_ids") or [], config)
+    return used
+
+
+def handle_typing(room_id: str, user_ids: list[str], config: MatrixConfig | None = None) -> bool:
+    """`m.typing` (the full list of who types now) → the customer's typing, on or off.
+
+    Only the chat's ghosts count: not our manager's Matrix user, not the bridge bot, not the
+    manager's own WhatsApp ghost. Both feeders (appservice push and sync) deliver the same
+    notice, and every typing change of our own managers arrives here too: only a change of the
+    customer's state is broadcast (the last one is kept in the cache).
+    """
+    config = config or get_config()
+    room = room_for(room_id, allow_lookup=False)
+    if room is None or room.kind != MatrixRoom.Kind.PORTAL:
+        return False
+    customers = [
+        user_id
+        for user_id in user_ids
+        if _is_ghost(user_id, config)
+        and user_id not in (config.bridge_bot, room.connection.matrix_user_id)
+        and not (room.receiver and _ghost_phone(user_id, config) == room.receiver)
+    ]
+    typing = bool(customers)
+    key = TYPING_STATE_KEY.format(room_id)
+    if bool(cache.get(key)) == typing:
+        return False
+    conversation = (
+        Conversation.objects.select_related("contact")
+        .filter(channel=matrix_channel(config), external_id=room_id)
+        .first()
     )
+    if conversation is None:
+        return False  # no message yet: nothing on the page to show it against
+    cache.set(key, typing, TYPING_STATE_TTL)
+    name = ""
+    if typing and room.is_group:
+        name = _profile(room, customers[0], config).get("displayname") or ""
+    if not name and conversation.contact_id:
+        name = conversation.contact.name or conversation.contact.phone
+    realtime.broadcast_ephemeral(
+        realtime.TYPING,
+        channel_id=conversation.channel_id,
+        payload={
+            "conversation_id": conversation.pk,
+            "user_id": None,
+            "user_name": name or "The customer",
+            "customer": True,
+            "typing": typing,
+        },
+    )
+    return True
 
 
 def apply_status(event_id: str, status: str, reason: str = "") -> bool:

@@ -7,15 +7,19 @@ Matrix user, whoever wrote it in the inbox. The transaction id is `switchboard-<
 after the homeserver took the event — gets the same event back instead of a second one.
 """
 
-from communications.models import Channel, Message
+from urllib.parse import quote
+
+from communications.models import Channel, Conversation, Message
 from communications.services.send import update_message_status
 
 from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
 from .client import MatrixClient, MatrixError, MatrixUnavailable
 from .mapper import apply_pending_statuses
-from .models import MatrixConnection
+from .models import MatrixConnection, MatrixRoom
 from .rooms import room_for
 from .settings_cache import get_config
+
+TYPING_TIMEOUT_MS = 5000
 
 
 def msgtype_for(mime_type: str) -> str:
@@ -81,6 +85,26 @@ class MatrixProvider:
         update_message_status(message.pk, Message.Status.SENT, external_id=event_id)
         apply_pending_statuses(self.channel.pk, event_id)
         return SendResult(external_id=event_id)
+
+    def send_typing(self, conversation: Conversation, user) -> None:
+        """The manager types: the portal's Matrix user (the login's owner) types for 5 s."""
+        config = get_config()
+        if not config.configured:
+            return
+        room = room_for(conversation.external_id, allow_lookup=False)
+        if room is None or room.kind != MatrixRoom.Kind.PORTAL:
+            return
+        connection = room.connection
+        if connection.state != MatrixConnection.State.CONNECTED or not connection.access_token:
+            return
+        sender = connection.matrix_user_id
+        MatrixClient.for_connection(connection, config).request(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{quote(room.room_id, safe='')}/typing/"
+            f"{quote(sender, safe='')}",
+            json={"typing": True, "timeout": TYPING_TIMEOUT_MS},
+            timeout=5,
+        )
 
     @staticmethod
     def _media_content(client: MatrixClient, attachment) -> dict:

@@ -29,7 +29,7 @@ SYNC_FILTER = {
     "account_data": {"types": []},
     "room": {
         "timeline": {"limit": 100},
-        "ephemeral": {"types": ["m.receipt"]},
+        "ephemeral": {"types": ["m.receipt", "m.typing"]},
         "account_data": {"types": []},
     },
 }
@@ -66,6 +66,8 @@ def process_sync_response(connection_id: int, response: nio.SyncResponse) -> int
         for event in info.ephemeral:
             if isinstance(event, nio.ReceiptEvent):
                 mapper.handle_receipts(room_id, _receipt_content(event))
+            elif isinstance(event, nio.TypingNoticeEvent):
+                mapper.handle_typing(room_id, list(event.users))
     MatrixConnection.objects.filter(pk=connection_id).update(
         sync_next_batch=response.next_batch, last_synced_at=timezone.now()
     )

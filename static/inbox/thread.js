@@ -234,20 +234,25 @@ export class Thread {
     this.card.replaceChildren(...parts.filter(Boolean));
   }
 
-  // typing / viewing notices from other managers on this conversation
+  // typing / viewing notices from other managers, and the customer's typing (`customer`,
+  // `typing` false when they stop), on this conversation
   showPresence(event) {
     const data = event.data || {};
     if (data.conversation_id !== this.id) return;
-    const key = `${event.type}:${data.user_id}`;
+    const key = `${event.type}:${data.customer ? "customer" : data.user_id}`;
     clearTimeout(this.presenceTimers.get(key));
     let node = this.presence.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (data.typing === false) {
+      if (node) node.remove();
+      return;
+    }
     const text = event.type === "typing" ? `${data.user_name} is typing…` : `${data.user_name} is viewing this conversation`;
     if (!node) {
       node = el("span", { class: `presence-item ${event.type}`, dataset: { key } });
       this.presence.append(node);
     }
     node.textContent = text;
-    const ttl = event.type === "typing" ? 5000 : 45000;
+    const ttl = event.type !== "typing" ? 45000 : data.customer ? 30000 : 5000;
     this.presenceTimers.set(key, setTimeout(() => node.remove(), ttl));
   }
 }
