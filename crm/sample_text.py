@@ -83,28 +83,6 @@ FIRST = [
     "Ali",
 ]
 
-FIRST = [
-    "Olena",
-    "Marek",
-    "Sophie",
-    "Lukas",
-    "Aisha",
-    "Diego",
-    "Chiara",
-    "Noah",
-    "Emma",
-    "Yusuf",
-    "Hana",
-    "Liam",
-    "Mia",
-    "Jonas",
-    "Zoe",
-    "Mateo",
-    "Ines",
-    "Oskar",
-    "Lea",
-    "Ali",
-]
 
 LAST = [
     "Kovalenko",
