@@ -15,19 +15,6 @@ PRODUCTS = [
     "linen shirt",
 ]
 
-PRODUCTS = [
-    "blue mug",
-    "running shoes",
-    "rain jacket",
-    "desk lamp",
-    "phone case",
-    "yoga mat",
-    "coffee grinder",
-    "backpack",
-    "wool scarf",
-    "kids' bike helmet",
-    "linen shirt",
-]
 
 CUSTOMER_LINES = [
     "where is my order {order}? It still says processing.",
