@@ -16,6 +16,8 @@ from communications.models import Channel, ContactIdentity, Conversation, Messag
 from crm.models import Contact, Order, Team
 
 DEMO_PASSWORD = "switchboard"
+# Known on purpose, so the README can show a customer writing in live with one curl command.
+DEMO_INBOUND_TOKEN = "demo-inbound-token"
 
 CUSTOMERS = [
     ("Olena Kovalenko", "+380671234567"),
@@ -96,9 +98,8 @@ class Command(BaseCommand):
         team.members.add(manager, colleague)
         channels = []
         for kind, name in CHANNELS:
-            channel = Channel.objects.create(
-                kind=kind, name=name, secrets={"inbound_token": secrets.token_urlsafe(24)}
-            )
+            token = DEMO_INBOUND_TOKEN if kind == Channel.Kind.API else secrets.token_urlsafe(24)
+            channel = Channel.objects.create(kind=kind, name=name, secrets={"inbound_token": token})
             channel.teams.add(team)
             channels.append(channel)
         now = timezone.now()
