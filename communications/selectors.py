@@ -2,14 +2,14 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
 from crm.models import Order
 
 from .access import access_conversation_by_id, conversations_for
 from .api.params import decode_cursor, encode_cursor, page_size, parse_date_param
-from .models import Conversation, Message
+from .models import Attachment, Conversation, Message
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,20 @@ def conversation_with_card(conversation_id: int, user) -> Conversation:
 def message_page(conversation: Conversation, params) -> Page:
     """Newest first; `before` is the cursor of the oldest message the client already has."""
     size = page_size(params, default=50, maximum=200)
-    queryset = (
-        Message.objects.filter(conversation=conversation)
-        .select_related("sender_user")
-        .prefetch_related(Prefetch("attachments"))
-    )
-    return _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+    queryset = Message.objects.filter(conversation=conversation).select_related("sender_user")
+    page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+    load_attachments(page.items)
+    return page
+
+
+def load_attachments(messages: list[Message]) -> None:
+    """Every message's attachments in one query (see `Message.remember_attachments`)."""
+    by_message: dict[int, list[Attachment]] = {message.pk: [] for message in messages}
+    if by_message:
+        for attachment in Attachment.objects.filter(message_id__in=list(by_message)):
+            by_message[attachment.message_id].append(attachment)
+    for message in messages:
+        message.remember_attachments(by_message[message.pk])
 
 
 def _keyset_page(queryset, field: str, param: str, cursor: str | None, size: int) -> Page:

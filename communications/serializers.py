@@ -59,7 +59,7 @@ def message_payload(message: Message) -> dict:
         "metadata": message.metadata,
         "created_at": _time(message.created_at),
         "updated_at": _time(message.updated_at),
-        "attachments": [attachment_payload(a) for a in message.attachments.all()],
+        "attachments": [attachment_payload(a) for a in message.loaded_attachments()],
     }
 
 
