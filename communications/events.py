@@ -14,6 +14,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
+from crm.bulk_sql import insert_rows
+
 from .models import RealtimeEvent
 
 logger = logging.getLogger(__name__)
@@ -46,12 +48,11 @@ def record_event(
 
 def record_events(items: list[tuple[str, int, int | None, dict]]) -> list[RealtimeEvent]:
     """Many events in one INSERT: (type, channel_id, conversation_id, payload) each, in order."""
-    rows = RealtimeEvent.objects.bulk_create(
-        [
-            RealtimeEvent(type=t, channel_id=ch, conversation_id=conv, payload=payload)
-            for t, ch, conv, payload in items
-        ]
-    )
+    rows = [
+        RealtimeEvent(type=t, channel_id=ch, conversation_id=conv, payload=payload)
+        for t, ch, conv, payload in items
+    ]
+    insert_rows(rows)
     messages = [
         (
             channel_group(row.channel_id),

@@ -61,8 +61,14 @@ class Conversation(models.Model):
         SNOOZED = "snoozed", "Snoozed"
         RESOLVED = "resolved", "Resolved"
 
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="conversations")
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    # No single-column indexes where a composite one below already leads with the column: every
+    # index is rewritten on each new message (last_message_at changes, so no HOT update).
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, related_name="conversations", db_index=False
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="conversations", db_index=False
+    )
     # The provider's stable id of the chat (room id, chat JID, PSID, thread root Message-ID…):
     # the same customer on the same channel always lands here, across restarts and re-imports.
     external_id = models.CharField(max_length=255)
@@ -75,6 +81,7 @@ class Conversation(models.Model):
         null=True,
         blank=True,
         related_name="assigned_conversations",
+        db_index=False,
     )
     team = models.ForeignKey(
         Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
@@ -141,8 +148,9 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         RECEIVED = "received", "Received"
 
+    # msg_thread below leads with the conversation: no index of its own.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     # Denormalised from the conversation so provider ids can be unique per channel.
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
@@ -160,11 +168,18 @@ class Message(models.Model):
     sender_contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Indexed below only where set: most messages have neither, and an index on a NULL
+    # column is still written on every insert.
     sender_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     reply_to = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     metadata = models.JSONField(default=dict, blank=True)
     is_edited = models.BooleanField(default=False)
@@ -201,6 +216,14 @@ class Message(models.Model):
                 fields=["-created_at"],
                 name="msg_failed_recent",
                 condition=Q(status="failed"),
+            ),
+            models.Index(
+                fields=["sender_user"],
+                name="msg_sender_user",
+                condition=Q(sender_user__isnull=False),
+            ),
+            models.Index(
+                fields=["reply_to"], name="msg_reply_to", condition=Q(reply_to__isnull=False)
             ),
         ]
 
