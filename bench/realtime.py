@@ -7,7 +7,7 @@
 Starts daphne (one process, the Redis channel layer, PostgreSQL) on a loopback port, connects
 the clients with the `websockets` package using a logged-in session, ingests messages at a
 steady rate through `ingest_message`, and prints JSON. The commit moment of each event is taken
-where the event leaves after commit (communications.events.broadcast), the receipt moment when
+where the event leaves after commit (communications.events.broadcast_events), the receipt moment when
 each client parses it; both clocks are this machine's. Point DATABASE_URL at a scratch database:
 the run adds a channel, a team, a user and its messages.
 """
@@ -163,27 +163,17 @@ def ingest_loop(channel, rate: float, seconds: float, conversations: int, commit
     from communications import events
     from communications.services.ingest import InboundMessage, InboundSender, ingest_message
 
-    # The after-commit hook sends through broadcast_many (batches) or broadcast (one event):
-    # whichever this tree has, the moment it is called is the commit moment.
-    hook = "broadcast_many" if hasattr(events, "broadcast_many") else "broadcast"
-    original = getattr(events, hook)
+    # The after-commit hook: the moment it is called is the commit moment.
+    original = events.broadcast_events
 
-    def mark(messages) -> None:
+    def timed(items) -> None:
         now = time.time()
-        for _group, message in messages:
-            event = message["event"]
+        for _channel_id, event in items:
             if event["type"] == events.MESSAGE_CREATED:
                 commits[event["data"]["id"]] = now
+        original(items)
 
-    def timed_many(messages):
-        mark(messages)
-        original(messages)
-
-    def timed_one(group, message):
-        mark([(group, message)])
-        original(group, message)
-
-    setattr(events, hook, timed_many if hook == "broadcast_many" else timed_one)
+    events.broadcast_events = timed
     try:
         count = int(rate * seconds)
         start = time.monotonic()
@@ -201,7 +191,7 @@ def ingest_loop(channel, rate: float, seconds: float, conversations: int, commit
             )
             message_ids.append(result.message.pk)
     finally:
-        setattr(events, hook, original)
+        events.broadcast_events = original
         connections.close_all()
 
 

@@ -46,6 +46,14 @@ class Hub:
         if pump is not None:
             pump.cancel()
 
+    async def fan_out(self, group: str, event: dict) -> None:
+        text = json.dumps(event, separators=(",", ":"))
+        for consumer in list(self.subscribers.get(group, ())):
+            try:
+                await consumer.deliver(event, text)
+            except Exception:  # one broken socket must not stop the others
+                logger.exception("inbox delivery to one socket failed")
+
     async def pump(self, group: str, name: str) -> None:
         refreshed = self.loop.time()
         try:
@@ -54,15 +62,10 @@ class Hub:
                 if self.loop.time() - refreshed > GROUP_REFRESH_SECONDS:
                     await self.layer.group_add(group, name)
                     refreshed = self.loop.time()
-                if message.get("type") != "inbox.event":
+                if message.get("type") != "inbox.events":
                     continue
-                event = message["event"]
-                text = json.dumps(event, separators=(",", ":"))
-                for consumer in list(self.subscribers.get(group, ())):
-                    try:
-                        await consumer.deliver(event, text)
-                    except Exception:  # one broken socket must not stop the others
-                        logger.exception("inbox delivery to one socket failed")
+                for event in message["events"]:
+                    await self.fan_out(group, event)
         except asyncio.CancelledError:
             try:
                 await self.layer.group_discard(group, name)

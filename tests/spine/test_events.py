@@ -36,14 +36,15 @@ def test_sync_broadcasts_reach_the_group_in_order_over_one_long_lived_loop(redis
         return name
 
     name = async_to_sync(listen)()
-    events.broadcast_many(
-        [("inbox.channel.4242", {"type": "inbox.event", "event": {"id": n}}) for n in (1, 2)]
-    )
+    events.broadcast_events([(4242, {"id": n}) for n in (1, 2)])
     loop = events._LayerLoop._loop
-    events.broadcast("inbox.channel.4242", {"type": "inbox.event", "event": {"id": 3}})
+    events.broadcast_events([(4242, {"id": 3})])
     assert events._LayerLoop._loop is loop and loop.is_running()
 
-    async def receive_three():
-        return [(await redis_layer.receive(name))["event"]["id"] for _ in range(3)]
+    async def receive_two():
+        return [
+            [event["id"] for event in (await redis_layer.receive(name))["events"]] for _ in range(2)
+        ]
 
-    assert async_to_sync(receive_three)() == [1, 2, 3]
+    # A batch is one layer message per group: one group_send, not one per event.
+    assert async_to_sync(receive_two)() == [[1, 2], [3]]

@@ -156,16 +156,16 @@ def test_events_are_recorded_in_order_and_sent_only_after_commit(
     channel, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(events, "broadcast_many", lambda messages: sent.extend(messages))
+    monkeypatch.setattr(events, "broadcast_events", lambda items: sent.extend(items))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         ingest_message(channel, inbound(external_id="a"))
         assert sent == []
     for callback in callbacks:
         callback()
-    types = [message["event"]["type"] for _, message in sent]
+    types = [event["type"] for _, event in sent]
     assert types == ["conversation.created", "message.created"]
-    assert {group for group, _ in sent} == {f"inbox.channel.{channel.pk}"}
-    ids = [message["event"]["id"] for _, message in sent]
+    assert {channel_id for channel_id, _ in sent} == {channel.pk}
+    ids = [event["id"] for _, event in sent]
     assert (
         ids
         == sorted(ids)
@@ -216,16 +216,16 @@ def test_a_batch_with_a_new_customer_announces_the_conversation_before_its_messa
     channel, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(events, "broadcast_many", lambda messages: sent.extend(messages))
+    monkeypatch.setattr(events, "broadcast_events", lambda items: sent.extend(items))
     with django_capture_on_commit_callbacks(execute=True):
         results = ingest_messages(
             channel,
             [inbound(sender="new", external_id="1"), inbound(sender="new", external_id="2")],
         )
     assert [r.conversation_created for r in results] == [True, False]
-    types = [message["event"]["type"] for _, message in sent]
+    types = [event["type"] for _, event in sent]
     assert types == ["conversation.created", "message.created", "message.created"]
-    assert sent[0][1]["event"]["data"]["unread_count"] == 2
+    assert sent[0][1]["data"]["unread_count"] == 2
 
 
 def test_reply_to_a_message_of_the_same_batch(channel):
