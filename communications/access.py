@@ -47,6 +47,29 @@ def access_conversation_by_id(user, conversation_id: int, *, for_update: bool = 
         raise Http404("conversation not found") from None
 
 
+def access_conversation_id(user, conversation_id) -> int:
+    """The id of a conversation the user may see, checked in one query that reads no row
+    (the user's channels joined in, unless already known); Http404 otherwise. For reads that
+    need the id only, such as a page of the thread."""
+    try:
+        conversation_id = int(conversation_id)
+    except (ValueError, TypeError):
+        raise Http404("conversation not found") from None
+    if not user.is_authenticated or not user.is_active:
+        raise Http404("conversation not found")
+    queryset = Conversation.objects.filter(pk=conversation_id)
+    cached = getattr(user, "_switchboard_channel_ids", None)
+    if user.is_superuser:
+        pass
+    elif cached is not None:
+        queryset = queryset.filter(channel_id__in=cached)
+    else:
+        queryset = queryset.filter(channel__teams__members=user)
+    if not queryset.exists():
+        raise Http404("conversation not found")
+    return conversation_id
+
+
 def access_message_by_id(user, message_id: int) -> Message:
     ids = visible_channel_ids(user)
     queryset = Message.objects.select_related("conversation")

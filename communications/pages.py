@@ -26,8 +26,9 @@ from .selectors import (
 from .serializers import (
     ChannelSerializer,
     ConversationDetailSerializer,
-    ConversationSerializer,
     MessageSerializer,
+    conversation_row_payload,
+    message_row_payload,
 )
 from .services.send import SendRejected, send_message
 
@@ -52,7 +53,7 @@ def inbox(request):
         "user": {"id": user.pk, "name": user.get_full_name() or user.get_username()},
         "last_event_id": last_event_id,
         "filters": params,
-        "conversations": ConversationSerializer(page.items, many=True).data,
+        "conversations": [conversation_row_payload(row) for row in page.items],
         "next_cursor": page.next_cursor,
         "channels": ChannelSerializer(_visible_channels(user), many=True).data,
         "managers": _assignable_managers(user),
@@ -68,11 +69,11 @@ def inbox(request):
 def conversation_open(request, conversation_id: int):
     """Thread header, customer card with orders and the newest page of messages, together."""
     conversation = conversation_with_card(conversation_id, request.user)
-    page = message_page(conversation, request.GET)
+    page = message_page(conversation.pk, request.GET)
     return JsonResponse(
         {
             "conversation": ConversationDetailSerializer(conversation).data,
-            "messages": MessageSerializer(page.items, many=True).data,
+            "messages": [message_row_payload(row) for row in page.items],
             "next_cursor": page.next_cursor,
         }
     )

@@ -2,7 +2,10 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db import connection
+from django.db.models import Aggregate, F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 from rest_framework.exceptions import ValidationError
 
 from crm.models import Order
@@ -10,6 +13,14 @@ from crm.models import Order
 from .access import access_conversation_by_id, conversations_for
 from .api.params import decode_cursor, encode_cursor, page_size, parse_date_param
 from .models import Attachment, Conversation, Message
+from .serializers import (
+    ATTACHMENT_COLUMNS,
+    CHANNEL_COLUMNS,
+    CONTACT_COLUMNS,
+    CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    _name,
+)
 
 
 @dataclass(frozen=True)
@@ -60,13 +71,25 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
 
 
 def conversation_page(user, params) -> Page:
+    """Rows for `conversation_row_payload`: plain dicts, no model instances (~4x cheaper)."""
     size = page_size(params)
-    queryset = (
-        filtered_conversations(user, params)
-        .select_related("contact", "channel", "assignee")
-        .defer("channel__secrets")  # a Fernet decryption per row otherwise
+    queryset = filtered_conversations(user, params).values(
+        *CONVERSATION_COLUMNS,
+        "assignee__first_name",
+        "assignee__last_name",
+        "assignee__username",
+        *(f"contact__{column}" for column in CONTACT_COLUMNS),
+        *(f"channel__{column}" for column in CHANNEL_COLUMNS),
     )
-    return _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
+    page = _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
+    for row in page.items:
+        if row["assignee_id"] is not None:
+            row["assignee_name"] = _name(
+                row.pop("assignee__first_name"),
+                row.pop("assignee__last_name"),
+                row.pop("assignee__username"),
+            )
+    return page
 
 
 def conversation_with_card(conversation_id: int, user) -> Conversation:
@@ -77,27 +100,57 @@ def conversation_with_card(conversation_id: int, user) -> Conversation:
     return conversation
 
 
-def message_page(conversation: Conversation, params) -> Page:
-    """Newest first; `before` is the cursor of the oldest message the client already has."""
+def message_page(conversation_id: int, params) -> Page:
+    """Rows for `message_row_payload`, newest first; `before` is the cursor of the oldest
+    message the client already has. The attachments come in the same query (a JSON array per
+    row from the attachments' message index), so a page is one query whatever its size."""
     size = page_size(params, default=50, maximum=200)
-    queryset = Message.objects.filter(conversation=conversation).select_related("sender_user")
+    attachment = JSONObject(**{column: F(column) for column in ATTACHMENT_COLUMNS})
+    if connection.vendor == "postgresql":
+        aggregate = JSONBAgg(attachment, order_by="id")
+    else:
+        aggregate = _JSONGroupArray(attachment)
+    attachments = (
+        Attachment.objects.filter(message_id=OuterRef("id"))
+        .order_by()
+        .values("message_id")
+        .annotate(rows=aggregate)
+        .values("rows")
+    )
+    queryset = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .annotate(attachment_rows=Subquery(attachments, output_field=JSONField()))
+        .values(
+            *MESSAGE_COLUMNS,
+            "sender_user_id",
+            "sender_user__first_name",
+            "sender_user__last_name",
+            "sender_user__username",
+            "attachment_rows",
+        )
+    )
     page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
-    load_attachments(page.items)
+    for row in page.items:
+        first, last, username = (
+            row.pop("sender_user__first_name"),
+            row.pop("sender_user__last_name"),
+            row.pop("sender_user__username"),
+        )
+        row["sender_name"] = _name(first, last, username) if row.pop("sender_user_id") else ""
+        row["attachments"] = row.pop("attachment_rows") or []
     return page
 
 
-def load_attachments(messages: list[Message]) -> None:
-    """Every message's attachments in one query (see `Message.remember_attachments`)."""
-    by_message: dict[int, list[Attachment]] = {message.pk: [] for message in messages}
-    if by_message:
-        for attachment in Attachment.objects.filter(message_id__in=list(by_message)):
-            by_message[attachment.message_id].append(attachment)
-    for message in messages:
-        message.remember_attachments(by_message[message.pk])
+class _JSONGroupArray(Aggregate):
+    """SQLite's JSON array aggregate (the embedded database has no JSONB_AGG)."""
+
+    function = "JSON_GROUP_ARRAY"
+    output_field = JSONField()
 
 
 def _keyset_page(queryset, field: str, param: str, cursor: str | None, size: int) -> Page:
-    """Rows newest first by (field, id), after the cursor; never an OFFSET, never a COUNT."""
+    """Rows (dicts) newest first by (field, id), after the cursor; never an OFFSET, never a
+    COUNT."""
     if cursor:
         moment, pk = decode_cursor(param, cursor)
         # The redundant `<=` bound is what lets PostgreSQL start the index scan at the cursor;
@@ -109,7 +162,7 @@ def _keyset_page(queryset, field: str, param: str, cursor: str | None, size: int
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
-        next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk)
+        next_cursor = encode_cursor(rows[-1][field], rows[-1]["id"])
     return Page(rows, next_cursor)
 
 

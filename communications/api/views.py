@@ -9,7 +9,12 @@ from rest_framework.views import APIView
 
 from crm.models import Contact
 
-from ..access import access_conversation_by_id, access_message_by_id, visible_channel_ids
+from ..access import (
+    access_conversation_by_id,
+    access_conversation_id,
+    access_message_by_id,
+    visible_channel_ids,
+)
 from ..selectors import Page, conversation_page, conversation_with_card, message_page
 from ..serializers import (
     ContactWithOrdersSerializer,
@@ -18,8 +23,8 @@ from ..serializers import (
     ConversationUpdateSerializer,
     MessageSerializer,
     SendMessageSerializer,
-    conversation_payload,
-    message_payload,
+    conversation_row_payload,
+    message_row_payload,
 )
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
 from ..services.send import SendRejected, retry_failed_message, send_message
@@ -51,7 +56,7 @@ class ConversationListView(APIView):
     @extend_schema(parameters=LIST_PARAMS, responses=ConversationSerializer(many=True))
     def get(self, request):
         page = conversation_page(request.user, request.query_params)
-        return _page_response(page, conversation_payload)
+        return _page_response(page, conversation_row_payload)
 
 
 class ConversationDetailView(APIView):
@@ -87,9 +92,10 @@ class MessageListView(APIView):
         responses=MessageSerializer(many=True),
     )
     def get(self, request, conversation_id: int):
-        conversation = access_conversation_by_id(request.user, conversation_id)
-        page = message_page(conversation, request.query_params)
-        return _page_response(page, message_payload)
+        page = message_page(
+            access_conversation_id(request.user, conversation_id), request.query_params
+        )
+        return _page_response(page, message_row_payload)
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer})
     def post(self, request, conversation_id: int):

@@ -173,8 +173,9 @@ def test_messages_newest_first_with_cursor_and_fixed_queries(api, channel, count
     ]
     with count_queries() as queries:
         first = api.get(f"/api/v1/conversations/{conversation.pk}/messages/?page_size=50")
-    # token, channels, conversation, messages page, their attachments
-    assert queries.count == 5, queries.explain()
+    # token; the access check (the manager's channels joined in, no row read); the page, its
+    # senders joined and its attachments aggregated per row in the same query
+    assert queries.count == 3, queries.explain()
     body = first.json()
     assert [m["id"] for m in body["results"]] == [m.pk for m in reversed(messages)][:50]
     older = api.get(
@@ -182,6 +183,50 @@ def test_messages_newest_first_with_cursor_and_fixed_queries(api, channel, count
     ).json()
     assert [m["id"] for m in older["results"]] == [m.pk for m in reversed(messages)][50:]
     assert older["next_cursor"] is None
+
+
+@pytest.mark.parametrize("page_size", [1, 50, 200])
+def test_message_pages_cost_the_same_queries_with_attachments_and_senders(
+    api, channel, manager, count_queries, page_size
+):
+    from communications.models import Attachment
+
+    conversation = factories.ConversationFactory(channel=channel)
+    start = timezone.now() - timedelta(hours=1)
+    for i in range(60):
+        message = factories.MessageFactory(
+            conversation=conversation,
+            created_at=start + timedelta(seconds=i),
+            sender_user=manager if i % 2 else None,
+        )
+        for n in range(i % 3):
+            Attachment.objects.create(
+                message=message, filename=f"{i}-{n}.png", mime_type="image/png"
+            )
+    with count_queries() as queries:
+        response = api.get(
+            f"/api/v1/conversations/{conversation.pk}/messages/?page_size={page_size}"
+        )
+    assert queries.count == 3, queries.explain()
+    rows = response.json()["results"]
+    assert len(rows) == min(page_size, 60)
+    stored = {m.pk: m for m in Message.objects.filter(conversation=conversation)}
+    for row in rows:
+        message = stored[row["id"]]
+        assert [a["filename"] for a in row["attachments"]] == sorted(
+            a.filename for a in message.attachments.all()
+        )
+        assert row["sender_name"] == (manager.get_full_name() if message.sender_user_id else "")
+
+
+def test_messages_of_a_missing_or_foreign_conversation_are_404s(api, admin_user):
+    foreign = factories.ConversationFactory()
+    assert api.get(f"/api/v1/conversations/{foreign.pk}/messages/").status_code == 404
+    assert api.get(f"/api/v1/conversations/{foreign.pk + 1000}/messages/").status_code == 404
+    admin = APIClient()
+    admin.force_authenticate(admin_user)
+    assert admin.get(f"/api/v1/conversations/{foreign.pk}/messages/").status_code == 200
+    assert admin.get(f"/api/v1/conversations/{foreign.pk + 1000}/messages/").status_code == 404
 
 
 def _instances_left_for_the_cycle_collector(request, model) -> int:

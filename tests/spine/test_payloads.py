@@ -11,7 +11,9 @@ from communications.serializers import (
     MessageSerializer,
     OrderSerializer,
     conversation_payload,
+    conversation_row_payload,
     message_payload,
+    message_row_payload,
 )
 from tests import factories
 
@@ -52,3 +54,44 @@ def test_schema_documents_the_payload_fields(admin_user):
     schema = client.get("/api/schema/?format=json").json()
     properties = schema["components"]["schemas"]["Message"]["properties"]
     assert set(properties) == declared(MessageSerializer)
+
+
+def test_rows_of_the_read_endpoints_give_the_payloads_of_the_models(
+    api, manager, channel, settings, tmp_path
+):
+    """The API pages build payloads from `.values()` rows; the events and the other views from
+    model instances. Both must give the very same JSON, key order included."""
+    from unittest import mock
+
+    from communications.models import Attachment, Conversation, Message
+    from communications.selectors import conversation_page, message_page
+
+    settings.MEDIA_ROOT = tmp_path
+    conversation = factories.ConversationFactory(channel=channel, assignee=manager)
+    factories.ConversationFactory(channel=channel, assignee=None, snoozed_until=None)
+    with_sender = factories.MessageFactory(
+        conversation=conversation, sender_user=manager, metadata={"a": [1, {"b": None}]}
+    )
+    factories.MessageFactory(conversation=conversation, sender_user=None)
+    for n in range(2):
+        Attachment.objects.create(
+            message=with_sender, mime_type="image/png", filename=f"{n}.png", size=3, width=4
+        )
+    with mock.patch("django.core.signing.time.time", return_value=1_800_000_000):
+        rows = message_page(conversation.pk, {}).items
+        models = Message.objects.filter(conversation=conversation).order_by("-created_at", "-id")
+        assert [message_row_payload(r) for r in rows] == [message_payload(m) for m in models]
+        assert [list(message_row_payload(r)) for r in rows] == [
+            list(message_payload(m)) for m in models
+        ]
+    assert rows[-1]["attachments"] or rows[0]["attachments"]
+
+    page = conversation_page(manager, {"page_size": "10"}).items
+    assert len(page) == 2
+    models = Conversation.objects.select_related("contact", "channel", "assignee").order_by(
+        "-last_message_at", "-id"
+    )
+    assert [conversation_row_payload(r) for r in page] == [conversation_payload(c) for c in models]
+    assert [list(conversation_row_payload(r)) for r in page] == [
+        list(conversation_payload(c)) for c in models
+    ]
