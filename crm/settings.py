@@ -84,6 +84,8 @@ DATABASES = {
 }
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a C-speed timestamptz loader (crm/postgresql/base.py).
+    _db["ENGINE"] = "crm.postgresql"
     # Under ASGI every request may run in a different thread: a pool, not persistent connections.
     _db["CONN_MAX_AGE"] = 0
     _db.setdefault("OPTIONS", {})["pool"] = {

@@ -398,3 +398,43 @@ class TestApiChannelInbound:
     def test_unknown_channel_is_404(self, channel):
         response = APIClient().post("/api/v1/channels/999999/inbound/", {}, format="json")
         assert response.status_code == 404
+
+
+def test_timestamps_are_read_by_the_iso_loader_with_djangos_values():
+    """crm/postgresql swaps Django's pure-Python timestamptz loader for `fromisoformat`; the
+    values must be the ones Django's loader gives, and what it does not parse falls back."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection
+    from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+    from psycopg.postgres import types
+    from psycopg.pq import Format
+
+    from crm.postgresql.base import IsoTzLoader
+
+    oid = types["timestamptz"].oid
+    connection.ensure_connection()
+    installed = connection.connection.adapters.get_loader(oid, Format.TEXT)
+    assert issubclass(installed, IsoTzLoader) and installed.timezone == connection.timezone
+    texts = [
+        b"2026-11-21 11:05:38.865614+00",
+        b"2026-11-21 11:05:38+00",
+        b"2026-11-21 11:05:38.5+00",
+        b"1890-01-01 00:00:00+00",
+        b"0044-03-15 12:00:00+00 BC",
+    ]
+    for zone in (UTC, ZoneInfo("Europe/Paris"), None):
+        ours = type("Ours", (IsoTzLoader,), {"timezone": zone})(oid, connection.connection)
+        django = type("Django", (BaseTzLoader,), {"timezone": zone})(oid, connection.connection)
+        for text in texts:
+            try:
+                expected = django.load(text)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    ours.load(memoryview(text))
+                continue
+            value = ours.load(memoryview(text))
+            assert (value, value.tzinfo) == (expected, expected.tzinfo), text
+    with pytest.raises(Exception, match="infinity|range|timestamp"):
+        ours.load(b"infinity")

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend with a faster timestamptz loader (see base.py)."""
