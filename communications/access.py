@@ -58,13 +58,12 @@ def access_conversation_id(user, conversation_id) -> int:
     if not user.is_authenticated or not user.is_active:
         raise Http404("conversation not found")
     queryset = Conversation.objects.filter(pk=conversation_id)
-    cached = getattr(user, "_switchboard_channel_ids", None)
-    if user.is_superuser:
-        pass
-    elif cached is not None:
-        queryset = queryset.filter(channel_id__in=cached)
-    else:
-        queryset = queryset.filter(channel__teams__members=user)
+    if not user.is_superuser:
+        known = getattr(user, "_switchboard_channel_ids", None)
+        if known is not None:
+            queryset = queryset.filter(channel_id__in=known)
+        else:  # the same rule as visible_channel_ids, joined in instead of a query of its own
+            queryset = queryset.filter(channel__teams__members=user)
     if not queryset.exists():
         raise Http404("conversation not found")
     return conversation_id

@@ -19,7 +19,7 @@ from .serializers import (
     CONTACT_COLUMNS,
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
-    _name,
+    display_name,
 )
 
 
@@ -84,7 +84,7 @@ def conversation_page(user, params) -> Page:
     page = _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
     for row in page.items:
         if row["assignee_id"] is not None:
-            row["assignee_name"] = _name(
+            row["assignee_name"] = display_name(
                 row.pop("assignee__first_name"),
                 row.pop("assignee__last_name"),
                 row.pop("assignee__username"),
@@ -136,7 +136,9 @@ def message_page(conversation_id: int, params) -> Page:
             row.pop("sender_user__last_name"),
             row.pop("sender_user__username"),
         )
-        row["sender_name"] = _name(first, last, username) if row.pop("sender_user_id") else ""
+        row["sender_name"] = (
+            display_name(first, last, username) if row.pop("sender_user_id") else ""
+        )
         row["attachments"] = row.pop("attachment_rows") or []
     return page
 

@@ -25,10 +25,10 @@ def _time(value: datetime | None) -> str | None:
 
 
 def _user_name(user) -> str:
-    return _name(user.first_name, user.last_name, user.get_username())
+    return display_name(user.first_name, user.last_name, user.get_username())
 
 
-def _name(first_name: str, last_name: str, username: str) -> str:
+def display_name(first_name: str, last_name: str, username: str) -> str:
     """`get_full_name() or get_username()` of Django's user, from a row's three columns."""
     return f"{first_name} {last_name}".strip() or username
 
