@@ -137,48 +137,72 @@ def _django_setup() -> None:
 
 
 def _ingest_worker(args) -> tuple[int, float]:
-    """One message per call (a webhook), or `batch` per call (a flood absorbed in batches)."""
-    mode, channel_ids, senders, seconds, tag, start_at, batch = args
+    """One message per call (a webhook), or `batch` per call (a flood absorbed in batches);
+    `callers` threads call at once, as concurrent webhook requests do in one server process."""
+    mode, channel_ids, senders, seconds, tag, start_at, batch, callers = args
     _django_setup()
     import random
+    import threading
 
     from communications.models import Channel
-    from communications.services.ingest import InboundMessage, InboundSender, ingest_messages
+    from communications.services.ingest import (
+        InboundMessage,
+        InboundSender,
+        ingest_message,
+        ingest_messages,
+    )
     from crm.sample_text import CUSTOMER_LINES
 
     channels = {c.pk: c for c in Channel.objects.filter(pk__in=channel_ids)}
-    rng = random.Random(tag)
     texts = [
         line.format(order="SB-12345", product="mug", country="Norway") for line in CUSTOMER_LINES
     ]
-    _wait_until(start_at)
-    done = 0
-    started = time.perf_counter()
-    channel_id = channel_ids[0]
-    if batch > 1:
-        # A batch belongs to one channel, as one webhook delivery or sync response does.
+    if batch > 1 or callers > 1:
+        # A batch belongs to one channel, as one webhook delivery or sync response does; the
+        # concurrent webhooks of a flood come from one channel too.
         senders = [s for s in senders if s[0] == senders[0][0]]
-        channel_id = senders[0][0] if mode == "existing" else channel_id
-    while time.perf_counter() - started < seconds:
-        items = []
-        for _ in range(batch):
-            if mode == "existing":
-                channel_id, external_id = senders[rng.randrange(len(senders))]
-            else:
-                external_id = f"new-{tag}-{done + len(items)}"
-            items.append(
-                InboundMessage(
-                    sender=InboundSender(external_id=external_id, name="Bench Customer"),
-                    content=rng.choice(texts),
-                    external_id=f"bench-{tag}-{done + len(items)}",
+    counts = [0] * callers
+
+    def call_repeatedly(caller: int, started: float) -> None:
+        rng = random.Random(f"{tag}-{caller}")
+        channel_id = senders[0][0] if mode == "existing" else channel_ids[0]
+        done = 0
+        while time.perf_counter() - started < seconds:
+            items = []
+            for _ in range(batch):
+                if mode == "existing":
+                    channel_id, external_id = senders[rng.randrange(len(senders))]
+                else:
+                    external_id = f"new-{tag}-{caller}-{done + len(items)}"
+                items.append(
+                    InboundMessage(
+                        sender=InboundSender(external_id=external_id, name="Bench Customer"),
+                        content=rng.choice(texts),
+                        external_id=f"bench-{tag}-{caller}-{done + len(items)}",
+                    )
                 )
-            )
-        results = ingest_messages(channels[channel_id], items)
-        assert all(r.created for r in results)
-        done += len(results)
+            if batch == 1:
+                results = [ingest_message(channels[channel_id], items[0])]
+            else:
+                results = ingest_messages(channels[channel_id], items)
+            assert all(r.created for r in results)
+            done += len(results)
+        counts[caller] = done
+        connections.close_all()
+
+    _wait_until(start_at)
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(target=call_repeatedly, args=(caller, started))
+        for caller in range(callers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - started
     connections.close_all()
-    return done, elapsed
+    return sum(counts), elapsed
 
 
 def _raw_worker(args) -> tuple[int, float]:
@@ -239,8 +263,12 @@ def ingest_throughput(info: dict, seconds: float, workers: list[int]) -> dict:
     )
     results = {}
     run = uuid.uuid4().hex[:6]
-    for batch in (1, INGEST_BATCH):
-        label = "" if batch == 1 else f"batch{batch}_"
+    shapes = [
+        ("", 1, 1),  # one webhook at a time
+        (f"webhooks{WEBHOOK_CALLERS}_", 1, WEBHOOK_CALLERS),  # a flood of concurrent webhooks
+        (f"batch{INGEST_BATCH}_", INGEST_BATCH, 1),  # batched deliveries
+    ]
+    for label, batch, callers in shapes:
         for mode in ("existing", "new"):
             for count in workers:
                 start_at = time.time() + 8  # spawned workers need a few seconds to set up Django
@@ -250,9 +278,10 @@ def ingest_throughput(info: dict, seconds: float, workers: list[int]) -> dict:
                         info["channels"],
                         senders,
                         seconds,
-                        f"{run}-{mode}-{batch}-{count}-{i}",
+                        f"{run}-{mode}-{batch}-{callers}-{count}-{i}",
                         start_at,
                         batch,
+                        callers,
                     )
                     for i in range(count)
                 ]
@@ -264,6 +293,8 @@ def ingest_throughput(info: dict, seconds: float, workers: list[int]) -> dict:
 
 # Messages per ingest call in the flood measurement (a webhook delivery or a sync response).
 INGEST_BATCH = 100
+# Concurrent single-message webhook requests per server process in the flood measurement.
+WEBHOOK_CALLERS = 16
 
 
 def raw_insert_throughput(dsn: str, seconds: float, workers: list[int]) -> dict:

@@ -29,6 +29,7 @@ from crm.models import Contact
 from .. import events
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
 from ..serializers import conversation_payload, message_payload
+from .coalesce import Coalescer
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,16 @@ def ingest_messages(channel: Channel, inbound: list[InboundMessage]) -> list[Ing
 
 
 def ingest_message(channel: Channel, item: InboundMessage) -> IngestResult:
-    return ingest_messages(channel, [item])[0]
+    """One message, as a webhook delivers it. Concurrent calls for the same channel in this
+    process share one batch (see coalesce.py): a flood of single-message webhooks costs what
+    batched deliveries cost. Inside the caller's transaction it runs alone, in that transaction.
+    """
+    if transaction.get_connection().in_atomic_block:
+        return ingest_messages(channel, [item])[0]
+    return _concurrent_single_messages.call(channel.pk, channel, item)
+
+
+_concurrent_single_messages = Coalescer(ingest_messages)
 
 
 def _ingest_alone(channel: Channel, item: InboundMessage) -> IngestResult:

@@ -1,6 +1,7 @@
 """The one ingest path: stored once, whatever arrives twice or at once."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -277,14 +278,25 @@ def _run_concurrently(count: int, work) -> list:
     return results
 
 
+def _alone(channel, item):
+    """What separate server processes do: each call its own transaction, racing the others."""
+    return ingest_messages(channel, [item])[0]
+
+
+# Both ways in: single calls racing in their own transactions (as separate processes race), and
+# `ingest_message`, whose concurrent calls in one process share batches.
+ENTRY_POINTS = pytest.mark.parametrize("ingest_one", [_alone, ingest_message])
+
+
+@ENTRY_POINTS
 @pytest.mark.django_db(transaction=True)
-def test_fifty_concurrent_deliveries_of_one_message_store_exactly_one(channel):
+def test_fifty_concurrent_deliveries_of_one_message_store_exactly_one(channel, ingest_one):
     if connection.vendor != "postgresql":
         pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
-    ingest_message(channel, inbound(sender="cust-9", external_id="warmup"))
+    ingest_one(channel, inbound(sender="cust-9", external_id="warmup"))
 
     results = _run_concurrently(
-        50, lambda i: ingest_message(channel, inbound(sender="cust-9", external_id="dup"))
+        50, lambda i: ingest_one(channel, inbound(sender="cust-9", external_id="dup"))
     )
 
     assert sum(r.created for r in results) == 1
@@ -292,13 +304,16 @@ def test_fifty_concurrent_deliveries_of_one_message_store_exactly_one(channel):
     assert Conversation.objects.get().unread_count == 2
 
 
+@ENTRY_POINTS
 @pytest.mark.django_db(transaction=True)
-def test_fifty_concurrent_first_messages_create_one_contact_and_one_conversation(channel):
+def test_fifty_concurrent_first_messages_create_one_contact_and_one_conversation(
+    channel, ingest_one
+):
     if connection.vendor != "postgresql":
         pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
 
     results = _run_concurrently(
-        50, lambda i: ingest_message(channel, inbound(sender="new-customer", external_id=f"m-{i}"))
+        50, lambda i: ingest_one(channel, inbound(sender="new-customer", external_id=f"m-{i}"))
     )
 
     assert len(results) == 50
@@ -308,6 +323,36 @@ def test_fifty_concurrent_first_messages_create_one_contact_and_one_conversation
     assert Message.objects.count() == 50
     assert Conversation.objects.get().unread_count == 50
     assert sum(r.conversation_created for r in results) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_single_messages_share_batches_and_each_caller_gets_its_own(
+    channel, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
+    from communications.services import ingest as ingest_module
+
+    coalescer = ingest_module._concurrent_single_messages
+    batch_sizes = []
+    run_batch = coalescer.run_batch
+
+    def slow_first_batch(target, items):
+        batch_sizes.append(len(items))
+        if len(batch_sizes) == 1:
+            time.sleep(0.3)  # the other callers arrive meanwhile and queue up
+        return run_batch(target, items)
+
+    monkeypatch.setattr(coalescer, "run_batch", slow_first_batch)
+    results = _run_concurrently(
+        30, lambda i: (i, ingest_message(channel, inbound(sender=f"c-{i % 3}", external_id=f"{i}")))
+    )
+
+    assert all(result.message.external_id == str(i) for i, result in results)
+    assert all(result.created and result.message.pk for _, result in results)
+    assert Message.objects.count() == 30
+    assert sorted(Conversation.objects.values_list("unread_count", flat=True)) == [10, 10, 10]
+    assert sum(batch_sizes) == 30 and len(batch_sizes) < 30, batch_sizes
 
 
 @pytest.mark.django_db(transaction=True)
