@@ -132,6 +132,18 @@ def main(argv=None) -> int:
         ingest = measure.ingest_throughput(info, seconds, workers)
         best_ingest = max(r["per_second"] for r in ingest.values())
         raw_single = raw["raw_insert_1_proc"]["per_second"] if 1 in workers else None
+
+        def ratios(label: str) -> dict:
+            """Ingest into existing conversations over raw INSERT, per process count."""
+            return {
+                str(w): round(
+                    ingest[f"{label}existing_conversations_{w}_proc"]["per_second"]
+                    / raw[f"raw_insert_{w}_proc"]["per_second"],
+                    3,
+                )
+                for w in workers
+            }
+
         throughput = {
             "ingest": ingest,
             "raw_insert": raw,
@@ -141,36 +153,11 @@ def main(argv=None) -> int:
                 if raw_single
                 else None
             ),
-            "ratio_by_workers": {
-                str(w): round(
-                    ingest[f"existing_conversations_{w}_proc"]["per_second"]
-                    / raw[f"raw_insert_{w}_proc"]["per_second"],
-                    3,
-                )
-                for w in workers
-            },
+            "ratio_by_workers": ratios(""),
             # A flood of single-message webhooks: concurrent requests share batches.
-            "webhook_flood_ratio_by_workers": {
-                str(w): round(
-                    ingest[f"webhooks{measure.WEBHOOK_CALLERS}_existing_conversations_{w}_proc"][
-                        "per_second"
-                    ]
-                    / raw[f"raw_insert_{w}_proc"]["per_second"],
-                    3,
-                )
-                for w in workers
-            },
+            "webhook_flood_ratio_by_workers": ratios(f"webhooks{measure.WEBHOOK_CALLERS}_"),
             # Floods reach the ingest path in batches (one webhook delivery / sync response).
-            "batch_ratio_by_workers": {
-                str(w): round(
-                    ingest[f"batch{measure.INGEST_BATCH}_existing_conversations_{w}_proc"][
-                        "per_second"
-                    ]
-                    / raw[f"raw_insert_{w}_proc"]["per_second"],
-                    3,
-                )
-                for w in workers
-            },
+            "batch_ratio_by_workers": ratios(f"batch{measure.INGEST_BATCH}_"),
         }
 
     with connection.cursor() as cursor:
