@@ -6,11 +6,12 @@ element of those arrays in Python: a batch of a hundred realtime events (long JS
 spent ~30 ms there. Elsewhere (SQLite in the embedded setup) Django's bulk methods are used.
 """
 
+import functools
 import json
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 
@@ -25,21 +26,48 @@ def insert_rows(objects: list[Model]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    rows = [{f.column: _json_value(f.pre_save(obj, add=True)) for f in fields} for obj in objects]
-    columns = ", ".join(_quote(f.column) for f in fields)
-    sql = (
-        f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM {_recordset(fields, 'r')} ORDER BY e._row "
-        f"RETURNING {_quote(model._meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(rows)])
-        primary_keys = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objects, primary_keys, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    sql, fields = _insert_sql(model, "")
+    for obj, (pk,) in zip(objects, _execute(sql, fields, objects, add=True), strict=True):
+        _mark_saved(obj, pk)
+
+
+def insert_new_rows(objects: list[Model], key: tuple[str, ...]) -> list[Model]:
+    """INSERT the objects a unique constraint does not already hold, in one statement; return
+    those inserted, primary keys set. The others are skipped (ON CONFLICT DO NOTHING): a
+    concurrent transaction that inserted the same key first wins, and this statement waits for
+    it to commit or roll back. `key` names the fields that identify an object within the batch
+    (its unique constraint), so the inserted rows can be matched to their objects.
+    """
+    if not objects:
+        return []
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        inserted = []
+        for obj in objects:
+            try:
+                with transaction.atomic():
+                    obj.save(force_insert=True)
+            except IntegrityError:
+                continue
+            inserted.append(obj)
+        return inserted
+    key_fields = [model._meta.get_field(name) for name in key]
+    by_key = {tuple(getattr(obj, f.attname) for f in key_fields): obj for obj in objects}
+    returning = ", ".join(_quote(f.column) for f in key_fields)
+    sql, fields = _insert_sql(model, f"ON CONFLICT DO NOTHING RETURNING {{pk}}, {returning}")
+    inserted = []
+    for pk, *values in _execute(sql, fields, objects, add=True):
+        obj = by_key[tuple(values)]
+        _mark_saved(obj, pk)
+        inserted.append(obj)
+    return inserted
+
+
+def delete_rows(model: type[Model], primary_keys: list) -> None:
+    """DELETE rows by primary key in one statement: no cascade collection, no signals. Only for
+    rows nothing can reference yet (created in the current transaction)."""
+    if primary_keys:
+        model._base_manager.filter(pk__in=primary_keys)._raw_delete(connection.alias)
 
 
 def update_rows(objects: list[Model], field_names: list[str]) -> None:
@@ -51,17 +79,49 @@ def update_rows(objects: list[Model], field_names: list[str]) -> None:
         for obj in objects:
             obj.save(update_fields=field_names)
         return
+    sql, fields = _update_sql(model, tuple(field_names))
+    _execute(sql, fields, objects, add=False)
+
+
+@functools.cache
+def _insert_sql(model: type[Model], suffix: str) -> tuple[str, list]:
+    """The statement for a model (built once per process: the hot paths run it constantly)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(_quote(f.column) for f in fields)
+    pk = _quote(model._meta.pk.column)
+    suffix = suffix.format(pk=pk) if suffix else f"RETURNING {pk}"
+    sql = (
+        f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM {_recordset(fields, 'r')} ORDER BY e._row {suffix}"
+    )
+    return sql, fields
+
+
+@functools.cache
+def _update_sql(model: type[Model], field_names: tuple[str, ...]) -> tuple[str, list]:
     meta = model._meta
     fields = [meta.pk] + [meta.get_field(name) for name in field_names]
-    rows = [{f.column: _json_value(f.pre_save(obj, add=False)) for f in fields} for obj in objects]
     assignments = ", ".join(f"{_quote(f.column)} = v.{_quote(f.column)}" for f in fields[1:])
     pk = _quote(meta.pk.column)
     sql = (
         f"UPDATE {_quote(meta.db_table)} AS t SET {assignments} "
         f"FROM {_recordset(fields, 'v')} WHERE t.{pk} = v.{pk}"
     )
+    return sql, fields
+
+
+def _execute(sql: str, fields: list, objects: list[Model], *, add: bool) -> list[tuple]:
+    """Run `sql` with the objects' field values as one JSON document; return its rows."""
+    rows = [{f.column: _json_value(f.pre_save(obj, add=add)) for f in fields} for obj in objects]
     with connection.cursor() as cursor:
         cursor.execute(sql, [json.dumps(rows)])
+        return cursor.fetchall() if cursor.description else []
+
+
+def _mark_saved(obj: Model, pk) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
 
 
 def _recordset(fields, alias: str) -> str:

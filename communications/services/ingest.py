@@ -1,11 +1,11 @@
 """The one ingest path: every inbound message of every channel ends here.
 
-Providers translate their payloads into `InboundMessage`s and call `ingest_messages`. Each
-message is stored in its own transaction, race-free by database constraints:
+Providers translate their payloads into `InboundMessage`s and call `ingest_messages`. A batch
+is one transaction with a fixed number of statements, race-free by database constraints:
 
-- the contact identity and the conversation are created inside a savepoint and, when a
-  concurrent delivery won the unique constraint, the winner's row is read instead;
-- the conversation row is then locked, which serialises every ingest into one conversation,
+- new contact identities and conversations are inserted with ON CONFLICT DO NOTHING and,
+  where a concurrent delivery won the unique constraint, the winner's row is read instead;
+- the conversation rows are locked, which serialises every ingest into one conversation,
   so the dedup checks below cannot be raced, and the unique indexes back them up;
 - dedup layers: the provider's message id; else sender + provider timestamp + text (a unique
   key); else the same text from the same sender within a short window (checked under the lock).
@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from crm.bulk_sql import insert_rows, update_rows
+from crm.bulk_sql import delete_rows, insert_new_rows, insert_rows, update_rows
 from crm.models import Contact
 
 from .. import events
@@ -227,24 +227,62 @@ _CONVERSATION_FIELDS = [
 
 
 def _contacts_for(channel: Channel, items: list[InboundMessage]) -> dict[str, Contact]:
-    """One contact per sender id: known identities in one query, new ones race-free."""
+    """One contact per sender id: known identities in one query, new customers in two more
+    statements for the whole batch (see `_new_contacts`)."""
     senders: dict[str, InboundSender] = {}
     for item in items:
         senders.setdefault(item.sender.external_id, item.sender)
-    identities = {
-        identity.external_id: identity
+    contacts = {
+        identity.external_id: identity.contact
         for identity in ContactIdentity.objects.select_related("contact").filter(
             channel=channel, external_id__in=list(senders)
         )
     }
-    contacts = {}
-    for sender_id, sender in senders.items():
-        identity = identities.get(sender_id)
-        contacts[sender_id] = identity.contact if identity else _contact_for(channel, sender)
+    unknown = [sender for sender_id, sender in senders.items() if sender_id not in contacts]
+    if unknown:
+        contacts |= _new_contacts(channel, unknown)
     for item in items:
         # Later messages may know more (a LID contact's phone): complete the contact.
         _fill_missing_contact_details(contacts[item.sender.external_id], item.sender)
     return contacts
+
+
+def _new_contacts(channel: Channel, senders: list[InboundSender]) -> dict[str, Contact]:
+    """A contact and an identity for each new customer, race-free: the identities' unique
+    constraint decides. Where a concurrent delivery created the identity first, its contact is
+    used and the one made here (referenced by nothing, uncommitted) is deleted again."""
+    senders = sorted(senders, key=lambda s: s.external_id)  # one lock order for all batches
+    contacts = [
+        Contact(
+            name=s.name, username=s.username, phone=s.phone, email=s.email, avatar_url=s.avatar_url
+        )
+        for s in senders
+    ]
+    insert_rows(contacts)
+    identities = [
+        ContactIdentity(
+            channel=channel,
+            contact=contact,
+            external_id=sender.external_id,
+            display_name=sender.name,
+            username=sender.username,
+            avatar_url=sender.avatar_url,
+        )
+        for sender, contact in zip(senders, contacts, strict=True)
+    ]
+    won = {
+        identity.external_id: identity.contact
+        for identity in insert_new_rows(identities, ("channel", "external_id"))
+    }
+    lost = [s.external_id for s in senders if s.external_id not in won]
+    if lost:
+        made = {s.external_id: c for s, c in zip(senders, contacts, strict=True)}
+        delete_rows(Contact, [made[sender_id].pk for sender_id in lost])
+        for identity in ContactIdentity.objects.select_related("contact").filter(
+            channel=channel, external_id__in=lost
+        ):
+            won[identity.external_id] = identity.contact
+    return won
 
 
 def _locked_conversations(
@@ -255,28 +293,49 @@ def _locked_conversations(
     first_item: dict[str, InboundMessage] = {}
     for item in items:
         first_item.setdefault(_chat_id(item), item)
+    conversations = _lock_conversations(channel, list(first_item))
+    missing = sorted(chat_id for chat_id in first_item if chat_id not in conversations)
+    if not missing:
+        return conversations, set()
+    now = timezone.now()
+    new = []
+    for chat_id in missing:
+        item = first_item[chat_id]
+        started = item.timestamp if item.timestamp and item.timestamp <= now else now
+        new.append(
+            Conversation(
+                channel=channel,
+                contact=contacts[item.sender.external_id],
+                external_id=chat_id,
+                subject=item.subject[:255],
+                last_message_at=started,
+            )
+        )
+    # Rows inserted here are this transaction's until it commits: locked as surely as the
+    # others. A chat a concurrent delivery created first is locked once that one commits.
+    created = insert_new_rows(new, ("channel", "external_id"))
+    conversations |= {conversation.external_id: conversation for conversation in created}
+    lost = [chat_id for chat_id in missing if chat_id not in conversations]
+    if lost:
+        conversations |= _lock_conversations(channel, lost)
+    return conversations, {conversation.external_id for conversation in created}
+
+
+def _lock_conversations(channel: Channel, chat_ids: list[str]) -> dict[str, Conversation]:
     # Lock only the conversation rows (a bare FOR UPDATE would also lock the joined channel and
     # contact rows and serialise every ingest of a channel); the channel is known, and joining
     # it would decrypt its secrets once per row.
-    locked = Conversation.objects.select_for_update(of=("self",)).select_related(
-        "contact", "assignee"
+    found = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact", "assignee")
+        .filter(channel=channel, external_id__in=chat_ids)
+        .order_by("id")
     )
     conversations = {}
-    found = locked.filter(channel=channel, external_id__in=list(first_item)).order_by("id")
     for conversation in found:
         conversation.channel = channel
         conversations[conversation.external_id] = conversation
-    created = set()
-    for chat_id, item in first_item.items():
-        if chat_id in conversations:
-            continue
-        conversation, was_created = _locked_conversation(
-            channel, chat_id, contacts[item.sender.external_id], item
-        )
-        conversations[chat_id] = conversation
-        if was_created:
-            created.add(chat_id)
-    return conversations, created
+    return conversations
 
 
 def _reply_targets(channel: Channel, items: list[InboundMessage]) -> dict[str | None, int]:
@@ -364,39 +423,6 @@ def _recent_same_text(
     )
 
 
-def _contact_for(channel: Channel, sender: InboundSender) -> Contact:
-    identity = (
-        ContactIdentity.objects.select_related("contact")
-        .filter(channel=channel, external_id=sender.external_id)
-        .first()
-    )
-    if identity is None:
-        try:
-            with transaction.atomic():
-                contact = Contact.objects.create(
-                    name=sender.name,
-                    username=sender.username,
-                    phone=sender.phone,
-                    email=sender.email,
-                    avatar_url=sender.avatar_url,
-                )
-                ContactIdentity.objects.create(
-                    channel=channel,
-                    contact=contact,
-                    external_id=sender.external_id,
-                    display_name=sender.name,
-                    username=sender.username,
-                    avatar_url=sender.avatar_url,
-                )
-                return contact
-        except IntegrityError:
-            identity = ContactIdentity.objects.select_related("contact").get(
-                channel=channel, external_id=sender.external_id
-            )
-    _fill_missing_contact_details(identity.contact, sender)
-    return identity.contact
-
-
 def _fill_missing_contact_details(contact: Contact, sender: InboundSender) -> None:
     """A phone or name learnt later (a LID contact's number, say) completes the contact."""
     updates = {}
@@ -408,34 +434,6 @@ def _fill_missing_contact_details(contact: Contact, sender: InboundSender) -> No
         Contact.objects.filter(pk=contact.pk).update(**updates, updated_at=timezone.now())
         for key, value in updates.items():
             setattr(contact, key, value)
-
-
-def _locked_conversation(
-    channel: Channel, chat_id: str, contact: Contact, item: InboundMessage
-) -> tuple[Conversation, bool]:
-    locked = Conversation.objects.select_for_update(of=("self",)).select_related(
-        "contact", "assignee"
-    )
-    conversation = locked.filter(channel=channel, external_id=chat_id).first()
-    if conversation is not None:
-        conversation.channel = channel
-        return conversation, False
-    try:
-        with transaction.atomic():
-            now = timezone.now()
-            started = item.timestamp if item.timestamp and item.timestamp <= now else now
-            conversation = Conversation.objects.create(
-                channel=channel,
-                contact=contact,
-                external_id=chat_id,
-                subject=item.subject[:255],
-                last_message_at=started,
-            )
-            return conversation, True
-    except IntegrityError:
-        conversation = locked.get(channel=channel, external_id=chat_id)
-        conversation.channel = channel
-        return conversation, False
 
 
 def _dedup_key(item: InboundMessage) -> str | None:

@@ -6,8 +6,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from communications.models import Conversation, Message, RealtimeEvent
-from crm.bulk_sql import insert_rows, update_rows
+from communications.models import ContactIdentity, Conversation, Message, RealtimeEvent
+from crm.bulk_sql import delete_rows, insert_new_rows, insert_rows, update_rows
+from crm.models import Contact
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +85,33 @@ def test_a_unique_violation_is_djangos_integrity_error_and_stores_nothing(channe
     assert list(Message.objects.values_list("external_id", flat=True)) == ["taken"]
 
 
+def test_insert_new_rows_skips_what_a_unique_constraint_holds_and_returns_the_rest(channel):
+    taken = factories.ConversationFactory(channel=channel, external_id="taken")
+    contact = taken.contact
+    candidates = [
+        Conversation(channel=channel, contact=contact, external_id=external_id, subject=text)
+        for external_id, text in [("fresh-1", AWKWARD_TEXTS[0]), ("taken", "x"), ("fresh-2", "")]
+    ]
+    inserted = insert_new_rows(candidates, ("channel", "external_id"))
+
+    assert [c.external_id for c in inserted] == ["fresh-1", "fresh-2"]
+    assert all(c.pk and not c._state.adding for c in inserted)
+    assert candidates[1].pk is None  # skipped: the stored row is untouched
+    assert Conversation.objects.get(pk=taken.pk).subject == taken.subject
+    stored = Conversation.objects.get(pk=inserted[0].pk)
+    assert (stored.external_id, stored.subject) == ("fresh-1", AWKWARD_TEXTS[0])
+    assert Conversation.objects.count() == 3
+
+
+def test_delete_rows_deletes_exactly_the_named_rows(channel):
+    contacts = [Contact(name=f"c{n}") for n in range(3)]
+    insert_rows(contacts)
+    delete_rows(Contact, [contacts[0].pk, contacts[2].pk])
+    delete_rows(Contact, [])
+    assert list(Contact.objects.values_list("name", flat=True)) == ["c1"]
+    assert ContactIdentity.objects.count() == 0
+
+
 def test_update_rows_writes_only_the_named_fields(channel):
     first, second = factories.ConversationFactory.create_batch(2, channel=channel)
     Conversation.objects.filter(pk=second.pk).update(subject="changed elsewhere")
@@ -101,5 +129,6 @@ def test_update_rows_writes_only_the_named_fields(channel):
 def test_empty_batches_cost_nothing(count_queries):
     with count_queries() as queries:
         insert_rows([])
+        assert insert_new_rows([], ("id",)) == []
         update_rows([], ["status"])
     assert queries.count == 0

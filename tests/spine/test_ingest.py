@@ -213,6 +213,28 @@ def test_a_batch_costs_a_fixed_number_of_statements(
     assert RealtimeEvent.objects.filter(type="message.created").count() == 110
 
 
+def test_a_batch_of_new_customers_costs_a_fixed_number_of_statements(channel, count_queries):
+    if connection.vendor != "postgresql":
+        pytest.skip("the batch statements are PostgreSQL's (SQLite inserts row by row)")
+
+    def statements_for(customers: int) -> int:
+        batch = [
+            inbound(sender=f"new-{customers}-{n % customers}", external_id=f"{customers}-{n}")
+            for n in range(100)
+        ]
+        with count_queries() as queries:
+            results = ingest_messages(channel, batch)
+        assert all(r.created for r in results)
+        assert sum(r.conversation_created for r in results) == customers
+        return queries.count
+
+    # savepoint, identities, contacts insert, identities insert, locked conversations,
+    # conversations insert, dedup, messages insert, conversations update, events, release.
+    assert statements_for(5) == statements_for(50) == 11
+    assert Contact.objects.count() == ContactIdentity.objects.count() == 55
+    assert sorted(set(Conversation.objects.values_list("unread_count", flat=True))) == [2, 20]
+
+
 def test_a_batch_with_a_new_customer_announces_the_conversation_before_its_messages(
     channel, django_capture_on_commit_callbacks, monkeypatch
 ):
@@ -397,3 +419,82 @@ def test_ingest_locks_only_its_conversation_not_the_channel_or_contact(channel):
     holder.join(timeout=30)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["b"].created
+
+
+def _race_with_an_uncommitted_delivery(channel, first: InboundMessage, second: InboundMessage):
+    """`first` is ingested in a transaction held open until `second`, in another connection,
+    is waiting on the rows it inserted; then `first` commits. Returns both results."""
+    from django.db import transaction
+
+    holding, results = threading.Event(), {}
+
+    def hold_first():
+        try:
+            with transaction.atomic():
+                results["first"] = ingest_messages(channel, [first])[0]
+                holding.set()
+                _wait_for_a_lock_wait()
+        finally:
+            connection.close()
+
+    def ingest_second():
+        try:
+            results["second"] = ingest_messages(channel, [second])[0]
+        except Exception as exc:  # asserted below
+            results["error"] = exc
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    assert holding.wait(timeout=30)
+    other = threading.Thread(target=ingest_second)
+    other.start()
+    holder.join(timeout=30)
+    other.join(timeout=30)
+    assert "error" not in results, results.get("error")
+    return results["first"], results["second"]
+
+
+def _wait_for_a_lock_wait():
+    deadline = time.monotonic() + 20
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second delivery never waited on the first one's rows")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_customer_created_meanwhile_by_another_delivery_is_used_not_doubled(channel):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
+    first, second = _race_with_an_uncommitted_delivery(
+        channel,
+        inbound(sender="new-customer", external_id="one"),
+        inbound(sender="new-customer", external_id="two"),
+    )
+    # The second delivery made a contact of its own before it lost the identity's unique
+    # constraint to the first: that contact is gone again.
+    assert Contact.objects.count() == ContactIdentity.objects.count() == 1
+    assert second.message.sender_contact_id == first.message.sender_contact_id
+    assert (first.conversation_created, second.conversation_created) == (True, False)
+    conversation = Conversation.objects.get()
+    assert conversation.unread_count == 2 and conversation.messages.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chat_created_meanwhile_by_another_delivery_is_locked_and_used_not_doubled(channel):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is proven on PostgreSQL (scripts/test provides one)")
+    first, second = _race_with_an_uncommitted_delivery(
+        channel,
+        inbound(sender="alice", conversation_external_id="group-1", external_id="a"),
+        inbound(sender="bob", conversation_external_id="group-1", external_id="b"),
+    )
+    assert Contact.objects.count() == 2
+    assert (first.conversation_created, second.conversation_created) == (True, False)
+    assert first.message.conversation_id == second.message.conversation_id
+    assert Conversation.objects.get().unread_count == 2
