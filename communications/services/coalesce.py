@@ -26,9 +26,17 @@ class _Call:
 
 
 class Coalescer:
-    def __init__(self, run_batch: Callable[[Any, list], list], max_batch: int = 100):
-        """`run_batch(target, items)` returns one result per item, in order."""
+    def __init__(
+        self,
+        run_batch: Callable[[Any, list], list],
+        max_batch: int = 100,
+        before_waiting: Callable[[], None] = lambda: None,
+    ):
+        """`run_batch(target, items)` returns one result per item, in order. A caller whose item
+        another caller's batch will carry runs `before_waiting` first (to give back what it
+        holds and does not need while it waits: its database connection)."""
         self.run_batch = run_batch
+        self.before_waiting = before_waiting
         self.max_batch = max_batch
         self.lock = threading.Lock()
         self.waiting: dict[Hashable, list[_Call]] = {}
@@ -44,6 +52,7 @@ class Coalescer:
                 self.leading.add(key)
                 follower = False
         if follower:
+            self.before_waiting()
             me.done.wait()
             if not me.leads:
                 if me.failed:  # the batch failed as a whole: find out what is wrong with ours

@@ -115,7 +115,17 @@ def ingest_message(channel: Channel, item: InboundMessage) -> IngestResult:
     return _concurrent_single_messages.call(channel.pk, channel, item)
 
 
-_concurrent_single_messages = Coalescer(ingest_messages)
+def _give_back_the_connection() -> None:
+    """A caller waiting for another's batch needs no database connection meanwhile. Under a
+    flood hundreds of requests wait at once, more than the pool holds: each waiter returns its
+    pooled connection (no transaction is open, see `ingest_message`) and takes one again when
+    it next queries."""
+    connection = transaction.get_connection()
+    if getattr(connection, "pool", None) and not connection.in_atomic_block:
+        connection.close()
+
+
+_concurrent_single_messages = Coalescer(ingest_messages, before_waiting=_give_back_the_connection)
 
 
 def _ingest_alone(channel: Channel, item: InboundMessage) -> IngestResult:

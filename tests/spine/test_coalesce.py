@@ -96,3 +96,24 @@ def test_a_lone_failing_call_raises_once():
         coalescer.call("k", "t", "boom")
     assert recorder.batches == [["boom"]]
     assert coalescer.call("k", "t", "ok") == "t:ok"
+
+
+def test_only_callers_that_wait_for_another_batch_run_before_waiting():
+    waited = []
+
+    def note_waiting():
+        waited.append(threading.get_ident())
+
+    lone = Coalescer(Recorder(first_batch_delay=0), before_waiting=note_waiting)
+    assert lone.call("k", "t", "alone") == "t:alone"
+    assert waited == []  # a lone call leads its own batch: nothing to wait for
+
+    coalescer = Coalescer(Recorder(), before_waiting=note_waiting)
+    results, errors = _concurrently(
+        10, lambda i: (threading.get_ident(), coalescer.call("k", "t", i))
+    )
+    assert errors == {}
+    assert sorted(result for _, result in results.values()) == sorted(f"t:{i}" for i in range(10))
+    # The first caller leads while the others queue up: they, and only they, waited.
+    assert len(waited) == len(set(waited)) == 9
+    assert len({ident for ident, _ in results.values()} - set(waited)) == 1

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from communications import events
-from communications.models import ContactIdentity, Conversation, Message, RealtimeEvent
+from communications.models import Channel, ContactIdentity, Conversation, Message, RealtimeEvent
 from communications.services.ingest import (
     InboundAttachment,
     InboundMessage,
@@ -498,3 +498,34 @@ def test_a_chat_created_meanwhile_by_another_delivery_is_locked_and_used_not_dou
     assert (first.conversation_created, second.conversation_created) == (True, False)
     assert first.message.conversation_id == second.message.conversation_id
     assert Conversation.objects.get().unread_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_callers_waiting_for_a_batch_give_their_pooled_connection_back(channel, monkeypatch):
+    """A flood holds far more requests than the pool has connections: only the batch's leader
+    keeps one while the others wait for it."""
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        pytest.skip("needs PostgreSQL with Django's connection pool (scripts/test provides one)")
+    from communications.services import ingest as ingest_module
+
+    coalescer = ingest_module._concurrent_single_messages
+    run_batch, in_use = coalescer.run_batch, []
+
+    def slow_first_batch(target, items):
+        if not in_use:
+            time.sleep(0.5)  # every other caller queues up meanwhile
+            stats = pool.get_stats()
+            in_use.append(stats["pool_size"] - stats["pool_available"])
+        return run_batch(target, items)
+
+    monkeypatch.setattr(coalescer, "run_batch", slow_first_batch)
+
+    def request(i):
+        Channel.objects.filter(pk=channel.pk).exists()  # the view's own query takes a connection
+        return ingest_message(channel, inbound(sender=f"c-{i % 3}", external_id=f"{i}"))
+
+    results = _run_concurrently(30, request)
+    assert all(r.created for r in results) and Message.objects.count() == 30
+    # The leader and this test's own connection; the 29 waiting callers hold none.
+    assert in_use and in_use[0] <= 3, in_use
