@@ -136,59 +136,81 @@ def _django_setup() -> None:
     django.setup()
 
 
+class _MessageSource:
+    """New messages for the throughput workers: from known customers ("existing") or each from
+    a customer never seen before ("new"), always with a fresh provider id."""
+
+    def __init__(self, mode: str, channel_ids: list[int], senders: list, tag: str, one_channel):
+        import random
+
+        from communications.models import Channel
+        from crm.sample_text import CUSTOMER_LINES
+
+        self.mode, self.tag = mode, tag
+        self.channels = {c.pk: c for c in Channel.objects.filter(pk__in=channel_ids)}
+        self.texts = [
+            line.format(order="SB-12345", product="mug", country="Norway")
+            for line in CUSTOMER_LINES
+        ]
+        if one_channel:
+            # A batch belongs to one channel, as one webhook delivery or sync response does;
+            # the concurrent webhooks of a flood come from one channel too.
+            senders = [s for s in senders if s[0] == senders[0][0]]
+        self.senders = senders
+        self.new_channel = channel_ids[0]
+        self.random = random.Random(tag)
+        self.made = 0
+
+    def next(self, count: int):
+        """(channel, [InboundMessage] * count), all of one channel."""
+        from communications.services.ingest import InboundMessage, InboundSender
+
+        channel_id, items = self.senders[0][0], []
+        for _ in range(count):
+            self.made += 1
+            if self.mode == "existing":
+                channel_id, external_id = self.senders[self.random.randrange(len(self.senders))]
+            else:
+                channel_id, external_id = self.new_channel, f"new-{self.tag}-{self.made}"
+            items.append(
+                InboundMessage(
+                    sender=InboundSender(external_id=external_id, name="Bench Customer"),
+                    content=self.random.choice(self.texts),
+                    external_id=f"bench-{self.tag}-{self.made}",
+                )
+            )
+        return self.channels[channel_id], items
+
+
 def _ingest_worker(args) -> tuple[int, float]:
     """One message per call (a webhook), or `batch` per call (a flood absorbed in batches);
-    `callers` threads call at once, as concurrent webhook requests do in one server process."""
+    `callers` threads call at once, as concurrent webhook requests do in one server process.
+    Each call gives its connection back after, as Django does at the end of a request."""
     mode, channel_ids, senders, seconds, tag, start_at, batch, callers = args
     _django_setup()
-    import random
     import threading
 
-    from communications.models import Channel
-    from communications.services.ingest import (
-        InboundMessage,
-        InboundSender,
-        ingest_message,
-        ingest_messages,
-    )
-    from crm.sample_text import CUSTOMER_LINES
+    from communications.services.ingest import ingest_message, ingest_messages
 
-    channels = {c.pk: c for c in Channel.objects.filter(pk__in=channel_ids)}
-    texts = [
-        line.format(order="SB-12345", product="mug", country="Norway") for line in CUSTOMER_LINES
+    one_channel = batch > 1 or callers > 1
+    sources = [
+        _MessageSource(mode, channel_ids, senders, f"{tag}-{c}", one_channel)
+        for c in range(callers)
     ]
-    if batch > 1 or callers > 1:
-        # A batch belongs to one channel, as one webhook delivery or sync response does; the
-        # concurrent webhooks of a flood come from one channel too.
-        senders = [s for s in senders if s[0] == senders[0][0]]
     counts = [0] * callers
 
     def call_repeatedly(caller: int, started: float) -> None:
-        rng = random.Random(f"{tag}-{caller}")
-        channel_id = senders[0][0] if mode == "existing" else channel_ids[0]
         done = 0
         while time.perf_counter() - started < seconds:
-            items = []
-            for _ in range(batch):
-                if mode == "existing":
-                    channel_id, external_id = senders[rng.randrange(len(senders))]
-                else:
-                    external_id = f"new-{tag}-{caller}-{done + len(items)}"
-                items.append(
-                    InboundMessage(
-                        sender=InboundSender(external_id=external_id, name="Bench Customer"),
-                        content=rng.choice(texts),
-                        external_id=f"bench-{tag}-{caller}-{done + len(items)}",
-                    )
-                )
+            channel, items = sources[caller].next(batch)
             if batch == 1:
-                results = [ingest_message(channels[channel_id], items[0])]
+                results = [ingest_message(channel, items[0])]
             else:
-                results = ingest_messages(channels[channel_id], items)
+                results = ingest_messages(channel, items)
+            connection.close()
             assert all(r.created for r in results)
             done += len(results)
         counts[caller] = done
-        connections.close_all()
 
     _wait_until(start_at)
     started = time.perf_counter()
@@ -203,6 +225,50 @@ def _ingest_worker(args) -> tuple[int, float]:
     elapsed = time.perf_counter() - started
     connections.close_all()
     return sum(counts), elapsed
+
+
+def _flood_worker(args) -> tuple[int, float, list[float]]:
+    """Single-message webhooks arriving at `rate` a second for `seconds` (an open loop: they
+    keep coming whether or not the earlier ones are done), each on a thread of its own as
+    daphne runs each request, the connection given back after each. Returns (messages stored,
+    seconds until the last was stored, each message's latency in ms from its arrival)."""
+    mode, channel_ids, senders, seconds, tag, start_at, rate = args
+    _django_setup()
+    import threading
+
+    from communications.services.ingest import ingest_message
+
+    source = _MessageSource(mode, channel_ids, senders, tag, one_channel=True)
+    latencies: list[float] = []
+    in_flight = threading.BoundedSemaphore(FLOOD_MAX_IN_FLIGHT)
+
+    def handle(arrived: float, channel, item) -> None:
+        try:
+            result = ingest_message(channel, item)
+            connection.close()
+            assert result.created
+            latencies.append((time.perf_counter() - arrived) * 1000)
+        finally:
+            in_flight.release()
+
+    _wait_until(start_at)
+    started = time.perf_counter()
+    threads = []
+    for n in range(int(rate * seconds)):
+        arrived = started + n / rate
+        delay = arrived - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        in_flight.acquire()  # a server has a limit too; waiting here counts in the latency
+        channel, items = source.next(1)
+        thread = threading.Thread(target=handle, args=(arrived, channel, items[0]))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    connections.close_all()
+    return len(latencies), elapsed, latencies
 
 
 def _raw_worker(args) -> tuple[int, float]:
@@ -253,14 +319,7 @@ def _run_parallel(worker, jobs: list[tuple]) -> dict:
 
 
 def ingest_throughput(info: dict, seconds: float, workers: list[int]) -> dict:
-    from communications.models import ContactIdentity
-
-    senders = list(
-        ContactIdentity.objects.filter(channel_id__in=info["channels"])
-        .exclude(contact_id__in=info["huge_threads"])
-        .order_by("?")
-        .values_list("channel_id", "external_id")[:20_000]
-    )
+    senders = _bench_senders(info)
     results = {}
     run = uuid.uuid4().hex[:6]
     shapes = [
@@ -291,6 +350,60 @@ def ingest_throughput(info: dict, seconds: float, workers: list[int]) -> dict:
     return results
 
 
+def flood_throughput(info: dict, seconds: float, workers: int, rates: list[int]) -> dict:
+    """Open-loop floods of single-message webhooks at each total rate, over `workers`
+    processes: what was stored per second, and how long each message took from arrival."""
+    senders = _bench_senders(info)
+    results = {}
+    run = uuid.uuid4().hex[:6]
+    for phase, (mode, rate) in enumerate((m, r) for m in ("existing", "new") for r in rates):
+        start_at = time.time() + 8
+        jobs = [
+            (
+                mode,
+                info["channels"],
+                senders,
+                seconds,
+                f"{run}-flood{phase}-{mode}-{rate}-{i}",
+                start_at,
+                rate / workers,
+            )
+            for i in range(workers)
+        ]
+        context = get_context("spawn")
+        with context.Pool(workers) as pool:
+            outcomes = pool.map(_flood_worker, jobs)
+        stored = sum(done for done, _, _ in outcomes)
+        wall = max(elapsed for _, elapsed, _ in outcomes)
+        latencies = [ms for _, _, worker_latencies in outcomes for ms in worker_latencies]
+        per_second = stored / wall
+        latencies = latencies or [float("nan")]
+        results[f"flood_{mode}_conversations_{rate}_per_s_{workers}_proc"] = {
+            "offered_per_second": rate,
+            "messages": stored,
+            "seconds": round(wall, 2),
+            "per_second": round(per_second, 1),
+            "kept_up": per_second >= 0.95 * rate,
+            "latency_p50_ms": round(_percentile(latencies, 0.50), 1),
+            "latency_p95_ms": round(_percentile(latencies, 0.95), 1),
+            "latency_p99_ms": round(_percentile(latencies, 0.99), 1),
+        }
+    return results
+
+
+def _bench_senders(info: dict) -> list:
+    from communications.models import ContactIdentity
+
+    return list(
+        ContactIdentity.objects.filter(channel_id__in=info["channels"])
+        .exclude(contact_id__in=info["huge_threads"])
+        .order_by("?")
+        .values_list("channel_id", "external_id")[:20_000]
+    )
+
+
+# Requests one server process works on at once in the flood (beyond, arrivals wait).
+FLOOD_MAX_IN_FLIGHT = 500
 # Messages per ingest call in the flood measurement (a webhook delivery or a sync response).
 INGEST_BATCH = 100
 # Concurrent single-message webhook requests per server process in the flood measurement.
