@@ -377,6 +377,46 @@ def test_concurrent_single_messages_share_batches_and_each_caller_gets_its_own(
     assert sum(batch_sizes) == 30 and len(batch_sizes) < 30, batch_sizes
 
 
+def _beside_an_open_transaction(hold, other, keep_open):
+    """Runs `hold()` in a transaction, and `other()` in a second connection once `hold()` has
+    returned; the transaction commits when `keep_open(other_done)` returns. Returns both
+    results; fails with what either raised."""
+    from django.db import transaction
+
+    holding, other_done, results = threading.Event(), threading.Event(), {}
+
+    def holder():
+        try:
+            with transaction.atomic():
+                results["held"] = hold()
+                holding.set()
+                keep_open(other_done)
+        except Exception as exc:  # asserted below
+            results["error"] = exc
+        finally:
+            holding.set()
+            connection.close()
+
+    def second():
+        try:
+            results["other"] = other()
+        except Exception as exc:  # asserted below
+            results["error"] = exc
+        finally:
+            other_done.set()
+            connection.close()
+
+    first_thread = threading.Thread(target=holder)
+    first_thread.start()
+    assert holding.wait(timeout=30)
+    second_thread = threading.Thread(target=second)
+    second_thread.start()
+    first_thread.join(timeout=30)
+    second_thread.join(timeout=30)
+    assert "error" not in results, results.get("error")
+    return results["held"], results["other"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_ingest_locks_only_its_conversation_not_the_channel_or_contact(channel):
     """Two customers of one channel are ingested side by side, not one after the other."""
@@ -386,74 +426,29 @@ def test_ingest_locks_only_its_conversation_not_the_channel_or_contact(channel):
 
     ingest_message(channel, inbound(sender="a", external_id="a-0"))
     ingest_message(channel, inbound(sender="b", external_id="b-0"))
-    holding, release = threading.Event(), threading.Event()
-    outcome = {}
 
-    def hold_conversation_a():
-        try:
-            with transaction.atomic():
-                ingest_message(channel, inbound(sender="a", external_id="a-1"))
-                holding.set()
-                release.wait(timeout=30)
-        finally:
-            connection.close()
+    def ingest_b_within_two_seconds():
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            return ingest_message(channel, inbound(sender="b", external_id="b-1"))
 
-    def ingest_b():
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = '2s'")
-                outcome["b"] = ingest_message(channel, inbound(sender="b", external_id="b-1"))
-        except Exception as exc:  # asserted below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_conversation_a)
-    holder.start()
-    assert holding.wait(timeout=30)
-    other = threading.Thread(target=ingest_b)
-    other.start()
-    other.join(timeout=30)
-    release.set()
-    holder.join(timeout=30)
-    assert "error" not in outcome, outcome.get("error")
-    assert outcome["b"].created
+    _, b = _beside_an_open_transaction(
+        lambda: ingest_message(channel, inbound(sender="a", external_id="a-1")),
+        ingest_b_within_two_seconds,
+        keep_open=lambda other_done: other_done.wait(timeout=30),
+    )
+    assert b.created
 
 
 def _race_with_an_uncommitted_delivery(channel, first: InboundMessage, second: InboundMessage):
     """`first` is ingested in a transaction held open until `second`, in another connection,
     is waiting on the rows it inserted; then `first` commits. Returns both results."""
-    from django.db import transaction
-
-    holding, results = threading.Event(), {}
-
-    def hold_first():
-        try:
-            with transaction.atomic():
-                results["first"] = ingest_messages(channel, [first])[0]
-                holding.set()
-                _wait_for_a_lock_wait()
-        finally:
-            connection.close()
-
-    def ingest_second():
-        try:
-            results["second"] = ingest_messages(channel, [second])[0]
-        except Exception as exc:  # asserted below
-            results["error"] = exc
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_first)
-    holder.start()
-    assert holding.wait(timeout=30)
-    other = threading.Thread(target=ingest_second)
-    other.start()
-    holder.join(timeout=30)
-    other.join(timeout=30)
-    assert "error" not in results, results.get("error")
-    return results["first"], results["second"]
+    return _beside_an_open_transaction(
+        lambda: ingest_messages(channel, [first])[0],
+        lambda: ingest_messages(channel, [second])[0],
+        keep_open=lambda other_done: _wait_for_a_lock_wait(),
+    )
 
 
 def _wait_for_a_lock_wait():
