@@ -308,11 +308,16 @@ def _wait_until(moment: float) -> None:
         time.sleep(delay)
 
 
+def _in_processes(worker, jobs: list[tuple]) -> list:
+    """Run the jobs in as many spawned processes (they start at the moment the jobs name);
+    return what each returned."""
+    with get_context("spawn").Pool(len(jobs)) as pool:
+        return pool.map(worker, jobs)
+
+
 def _run_parallel(worker, jobs: list[tuple]) -> dict:
-    """Run the jobs in as many spawned processes, all starting at the same moment."""
-    context = get_context("spawn")
-    with context.Pool(len(jobs)) as pool:
-        results = pool.map(worker, jobs)
+    """Run (done, elapsed) jobs in parallel processes: messages, wall seconds, rate."""
+    results = _in_processes(worker, jobs)
     total = sum(done for done, _ in results)
     wall = max(elapsed for _, elapsed in results)
     return {"messages": total, "seconds": round(wall, 2), "per_second": round(total / wall, 1)}
@@ -370,14 +375,12 @@ def flood_throughput(info: dict, seconds: float, workers: int, rates: list[int])
             )
             for i in range(workers)
         ]
-        context = get_context("spawn")
-        with context.Pool(workers) as pool:
-            outcomes = pool.map(_flood_worker, jobs)
+        outcomes = _in_processes(_flood_worker, jobs)
         stored = sum(done for done, _, _ in outcomes)
         wall = max(elapsed for _, elapsed, _ in outcomes)
         latencies = [ms for _, _, worker_latencies in outcomes for ms in worker_latencies]
         per_second = stored / wall
-        latencies = latencies or [float("nan")]
+        latencies = latencies or [float("nan")]  # nothing stored: the JSON says so
         results[f"flood_{mode}_conversations_{rate}_per_s_{workers}_proc"] = {
             "offered_per_second": rate,
             "messages": stored,

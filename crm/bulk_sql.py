@@ -26,7 +26,7 @@ def insert_rows(objects: list[Model]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects)
         return
-    sql, fields = _insert_sql(model, "")
+    sql, fields = _insert_sql(model)
     for obj, (pk,) in zip(objects, _execute(sql, fields, objects, add=True), strict=True):
         _mark_saved(obj, pk)
 
@@ -53,8 +53,7 @@ def insert_new_rows(objects: list[Model], key: tuple[str, ...]) -> list[Model]:
         return inserted
     key_fields = [model._meta.get_field(name) for name in key]
     by_key = {tuple(getattr(obj, f.attname) for f in key_fields): obj for obj in objects}
-    returning = ", ".join(_quote(f.column) for f in key_fields)
-    sql, fields = _insert_sql(model, f"ON CONFLICT DO NOTHING RETURNING {{pk}}, {returning}")
+    sql, fields = _insert_sql(model, skip_conflicts_returning=tuple(f.column for f in key_fields))
     inserted = []
     for pk, *values in _execute(sql, fields, objects, add=True):
         obj = by_key[tuple(values)]
@@ -84,15 +83,20 @@ def update_rows(objects: list[Model], field_names: list[str]) -> None:
 
 
 @functools.cache
-def _insert_sql(model: type[Model], suffix: str) -> tuple[str, list]:
-    """The statement for a model (built once per process: the hot paths run it constantly)."""
+def _insert_sql(
+    model: type[Model], skip_conflicts_returning: tuple[str, ...] | None = None
+) -> tuple[str, list]:
+    """The statement for a model (built once per process: the hot paths run it constantly).
+    It returns each row's primary key; with `skip_conflicts_returning`, it skips rows a unique
+    constraint holds and returns those columns after the key."""
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(_quote(f.column) for f in fields)
-    pk = _quote(model._meta.pk.column)
-    suffix = suffix.format(pk=pk) if suffix else f"RETURNING {pk}"
+    returning = [model._meta.pk.column, *(skip_conflicts_returning or ())]
+    on_conflict = "ON CONFLICT DO NOTHING " if skip_conflicts_returning else ""
     sql = (
         f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM {_recordset(fields, 'r')} ORDER BY e._row {suffix}"
+        f"SELECT {columns} FROM {_recordset(fields, 'r')} ORDER BY e._row "
+        f"{on_conflict}RETURNING {', '.join(map(_quote, returning))}"
     )
     return sql, fields
 

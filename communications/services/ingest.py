@@ -262,31 +262,30 @@ def _new_contacts(channel: Channel, senders: list[InboundSender]) -> dict[str, C
     constraint decides. Where a concurrent delivery created the identity first, its contact is
     used and the one made here (referenced by nothing, uncommitted) is deleted again."""
     senders = sorted(senders, key=lambda s: s.external_id)  # one lock order for all batches
-    contacts = [
-        Contact(
+    made = {
+        s.external_id: Contact(
             name=s.name, username=s.username, phone=s.phone, email=s.email, avatar_url=s.avatar_url
         )
         for s in senders
-    ]
-    insert_rows(contacts)
+    }
+    insert_rows(list(made.values()))
     identities = [
         ContactIdentity(
             channel=channel,
-            contact=contact,
+            contact=made[sender.external_id],
             external_id=sender.external_id,
             display_name=sender.name,
             username=sender.username,
             avatar_url=sender.avatar_url,
         )
-        for sender, contact in zip(senders, contacts, strict=True)
+        for sender in senders
     ]
     won = {
         identity.external_id: identity.contact
         for identity in insert_new_rows(identities, ("channel", "external_id"))
     }
-    lost = [s.external_id for s in senders if s.external_id not in won]
+    lost = [sender_id for sender_id in made if sender_id not in won]
     if lost:
-        made = {s.external_id: c for s, c in zip(senders, contacts, strict=True)}
         delete_rows(Contact, [made[sender_id].pk for sender_id in lost])
         for identity in ContactIdentity.objects.select_related("contact").filter(
             channel=channel, external_id__in=lost
