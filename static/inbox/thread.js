@@ -32,6 +32,7 @@ export class Thread {
   }
 
   show(data) {
+    this.shown = Symbol(); // an older page still in flight belongs to what was shown before
     this.byId.clear();
     this.byClient.clear();
     this.presence.replaceChildren();
@@ -51,24 +52,26 @@ export class Thread {
   async loadOlder() {
     if (!this.cursor || this.loadingOlder || !this.id) return;
     this.loadingOlder = true;
-    const id = this.id;
+    this.messages.setAttribute("aria-busy", "true");
+    const shown = this.shown;
     try {
-      const page = await api.olderMessages(id, this.cursor);
-      if (id !== this.id) return;
+      const page = await api.olderMessages(this.id, this.cursor);
+      if (shown !== this.shown) return; // the thread was opened or reloaded meanwhile
       const box = this.messages;
-      const height = box.scrollHeight;
-      const top = box.scrollTop;
+      // Keep what the reader looks at in place: the oldest message shown stays where it is.
+      const anchor = box.firstElementChild;
+      const anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
       const fragment = document.createDocumentFragment();
       for (const message of [...page.results].reverse()) {
         if (this.byId.has(message.id)) continue;
-        const node = this.node(message);
-        fragment.append(node);
+        fragment.append(this.node(message));
       }
       box.prepend(fragment);
-      box.scrollTop = top + (box.scrollHeight - height); // keep what the reader looks at in place
+      if (anchor) box.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
       this.cursor = page.next_cursor;
     } finally {
       this.loadingOlder = false;
+      this.messages.removeAttribute("aria-busy");
     }
   }
 

@@ -73,6 +73,8 @@ def say(channel, text: str, *, sender: str = "dana", name: str = "Dana"):
 def open_conversation(page, conversation: Conversation):
     page.click(f'#conversations .row[data-id="{conversation.pk}"]')
     expect(page.locator("#thread-header .head-name")).to_have_text(conversation.contact.name)
+    # the click fetches the thread again even when it is already open: wait for that copy
+    expect(page.locator("#thread")).not_to_have_class(re.compile(r"\bloading\b"))
 
 
 def test_manager_works_a_conversation_live(live_server_url, chromium, team_inbox, screenshot):
@@ -307,6 +309,35 @@ def test_long_list_and_long_thread_load_on_scroll(
     # the image that cannot load became a download link
     expect(page.locator("#messages a.file", has_text="lost.jpg")).to_be_visible()
     expect(page.locator("#messages img.media")).to_have_count(0)
+
+    # An older page that arrives after the thread was opened again belongs to the old copy:
+    # it is dropped, and the fresh copy stays as it opened, at the bottom.
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/messages/?before=*", hold)
+    page.locator("#messages").evaluate("box => box.scrollTop = 0")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "scrolling to the top did not ask for the older page"
+    open_conversation(page, conversation)
+    held[0].continue_()
+    page.unroute("**/messages/?before=*", hold)
+    expect(page.locator("#messages")).not_to_have_attribute("aria-busy", "true")
+    page.wait_for_timeout(1000)
+    print(
+        "DEBUG",
+        messages.count(),
+        page.locator("#messages").evaluate("b => [b.scrollTop, b.scrollHeight, b.clientHeight]"),
+    )
+    expect(messages).to_have_count(50)
+    assert page.locator("#messages").evaluate(
+        "box => box.scrollHeight - box.scrollTop - box.clientHeight < 80"
+    ), "the reopened thread is no longer at its newest message"
 
     # history 072 is the oldest message loaded; scrolling up brings it to the top, and the
     # older page then goes in above it without moving it
