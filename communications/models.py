@@ -245,6 +245,29 @@ class Message(models.Model):
         return self._loaded_attachments
 
 
+class EarlyStatus(models.Model):
+    """A delivery status that named a provider id before the send had stored it: the
+    provider's webhook or receipt overtook its own API answer. The send applies and deletes
+    it when it stores the id; the prune task drops ones whose id never came."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    external_id = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Message.Status.choices)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "early statuses"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id", "status"], name="early_status_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} for {self.external_id}"
+
+
 class Attachment(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
     file = models.FileField(upload_to="attachments/%Y/%m/%d/", max_length=500, blank=True)

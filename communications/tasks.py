@@ -12,7 +12,7 @@ from django.utils import timezone
 from integrations.base import PermanentDeliveryError, TemporaryDeliveryError
 from integrations.registry import provider_for
 
-from .models import Message, RealtimeEvent
+from .models import EarlyStatus, Message, RealtimeEvent
 from .services.send import queue_delivery, retry_delay, update_message_status
 
 logger = logging.getLogger(__name__)
@@ -68,14 +68,24 @@ def worker_heartbeat() -> str:
 def prune_realtime_events(batch_size: int = 10_000) -> int:
     """Delete realtime events older than the retention, a batch at a time (short locks)."""
     hours = settings.SWITCHBOARD["REALTIME_EVENT_RETENTION_HOURS"]
-    cutoff = timezone.now() - timedelta(hours=hours)
+    return _delete_older_than(RealtimeEvent, timezone.now() - timedelta(hours=hours), batch_size)
+
+
+@shared_task
+def prune_early_statuses(batch_size: int = 10_000) -> int:
+    """Statuses whose provider id no send stored within a day never will be (receipts for
+    events we do not keep, sends that failed before the provider's answer)."""
+    return _delete_older_than(EarlyStatus, timezone.now() - timedelta(days=1), batch_size)
+
+
+def _delete_older_than(model, cutoff, batch_size: int) -> int:
     deleted = 0
     while True:
         ids = list(
-            RealtimeEvent.objects.filter(created_at__lt=cutoff)
+            model.objects.filter(created_at__lt=cutoff)
             .order_by("id")
             .values_list("id", flat=True)[:batch_size]
         )
         if not ids:
             return deleted
-        deleted += RealtimeEvent.objects.filter(pk__in=ids).delete()[0]
+        deleted += model.objects.filter(pk__in=ids).delete()[0]

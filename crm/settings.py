@@ -144,6 +144,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "communications.tasks.prune_realtime_events",
         "schedule": 3600.0,
     },
+    "prune-early-statuses": {
+        "task": "communications.tasks.prune_early_statuses",
+        "schedule": 3600.0,
+    },
     "matrix-backfill-recovery": {
         "task": "integrations.matrix.tasks.recover_stale_backfills",
         "schedule": 60.0,

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import events
-from ..models import Conversation, Message
+from ..models import Conversation, EarlyStatus, Message
 from ..serializers import conversation_payload, message_payload
 from .ingest import preview_text
 
@@ -158,7 +158,10 @@ def retry_failed_message(message: Message) -> bool:
 def update_message_status(
     message_id: int, status: str, *, reason: str = "", external_id: str | None = None
 ) -> bool:
-    """Move a message's delivery status forward; an older or repeated status changes nothing."""
+    """Move a message's delivery status forward; an older or repeated status changes nothing.
+
+    With `external_id` (the provider's answer to a send) the id is stored, and statuses that
+    named it before it was known are applied."""
     values = {"status": status, "updated_at": timezone.now()}
     if status == Message.Status.FAILED:
         values["failure_reason"] = reason[:2000] or "the provider reported a failure"
@@ -169,22 +172,64 @@ def update_message_status(
             **values
         )
         if updated:
-            _record_message_updated(
-                Message.objects.select_related("sender_user").get(pk=message_id)
-            )
+            message = Message.objects.select_related("sender_user").get(pk=message_id)
+            _record_message_updated(message)
+    if updated and external_id:
+        transaction.on_commit(
+            lambda: _apply_early_statuses(message.channel_id, external_id, message_id)
+        )
     return bool(updated)
 
 
 def update_status_by_external_id(channel_id: int, external_id: str, status: str, reason: str = ""):
-    """Status webhooks and receipts name the provider's id, not ours."""
-    message_id = (
+    """Status webhooks and receipts name the provider's id, not ours.
+
+    A status may overtake the send's own answer (Meta's webhook, the bridge's receipt): an id
+    not stored yet is kept as an EarlyStatus, which the send applies when it stores the id."""
+    if not external_id:
+        return False
+    message_id = _message_id_for(channel_id, external_id)
+    if message_id is not None:
+        return update_message_status(message_id, status, reason=reason)
+    EarlyStatus.objects.bulk_create(
+        [EarlyStatus(channel_id=channel_id, external_id=external_id, status=status, reason=reason)],
+        ignore_conflicts=True,
+    )
+    # The send may store the id between our look and our write: once ours is committed, look
+    # again (the send looks for early statuses only after its own commit).
+    transaction.on_commit(lambda: _apply_early_statuses(channel_id, external_id))
+    return False
+
+
+def _message_id_for(channel_id: int, external_id: str) -> int | None:
+    """The message a provider id names. A pending message still carrying an id is being sent
+    again after a failure: late news of the old attempt (a bridge's "not bridged" notice after
+    its failure status) must not fail the new one."""
+    return (
         Message.objects.filter(channel_id=channel_id, external_id=external_id)
+        .exclude(status=Message.Status.PENDING)
         .values_list("id", flat=True)
         .first()
     )
+
+
+def _apply_early_statuses(channel_id: int, external_id: str, message_id: int | None = None) -> bool:
+    message_id = message_id or _message_id_for(channel_id, external_id)
     if message_id is None:
         return False
-    return update_message_status(message_id, status, reason=reason)
+    with transaction.atomic():
+        early = list(
+            EarlyStatus.objects.select_for_update().filter(
+                channel_id=channel_id, external_id=external_id
+            )
+        )
+        if not early:
+            return False
+        EarlyStatus.objects.filter(pk__in=[e.pk for e in early]).delete()
+        changed = False
+        for status in sorted(early, key=lambda e: STATUS_RANK.get(e.status, len(STATUS_RANK))):
+            changed |= update_message_status(message_id, status.status, reason=status.reason)
+    return changed
 
 
 def _record_message_updated(message: Message) -> None:

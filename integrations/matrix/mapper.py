@@ -42,8 +42,6 @@ from .settings_cache import MatrixConfig, get_config
 logger = logging.getLogger(__name__)
 
 NOT_BRIDGED_PREFIX = "\u26a0\ufe0f Your message was not bridged"
-PENDING_STATUS_KEY = "switchboard:matrix:pending-status:{}"
-PENDING_STATUS_TTL = 600
 PROFILE_KEY = "switchboard:matrix:profile:{}"
 PROFILE_TTL = 300
 TYPING_STATE_KEY = "switchboard:matrix:typing:{}"
@@ -454,49 +452,7 @@ def handle_typing(room_id: str, user_ids: list[str], config: MatrixConfig | None
 
 
 def apply_status(event_id: str, status: str, reason: str = "") -> bool:
-    """Forward-only. A status may overtake the send's own answer (it names an event id we do
-    not know yet): then it waits in the cache until the provider stores the id."""
+    """Forward-only; a status that overtakes the send's answer waits for the id (send path)."""
     if not event_id:
         return False
-    channel_id = matrix_channel().pk
-    known = Message.objects.filter(
-        channel_id=channel_id, external_id=event_id, direction=Message.Direction.OUTBOUND
-    ).exists()
-    if known:
-        changed = update_status_by_external_id(channel_id, event_id, status, reason)
-        if changed and status == Message.Status.FAILED:
-            bump_send_generation(channel_id, event_id)
-        return changed
-    key = PENDING_STATUS_KEY.format(event_id)
-    pending = cache.get(key) or []
-    pending.append((status, reason))
-    cache.set(key, pending, PENDING_STATUS_TTL)
-    # The id may have been stored between our check and our write: look once more.
-    if Message.objects.filter(channel_id=channel_id, external_id=event_id).exists():
-        return apply_pending_statuses(channel_id, event_id)
-    return False
-
-
-def apply_pending_statuses(channel_id: int, event_id: str) -> bool:
-    key = PENDING_STATUS_KEY.format(event_id)
-    pending = cache.get(key) or []
-    if not pending:
-        return False
-    cache.delete(key)
-    changed = False
-    for status, reason in pending:
-        if update_status_by_external_id(channel_id, event_id, status, reason):
-            changed = True
-            if status == Message.Status.FAILED:
-                bump_send_generation(channel_id, event_id)
-    return changed
-
-
-def bump_send_generation(channel_id: int, event_id: str) -> None:
-    """The bridge refused this event: a staff retry must send a new Matrix event, not replay
-    the old transaction id (Synapse would answer with the refused event again)."""
-    message = Message.objects.filter(channel_id=channel_id, external_id=event_id).first()
-    if message is None:
-        return
-    message.metadata["matrix_generation"] = message.metadata.get("matrix_generation", 0) + 1
-    Message.objects.filter(pk=message.pk).update(metadata=message.metadata)
+    return update_status_by_external_id(matrix_channel().pk, event_id, status, reason)

@@ -3,10 +3,12 @@
 Who sends: the portal belongs to one manager's WhatsApp login (the bridge made it for that
 login and only that manager's Matrix user is in it), so the message is sent as that manager's
 Matrix user, whoever wrote it in the inbox. The transaction id is `switchboard-<message id>`
-(plus a generation after a bridge refusal), so a retried task — even one whose worker died
-after the homeserver took the event — gets the same event back instead of a second one.
+(plus a digest of the refused event after a bridge refusal), so a retried task — even one
+whose worker died after the homeserver took the event — gets the same event back instead of
+a second one.
 """
 
+import hashlib
 from urllib.parse import quote
 
 from communications.models import Channel, Conversation, Message
@@ -14,7 +16,6 @@ from communications.services.send import update_message_status
 
 from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
 from .client import MatrixClient, MatrixError, MatrixUnavailable
-from .mapper import apply_pending_statuses
 from .models import MatrixConnection, MatrixRoom
 from .rooms import room_for
 from .settings_cache import get_config
@@ -25,6 +26,16 @@ TYPING_TIMEOUT_MS = 5000
 def msgtype_for(mime_type: str) -> str:
     major = (mime_type or "").split("/", 1)[0]
     return {"image": "m.image", "video": "m.video", "audio": "m.audio"}.get(major, "m.file")
+
+
+def transaction_id(message: Message) -> str:
+    """Stable across retries of one send. A pending message that already has an event id is
+    a staff retry after the bridge refused that event: it needs a new transaction id, or the
+    homeserver would answer with the refused event again."""
+    txn = f"switchboard-{message.pk}"
+    if message.external_id:
+        txn += "-after-" + hashlib.sha256(message.external_id.encode()).hexdigest()[:16]
+    return txn
 
 
 class MatrixProvider:
@@ -51,8 +62,7 @@ class MatrixProvider:
                 " — reconnect it on the Connect WhatsApp page"
             )
         client = MatrixClient.for_connection(connection, config)
-        generation = message.metadata.get("matrix_generation", 0)
-        txn = f"switchboard-{message.pk}" + (f"-g{generation}" if generation else "")
+        txn = transaction_id(message)
         try:
             event_ids = []
             attachments = list(message.attachments.all())
@@ -81,9 +91,8 @@ class MatrixProvider:
         if len(event_ids) > 1:
             message.metadata["matrix_events"] = event_ids
             Message.objects.filter(pk=message.pk).update(metadata=message.metadata)
-        # Store the id now, then apply any status the bridge sent before we heard back.
+        # Store the id now (the send path then applies statuses the bridge sent before it).
         update_message_status(message.pk, Message.Status.SENT, external_id=event_id)
-        apply_pending_statuses(self.channel.pk, event_id)
         return SendResult(external_id=event_id)
 
     def send_typing(self, conversation: Conversation, user) -> None:

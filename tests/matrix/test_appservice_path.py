@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from communications.models import Attachment, Contact, Conversation, Message, RealtimeEvent
-from communications.services.send import send_message
+from communications.services.send import retry_failed_message, send_message
 from communications.tasks import deliver_message
 from integrations.matrix import appservice, settings_cache
 from integrations.matrix import client as matrix_client
@@ -154,6 +154,16 @@ def test_permanent_bridge_failure_marks_the_message_failed(stack, manager):
     wait_until(lambda: Message.objects.get(client_id="f-1").status == "failed", what="failed")
     message = Message.objects.get(client_id="f-1")
     assert "recipient is not on WhatsApp" in message.failure_reason
+
+    # Staff retry it: a new Matrix event (the refused one's transaction id would only give the
+    # refused event back), which the bridge now relays.
+    refused = message.external_id
+    assert refused
+    assert retry_failed_message(message)
+    wait_until(lambda: Message.objects.get(pk=message.pk).status == "delivered", what="resent")
+    message.refresh_from_db()
+    assert message.external_id != refused
+    assert [d["content"]["body"] for d in stack.bridge.delivered_in(room)][-1] == "hello"
 
 
 def test_lid_contact_whose_phone_becomes_known_stays_one_contact(stack, manager):

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from communications.models import Message
+from communications.models import EarlyStatus, Message
 from communications.services.send import (
     SendRejected,
     retry_delay,
@@ -214,8 +214,9 @@ def test_channel_kind_without_provider_fails_with_a_clear_reason(
     ],
 )
 def test_delivery_status_only_moves_forward(conversation, sequence, final):
+    # Sent: the provider's answer stored the id (a pending message with an id is a retry).
     message = factories.MessageFactory(
-        conversation=conversation, direction="out", status="pending", external_id="wamid.1"
+        conversation=conversation, direction="out", status="sent", external_id="wamid.1"
     )
     for status in sequence:
         update_status_by_external_id(conversation.channel_id, "wamid.1", status)
@@ -237,3 +238,82 @@ def test_retry_delay_grows_exponentially_with_jitter(settings):
         delays = [retry_delay(attempt) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+def test_a_status_that_overtakes_the_send_waits_for_the_id(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    """The provider's status names an id before the send stored it: it is kept, applied once
+    the send stores the id, and not kept again."""
+    with django_capture_on_commit_callbacks(execute=True):
+        assert not update_status_by_external_id(conversation.channel_id, "remote-1", "delivered")
+        assert not update_status_by_external_id(conversation.channel_id, "remote-1", "delivered")
+    assert EarlyStatus.objects.count() == 1  # a repeated early status is kept once
+    with django_capture_on_commit_callbacks(execute=True):
+        send_message(conversation=conversation, user=manager, client_id="c-1", content="Hi")
+    message = Message.objects.get()
+    assert (message.external_id, message.status) == ("remote-1", "delivered")
+    assert not EarlyStatus.objects.exists()
+
+
+def test_an_id_stored_while_the_status_was_being_kept_is_seen_after_commit(
+    conversation, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The send stores the id between the status's look-up and its write: the status looks
+    again once its write is committed, so neither side misses the other."""
+    from communications.services import send
+
+    message = factories.MessageFactory(
+        conversation=conversation, direction="out", status="sent", external_id="remote-9"
+    )
+    real_lookup = send._message_id_for
+    lookups = []
+
+    def first_lookup_misses(channel_id, external_id):
+        lookups.append(external_id)
+        return None if len(lookups) == 1 else real_lookup(channel_id, external_id)
+
+    monkeypatch.setattr(send, "_message_id_for", first_lookup_misses)
+    with django_capture_on_commit_callbacks(execute=True):
+        update_status_by_external_id(conversation.channel_id, "remote-9", "read")
+    message.refresh_from_db()
+    assert message.status == "read"
+    assert not EarlyStatus.objects.exists()
+
+
+def test_early_statuses_whose_id_never_came_are_pruned():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from communications.tasks import prune_early_statuses
+
+    channel = factories.ChannelFactory()
+    for n in range(3):
+        EarlyStatus.objects.create(channel=channel, external_id=f"old-{n}", status="read")
+    EarlyStatus.objects.update(created_at=timezone.now() - timedelta(days=2))
+    recent = EarlyStatus.objects.create(channel=channel, external_id="new", status="read")
+    assert prune_early_statuses(batch_size=2) == 3
+    assert list(EarlyStatus.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_late_news_of_a_failed_attempt_does_not_fail_its_retry(
+    conversation, manager, callback, django_capture_on_commit_callbacks
+):
+    message = factories.MessageFactory(
+        conversation=conversation,
+        direction="out",
+        status="failed",
+        failure_reason="not bridged",
+        external_id="remote-old",
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        assert retry_failed_message(message)  # pending again, not yet handed to the provider
+    # a second failure signal for the old attempt arrives now
+    with django_capture_on_commit_callbacks(execute=True):
+        update_status_by_external_id(conversation.channel_id, "remote-old", "failed", "again")
+    message.refresh_from_db()
+    assert message.status == "pending"
+    assert deliver_message(message.pk) == "sent"
+    message.refresh_from_db()
+    assert (message.status, message.external_id) == ("sent", "remote-1")

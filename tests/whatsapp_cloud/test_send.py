@@ -6,12 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from communications.models import Message
+from communications.models import EarlyStatus, Message
 from communications.services.send import send_message
 from integrations.registry import provider_for
 from integrations.whatsapp_cloud.provider import CloudApiProvider
 
-from .conftest import ACCESS_TOKEN, PHONE_NUMBER_ID
+from .conftest import ACCESS_TOKEN, PHONE_NUMBER_ID, fixture_bytes, post_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +139,49 @@ def test_unreachable_graph_api_is_retried_then_fails_visibly(
     assert "unreachable" in message.failure_reason and "gave up after 2 attempts" in (
         message.failure_reason
     )
+
+
+OVERTAKEN_WAMID = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA"  # the fixtures'
+
+
+def _graph_answers_with(wamid: str) -> list[tuple[int, dict]]:
+    return [
+        (
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "16505551234", "wa_id": "16505551234"}],
+                "messages": [{"id": wamid}],
+            },
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "webhooks, final",
+    [
+        (["status_read.json", "status_delivered.json"], Message.Status.READ),
+        (["status_failed.json"], Message.Status.FAILED),
+    ],
+)
+def test_status_webhooks_that_beat_the_send_answer_are_applied_when_the_wamid_is_stored(
+    client,
+    wa_conversation,
+    manager,
+    graph,
+    classical_mode,
+    django_capture_on_commit_callbacks,
+    webhooks,
+    final,
+):
+    """Meta may post a status before its API call has answered with the wamid."""
+    for name in webhooks:
+        response = post_signed(client, wa_conversation.channel, fixture_bytes(name))
+        assert response.status_code == 200
+    assert not Message.objects.filter(external_id=OVERTAKEN_WAMID).exists()
+    graph.message_answers = _graph_answers_with(OVERTAKEN_WAMID)
+    message = send(wa_conversation, manager, django_capture_on_commit_callbacks)
+    assert (message.external_id, message.status) == (OVERTAKEN_WAMID, final)
+    if final == Message.Status.FAILED:
+        assert "131026" in message.failure_reason
+    assert not EarlyStatus.objects.exists()
