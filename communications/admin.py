@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
+from . import events
 from .models import Attachment, Channel, ContactIdentity, Conversation, Message, RealtimeEvent
 from .services.conversations import bulk_update_conversations
 from .services.send import retry_failed_message
@@ -79,8 +80,25 @@ for _key, _purpose in CHANNEL_SECRETS.items():
     )
 
 
+class ChangesAccessAdmin(admin.ModelAdmin):
+    """For what decides who sees which channel (channels, teams, users): once a save or a
+    delete commits, open inboxes re-read their access (joined channels, a reload)."""
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # after the many-to-many links
+        events.access_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        events.access_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        events.access_changed()
+
+
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(ChangesAccessAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "is_active", "secrets_set"]
     list_filter = ["kind", "is_active"]

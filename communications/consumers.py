@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.db.models import Max, Q
 from django.http import Http404
 
@@ -73,10 +74,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.last_ephemeral: dict[str, float] = {}
         self.last_channel_typing: dict[int, float] = {}
         self.background: set[asyncio.Task] = set()
+        self.disconnected = False
+        self.access_lock = asyncio.Lock()
         self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
         self.hub = hub_for(self.channel_layer)
-        for channel_id in self.channel_ids:
-            group = events.channel_group(channel_id)
+        for group in [events.ACCESS_GROUP, *map(events.channel_group, self.channel_ids)]:
             await self.hub.join(group, self)
             self.groups_joined.append(group)
         await self.accept()
@@ -85,6 +87,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
 
     async def disconnect(self, code):
+        self.disconnected = True
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         await self.leave_groups()
@@ -143,19 +146,55 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if len(self.last_channel_typing) > 256:
             self.last_channel_typing.clear()
         self.last_channel_typing[conversation.pk] = now
-        task = asyncio.ensure_future(
+        self.in_background(
             database_sync_to_async(_send_typing_to_channel, thread_sensitive=False)(
                 conversation, self.user
             )
         )
+
+    def in_background(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+    async def refresh_access(self) -> None:
+        """Teams, members or channels changed: re-read what the user may see. Channels gained
+        are joined, channels lost are left at once, and the page is told to reload; a user no
+        longer active is signed out of the socket."""
+        async with self.access_lock:
+            user, channel_ids, latest = await database_sync_to_async(_reload_access)(self.user.pk)
+            if self.disconnected:
+                return
+            if user is None:
+                await self.leave_groups()
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+            self.user = user
+            if set(channel_ids) == set(self.channel_ids):
+                return
+            for channel_id in set(self.channel_ids) - set(channel_ids):
+                group = events.channel_group(channel_id)
+                if group in self.groups_joined:
+                    self.groups_joined.remove(group)
+                    await self.hub.leave(group, self)
+            for channel_id in set(channel_ids) - set(self.channel_ids):
+                group = events.channel_group(channel_id)
+                await self.hub.join(group, self)
+                self.groups_joined.append(group)
+            self.channel_ids = channel_ids
+            if self.disconnected:  # it closed while we were joining
+                await self.leave_groups()
+                return
+            await self.send_json({"type": "resync", "last_event_id": latest})
 
     # --- server → client ------------------------------------------------------------------
 
     async def deliver(self, event: dict, text: str) -> None:
         """An event from the hub, already encoded once for every socket of this process."""
         if not self.groups_joined:
+            return
+        if event.get("type") == events.ACCESS_CHANGED:
+            self.in_background(self.refresh_access())
             return
         if event.get("id") is None:
             # Presence (typing, viewing) is for the others: never echo it to its author. It is
@@ -246,6 +285,15 @@ def _channel_ids_for(user) -> list[int]:
     if ids is None:
         return list(Channel.objects.values_list("id", flat=True))
     return list(ids)
+
+
+def _reload_access(user_id: int):
+    """(user, channel ids, latest event id) from the database, or (None, [], 0) for a user
+    who is no longer active."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return None, [], 0
+    return user, _channel_ids_for(user), _latest_event_id()
 
 
 def _latest_event_id() -> int:

@@ -25,6 +25,9 @@ MESSAGE_UPDATED = "message.updated"
 CONVERSATION_CREATED = "conversation.created"
 CONVERSATION_UPDATED = "conversation.updated"
 TYPING = "typing"
+# Not an event for the page: tells every open socket to re-read what its user may see.
+ACCESS_CHANGED = "access.changed"
+ACCESS_GROUP = "inbox.access"
 
 
 def channel_group(channel_id: int) -> str:
@@ -61,12 +64,23 @@ def broadcast_events(items: list[tuple[int, dict]]) -> None:
     """Send (channel_id, event) pairs to the channels' groups, in order, in one hop to an event
     loop. Each group gets one layer message holding its events ("inbox.events"): a batch of a
     hundred costs one group_send (with Redis a few round trips), not a hundred."""
-    layer = get_channel_layer()
-    if layer is None or not items:
-        return
     by_group: dict[str, list[dict]] = {}
     for channel_id, event in items:
         by_group.setdefault(channel_group(channel_id), []).append(event)
+    _send_to_groups(by_group)
+
+
+def access_changed() -> None:
+    """Channels, teams or their members changed: once this commits, every open inbox socket
+    re-reads what its user may see, joins and leaves channels, and has its page reload."""
+    event = {"id": None, "type": ACCESS_CHANGED}
+    transaction.on_commit(lambda: _send_to_groups({ACCESS_GROUP: [event]}))
+
+
+def _send_to_groups(by_group: dict[str, list[dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not by_group:
+        return
 
     async def send_in_order():
         for group, group_events in by_group.items():
@@ -79,7 +93,8 @@ def broadcast_events(items: list[tuple[int, dict]]) -> None:
         else:
             _LayerLoop.run(send_in_order)
     except Exception:  # a dead layer must not fail the write that already committed
-        logger.exception("realtime broadcast of %d event(s) failed", len(items))
+        count = sum(len(group_events) for group_events in by_group.values())
+        logger.exception("realtime broadcast of %d event(s) failed", count)
 
 
 class _LayerLoop:

@@ -1,4 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from communications.admin import ChangesAccessAdmin
 
 from .models import Contact, Order, Team
 
@@ -27,6 +31,15 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ChangesAccessAdmin):
     list_display = ["name"]
     filter_horizontal = ["members"]
+
+
+# A user's superuser flag, active flag and teams decide what their open inboxes may see.
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class SwitchboardUserAdmin(ChangesAccessAdmin, UserAdmin):
+    """Django's user admin; saving a user makes their open inboxes re-read their access."""

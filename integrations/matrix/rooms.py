@@ -9,6 +9,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from communications import events as realtime
 from communications.models import Channel
 
 from .client import MatrixClient, MatrixError, MatrixUnavailable
@@ -32,6 +33,7 @@ def matrix_channel(config: MatrixConfig | None = None) -> Channel:
         if row.channel_id is None:
             row.channel = Channel.objects.create(kind=Channel.Kind.WHATSAPP, name="WhatsApp")
             row.save()
+            realtime.access_changed()  # superusers' open inboxes join the new channel
         return row.channel
 
 

@@ -132,7 +132,7 @@ const realtime = new Realtime({
   },
   onResync: () => {
     list.reload();
-    thread.reload();
+    thread.reload().catch((error) => toast(`Could not reload the conversation: ${error.detail || error.message}`));
     refreshCountsSoon();
   },
   onUnauthorized: () => location.assign("/accounts/login/?next=/inbox/"),

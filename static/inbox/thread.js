@@ -46,7 +46,25 @@ export class Thread {
   }
 
   async reload() {
-    if (this.id) this.show(await api.open(this.id));
+    if (!this.id) return;
+    const id = this.id;
+    try {
+      const data = await api.open(id);
+      if (id === this.id) this.show(data);
+    } catch (error) {
+      if (error.status !== 404 || id !== this.id) throw error;
+      this.close(); // the user may no longer see it (their teams or channels changed)
+    }
+  }
+
+  close() {
+    this.id = this.conversation = this.cursor = null;
+    this.openToken = this.shown = Symbol();
+    this.byId.clear();
+    this.byClient.clear();
+    this.messages.replaceChildren();
+    this.root.classList.remove("loading");
+    this.root.classList.add("empty");
   }
 
   async loadOlder() {

@@ -57,12 +57,21 @@ def say(channel, text: str, *, sender: str = "dana", name: str = "Dana"):
     """A customer's message through the one ingest path (in a thread: Playwright's sync API
     keeps an event loop in this one, where the after-commit broadcast cannot run)."""
 
+    return off_the_loop(
+        lambda: ingest_message(
+            channel,
+            InboundMessage(sender=InboundSender(external_id=sender, name=name), content=text),
+        )
+    )
+
+
+def off_the_loop(work):
+    """Run database work whose after-commit broadcast must reach the page in a thread of its
+    own (this one holds Playwright's event loop); its connection is closed after."""
+
     def run():
         try:
-            return ingest_message(
-                channel,
-                InboundMessage(sender=InboundSender(external_id=sender, name=name), content=text),
-            )
+            return work()
         finally:
             connections.close_all()
 
@@ -390,20 +399,41 @@ def test_failed_sends_show_the_reason_and_retry_once(
     # The provider refuses it later: message.updated shows the reason; Retry queues it again.
     message = Message.objects.get(content="This one hits a flaky network")
 
-    def refuse():
-        from communications.services.send import update_message_status
+    from communications.services.send import update_message_status
 
-        try:
-            update_message_status(message.pk, "failed", reason="recipient blocked the number")
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(refuse).result(timeout=30)
+    off_the_loop(
+        lambda: update_message_status(message.pk, "failed", reason="recipient blocked the number")
+    )
     expect(sent.locator(".failure")).to_contain_text("recipient blocked the number")
     sent.locator("button.retry").click()
     expect(sent.locator(".failure")).to_have_count(0)
     expect(sent).to_have_count(1)
     message.refresh_from_db()
     assert message.status in ("pending", "sent")
+    context.close()
+
+
+def test_a_manager_taken_off_the_team_loses_the_open_inbox_at_once(
+    live_server_url, chromium, team_inbox
+):
+    from django.db import transaction
+
+    from communications import events
+
+    channel, conversation, alice = (team_inbox[k] for k in ("channel", "conversation", "alice"))
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    open_conversation(page, conversation)
+    expect(page.locator("#conversations .row")).to_have_count(7)
+
+    def take_alice_off():
+        with transaction.atomic():
+            channel.teams.get().members.remove(alice)
+            events.access_changed()  # what the admin's save does
+
+    off_the_loop(take_alice_off)
+    expect(page.locator("#conversations .row")).to_have_count(0)
+    expect(page.locator("#thread")).to_have_class(re.compile(r"\bempty\b"))
+    expect(page.locator("#messages .msg")).to_have_count(0)
     context.close()

@@ -106,3 +106,29 @@ def test_contact_admin_shows_orders_inline(staff_client):
     order = factories.OrderFactory(number="SB-777")
     page = staff_client.get(f"/admin/crm/contact/{order.contact_id}/change/")
     assert b"SB-777" in page.content
+
+
+def test_access_changes_in_the_admin_tell_open_inboxes_after_commit(
+    staff_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Users, teams and channels decide who sees what: each save or delete tells the sockets."""
+    from communications import events
+
+    told = []
+    monkeypatch.setattr(events, "_send_to_groups", lambda by_group: told.append(by_group))
+    user = factories.UserFactory(username="dana")
+    team = factories.TeamFactory()
+    form = {
+        "username": "dana",
+        "is_active": "on",
+        "is_superuser": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "09:00:00",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(f"/admin/auth/user/{user.pk}/change/", form)
+        assert response.status_code == 302, response.content[:2000]
+        staff_client.post(f"/admin/crm/team/{team.pk}/delete/", {"post": "yes"})
+    user.refresh_from_db()
+    assert user.is_superuser
+    assert told == [{events.ACCESS_GROUP: [{"id": None, "type": events.ACCESS_CHANGED}]}] * 2
