@@ -5,6 +5,7 @@ import gc
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -171,6 +172,7 @@ def test_messages_newest_first_with_cursor_and_fixed_queries(api, channel, count
         factories.MessageFactory(conversation=conversation, created_at=start + timedelta(seconds=i))
         for i in range(60)
     ]
+    assert connection.features.supports_json_field  # SQLite probes it once per connection
     with count_queries() as queries:
         first = api.get(f"/api/v1/conversations/{conversation.pk}/messages/?page_size=50")
     # token; the access check (the manager's channels joined in, no row read); the page, its
@@ -400,13 +402,15 @@ class TestApiChannelInbound:
         assert response.status_code == 404
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="a loader of the PostgreSQL backend (psycopg)"
+)
 def test_timestamps_are_read_by_the_iso_loader_with_djangos_values():
     """crm/postgresql swaps Django's pure-Python timestamptz loader for `fromisoformat`; the
     values must be the ones Django's loader gives, and what it does not parse falls back."""
     from datetime import UTC
     from zoneinfo import ZoneInfo
 
-    from django.db import connection
     from django.db.backends.postgresql.psycopg_any import BaseTzLoader
     from psycopg.postgres import types
     from psycopg.pq import Format
