@@ -324,12 +324,27 @@ class ConversationSerializer(_PayloadSerializer):
         ]
 
 
+def conversation_detail_payload(conversation: Conversation) -> dict:
+    from integrations.registry import reply_unavailable_reason
+
+    payload = conversation_payload(conversation, with_orders=True)
+    payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel)
+    return payload
+
+
 class ConversationDetailSerializer(ConversationSerializer):
     """The thread header and the customer's card in one response: contact with orders."""
 
-    payload = staticmethod(lambda c: conversation_payload(c, with_orders=True))
+    payload = staticmethod(conversation_detail_payload)
 
     contact = ContactWithOrdersSerializer(read_only=True)
+    reply_unavailable = serializers.CharField(
+        read_only=True,
+        help_text="why replies cannot be sent on this channel yet; empty when they can",
+    )
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "reply_unavailable"]
 
 
 class ConversationUpdateSerializer(serializers.Serializer):

@@ -46,3 +46,13 @@ def provider_for(channel: Channel) -> Provider:
             "version of Switchboard yet"
         )
     return provider_class(channel)
+
+
+def reply_unavailable_reason(channel: Channel) -> str:
+    """Why replies cannot be sent on this channel in this version ("" when they can): shown
+    above the reply box before anyone types, not only as a failed message after."""
+    try:
+        provider_for(channel)
+    except PermanentDeliveryError as exc:
+        return exc.reason
+    return ""

@@ -12,6 +12,8 @@ export class Composer {
     this.text = form.querySelector("textarea");
     this.fileInput = form.querySelector('input[type="file"]');
     this.error = form.querySelector(".composer-error");
+    this.notice = form.querySelector(".composer-notice");
+    this.replyTab = form.querySelector('[data-mode="text"]');
     this.mode = "text";
     this.lastTyping = 0;
     this.pending = new Map(); // client_id -> the optimistic message and how to send it again
@@ -57,14 +59,26 @@ export class Composer {
     );
   }
 
-  setMode(mode) {
+  // The opened conversation: where replies cannot be sent yet, say so and write notes only.
+  useConversation(conversation) {
+    const reason = conversation.reply_unavailable || "";
+    this.replyTab.disabled = Boolean(reason);
+    this.notice.hidden = !reason;
+    this.notice.textContent = reason ? `Replies cannot be sent here: ${reason}. Private notes still work.` : "";
+    if (reason) this.setMode("note", { focus: false });
+    else if (this.mode === "note" && this.noteOnly) this.setMode("text", { focus: false });
+    this.noteOnly = Boolean(reason);
+  }
+
+  setMode(mode, { focus = true } = {}) {
+    if (mode === "text" && this.replyTab.disabled) return;
     this.mode = mode;
     this.form.classList.toggle("note-mode", mode === "note");
     for (const tab of this.form.querySelectorAll("[data-mode]")) {
       tab.setAttribute("aria-pressed", tab.dataset.mode === mode ? "true" : "false");
     }
     this.text.placeholder = mode === "note" ? "Private note: only your team sees it" : "Reply… (Enter to send, Shift+Enter for a new line)";
-    this.text.focus();
+    if (focus) this.text.focus();
   }
 
   insertText(text) {

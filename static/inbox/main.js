@@ -71,6 +71,7 @@ async function openConversation(id) {
     return;
   }
   if (!conversation) return;
+  composer.useConversation(conversation);
   list.upsert(conversation);
   markRead(conversation);
   clearInterval(viewingTimer);

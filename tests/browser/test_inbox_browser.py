@@ -437,3 +437,38 @@ def test_a_manager_taken_off_the_team_loses_the_open_inbox_at_once(
     expect(page.locator("#thread")).to_have_class(re.compile(r"\bempty\b"))
     expect(page.locator("#messages .msg")).to_have_count(0)
     context.close()
+
+
+def test_a_channel_that_cannot_send_yet_says_so_and_offers_notes_only(
+    live_server_url, chromium, team_inbox, screenshot
+):
+    from communications.models import Channel
+
+    team = team_inbox["channel"].teams.get()
+    telegram = factories.ChannelFactory(name="Telegram bot", kind=Channel.Kind.TELEGRAM)
+    telegram.teams.add(team)
+    waiting = factories.ConversationFactory(channel=telegram, last_message_at=timezone.now())
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
+    notice = page.locator("#composer .composer-notice")
+    reply_tab = page.locator('#composer [data-mode="text"]')
+
+    open_conversation(page, waiting)
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Telegram")
+    expect(reply_tab).to_be_disabled()
+    expect(page.locator("#composer")).to_have_class(re.compile(r"\bnote-mode\b"))
+    screenshot(page, "09-reply-unavailable")
+    page.locator("#composer textarea").fill("Customer asked about Telegram, will call back")
+    page.keyboard.press("Enter")
+    # the server's copy (stored, status sent) replaced the one shown at once
+    expect(page.locator("#messages .msg.status-sent", has_text="will call back")).to_have_count(1)
+    note = Message.objects.get(content__contains="will call back")
+    assert (note.kind, note.status) == ("note", "sent")
+
+    # a channel that sends: the reply box is back to replies
+    open_conversation(page, team_inbox["conversation"])
+    expect(notice).to_be_hidden()
+    expect(reply_tab).to_be_enabled()
+    expect(page.locator("#composer")).not_to_have_class(re.compile(r"\bnote-mode\b"))
+    context.close()

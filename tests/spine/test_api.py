@@ -141,6 +141,18 @@ def test_detail_has_contact_and_orders_in_one_response(api, channel, count_queri
     assert len(body["contact"]["orders"]) == 3
     # token, the manager's channels, the conversation with contact/channel/assignee, orders
     assert queries.count == 4, queries.explain()
+    assert body["reply_unavailable"] == ""  # the API channel sends
+
+
+def test_detail_says_when_replies_cannot_be_sent_on_the_channel_yet(api, channel):
+    from communications.models import Channel
+
+    channel.kind = Channel.Kind.TELEGRAM
+    channel.save()
+    conversation = factories.ConversationFactory(channel=channel)
+    body = api.get(f"/api/v1/conversations/{conversation.pk}/").json()
+    assert "Telegram" in body["reply_unavailable"]
+    assert "not available" in body["reply_unavailable"]
 
 
 def test_foreign_conversation_is_a_404_everywhere(api):
