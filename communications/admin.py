@@ -13,7 +13,15 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from . import events
-from .models import Attachment, Channel, ContactIdentity, Conversation, Message, RealtimeEvent
+from .models import (
+    Attachment,
+    Channel,
+    ContactIdentity,
+    Conversation,
+    EarlyStatus,
+    Message,
+    RealtimeEvent,
+)
 from .services.conversations import bulk_update_conversations
 from .services.send import retry_failed_message
 
@@ -249,6 +257,24 @@ class RealtimeEventAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EarlyStatus)
+class EarlyStatusAdmin(admin.ModelAdmin):
+    """Statuses waiting for their provider id (see services.send): a row that stays names a
+    send whose answer never stored that id. Read-only; pruned after a day."""
+
+    list_display = ["external_id", "status", "channel", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["channel"]
+    search_fields = ["=external_id"]
+    ordering = ["-id"]
 
     def has_add_permission(self, request):
         return False

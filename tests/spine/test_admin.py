@@ -132,3 +132,14 @@ def test_access_changes_in_the_admin_tell_open_inboxes_after_commit(
     user.refresh_from_db()
     assert user.is_superuser
     assert told == [{events.ACCESS_GROUP: [{"id": None, "type": events.ACCESS_CHANGED}]}] * 2
+
+
+def test_early_statuses_are_listed_read_only_for_ops(staff_client):
+    from communications.models import EarlyStatus
+
+    channel = factories.ChannelFactory()
+    EarlyStatus.objects.create(channel=channel, external_id="wamid.WAITING", status="delivered")
+    page = staff_client.get("/admin/communications/earlystatus/?q=wamid.WAITING")
+    assert page.status_code == 200
+    assert b"wamid.WAITING" in page.content
+    assert staff_client.get("/admin/communications/earlystatus/add/").status_code == 403
