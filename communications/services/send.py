@@ -217,12 +217,11 @@ def _apply_early_statuses(channel_id: int, external_id: str, message_id: int | N
     message_id = message_id or _message_id_for(channel_id, external_id)
     if message_id is None:
         return False
+    waiting = EarlyStatus.objects.filter(channel_id=channel_id, external_id=external_id)
+    if not waiting.exists():  # every send asks: one read, no transaction, in the usual case
+        return False
     with transaction.atomic():
-        early = list(
-            EarlyStatus.objects.select_for_update().filter(
-                channel_id=channel_id, external_id=external_id
-            )
-        )
+        early = list(waiting.select_for_update())
         if not early:
             return False
         EarlyStatus.objects.filter(pk__in=[e.pk for e in early]).delete()

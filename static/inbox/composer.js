@@ -15,6 +15,7 @@ export class Composer {
     this.notice = form.querySelector(".composer-notice");
     this.replyTab = form.querySelector('[data-mode="text"]');
     this.mode = "text";
+    this.noteOnly = false; // notes only because the channel cannot send replies
     this.lastTyping = 0;
     this.pending = new Map(); // client_id -> the optimistic message and how to send it again
     form.addEventListener("submit", (event) => {

@@ -31,16 +31,21 @@ export class Thread {
     return data.conversation;
   }
 
-  show(data) {
-    this.shown = Symbol(); // an older page still in flight belongs to what was shown before
+  // Forget what is shown: messages, presence, and any older page still in flight.
+  clear() {
+    this.shown = Symbol();
     this.byId.clear();
     this.byClient.clear();
     this.presence.replaceChildren();
     this.presenceTimers.clear();
+    this.messages.replaceChildren();
+  }
+
+  show(data) {
+    this.clear();
     this.cursor = data.next_cursor;
     this.applyConversation(data.conversation);
     this.renderCard(data.conversation.contact);
-    this.messages.replaceChildren();
     for (const message of [...data.messages].reverse()) this.insert(message);
     this.scrollToBottom();
   }
@@ -58,11 +63,9 @@ export class Thread {
   }
 
   close() {
+    this.clear();
     this.id = this.conversation = this.cursor = null;
-    this.openToken = this.shown = Symbol();
-    this.byId.clear();
-    this.byClient.clear();
-    this.messages.replaceChildren();
+    this.openToken = Symbol(); // an open still in flight is not shown either
     this.root.classList.remove("loading");
     this.root.classList.add("empty");
   }

@@ -35,3 +35,13 @@ def connect_manager(stack, username: str, phone: str = OWN_PHONE) -> tuple:
 
 def whatsapp_channel() -> Channel:
     return Channel.objects.get(kind=Channel.Kind.WHATSAPP)
+
+
+def bridge_saw_typing(stack, room: str, user_id: str) -> bool:
+    """Whether the bridge emulator has seen `user_id` typing in `room` (its m.typing list)."""
+    return any(
+        e.get("type") == "m.typing"
+        and e.get("room_id") == room
+        and user_id in (e.get("content") or {}).get("user_ids", [])
+        for e in list(stack.bridge.ephemeral_seen)
+    )

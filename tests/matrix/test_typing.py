@@ -15,7 +15,7 @@ from crm.asgi import application
 from tests import factories
 from tests.realtime.conftest import ORIGIN, _use_layer
 
-from .conftest import connect_manager
+from .conftest import bridge_saw_typing, connect_manager
 from .stack import wait_until
 
 pytestmark = [pytest.mark.matrix, pytest.mark.django_db(transaction=True)]
@@ -108,12 +108,7 @@ def test_managers_typing_reaches_the_portal_room_as_their_matrix_user(stack, cha
     room, manager_mxid = chat["room"], chat["connection"].matrix_user_id
 
     def bridge_saw_manager_typing():
-        return any(
-            e.get("type") == "m.typing"
-            and e.get("room_id") == room
-            and manager_mxid in (e.get("content") or {}).get("user_ids", [])
-            for e in list(stack.bridge.ephemeral_seen)
-        )
+        return bridge_saw_typing(stack, room, manager_mxid)
 
     assert not bridge_saw_manager_typing()
 

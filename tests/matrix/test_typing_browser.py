@@ -20,7 +20,7 @@ from tests.browser.conftest import (  # noqa: F401  (fixtures)
     server_password_hashers,  # passwords daphne can check
 )
 
-from .conftest import connect_manager
+from .conftest import bridge_saw_typing, connect_manager
 from .stack import SyncRunner, wait_until
 
 pytestmark = [
@@ -62,15 +62,8 @@ def test_typing_both_ways_through_the_sync_path_in_the_browser(
             stack.bridge.send_typing(room, CUSTOMER, False)
             expect(page.locator("#presence .presence-item")).to_have_count(0, timeout=20_000)
 
-            manager_mxid = connection.matrix_user_id
-
             def bridge_saw_manager_typing():
-                return any(
-                    e.get("type") == "m.typing"
-                    and e.get("room_id") == room
-                    and manager_mxid in (e.get("content") or {}).get("user_ids", [])
-                    for e in list(stack.bridge.ephemeral_seen)
-                )
+                return bridge_saw_typing(stack, room, connection.matrix_user_id)
 
             assert not bridge_saw_manager_typing()
             page.locator("#composer textarea").press_sequentially("On its way")
