@@ -139,7 +139,9 @@ def test_early_statuses_are_listed_read_only_for_ops(staff_client):
 
     channel = factories.ChannelFactory()
     EarlyStatus.objects.create(channel=channel, external_id="wamid.WAITING", status="delivered")
+    EarlyStatus.objects.create(channel=channel, external_id="wamid.OTHER", status="read")
     page = staff_client.get("/admin/communications/earlystatus/?q=wamid.WAITING")
     assert page.status_code == 200
     assert b"wamid.WAITING" in page.content
+    assert b"wamid.OTHER" not in page.content  # searched by the provider id
     assert staff_client.get("/admin/communications/earlystatus/add/").status_code == 403
