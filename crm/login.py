@@ -1,46 +1,111 @@
-"""Sign-in with a brake on password guessing: a few failures per address and username, then
-a pause. Counted in the cache (Redis in production), so every web process shares the count."""
+"""Sign-in (`/accounts/login/` and `/admin/login/`) with a brake on password guessing.
 
+Every attempt takes a number from an atomic counter (crm/throttle.py) *before* any password is
+looked at: per address + username (LOGIN_RATE_LIMIT, 10 per 5 minutes) and per address
+(LOGIN_ADDRESS_RATE_LIMIT, for guessing across usernames). An attempt over either limit is
+refused at once with 429, so 25 concurrent guesses against a limit of 10 get exactly 10 checked.
+A successful sign-in clears its address + username count and gives back its address count.
+The address is the one our proxy saw (crm/proxy.py), so X-Forwarded-For cannot be spoofed past it.
+"""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth import user_logged_in
 from django.contrib.auth import views as auth_views
-from django.core.cache import cache
+from django.contrib.auth.forms import AuthenticationForm
+from django.dispatch import receiver
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-MAX_FAILURES = 10
-WINDOW_SECONDS = 300
+from . import throttle
+from .auth import SignInBusy
+
+BUSY_RETRY_SECONDS = 5
 
 
-def _key(request) -> str:
+def _counters(request) -> tuple[str, str]:
     address = request.META.get("REMOTE_ADDR", "")
     username = (request.POST.get("username") or "").strip().lower()
-    return f"switchboard:login-failures:{address}:{username}"
+    return f"login:{address}:{username}", f"login-address:{address}"
 
 
-class RateLimitedLoginView(auth_views.LoginView):
-    def post(self, request, *args, **kwargs):
-        key = _key(request)
-        if (cache.get(key) or 0) >= MAX_FAILURES:
-            body = render_to_string(
-                "registration/login.html",
-                {
-                    "form": self.get_form(),
-                    "locked_out": True,
-                    "retry_minutes": WINDOW_SECONDS // 60,
-                },
-                request=request,
-            )
-            return HttpResponse(body, status=429)
-        return super().post(request, *args, **kwargs)
+@receiver(user_logged_in)
+def _remember_success(sender, request, user, **kwargs):
+    if request is not None:
+        request.signed_in_by_brake = True
 
-    def form_invalid(self, form):
-        key = _key(self.request)
-        if not cache.add(key, 1, timeout=WINDOW_SECONDS):
+
+def braked_login(refuse):
+    """Wrap a login view: count the POST first, refuse over the limits, clear on success.
+    `refuse(request, rate_or_none)` builds the 429 (None: busy rather than locked out)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method != "POST":
+                return view(request, *args, **kwargs)
+            pair, address = _counters(request)
+            pair_rate = throttle.Rate.parse(settings.LOGIN_RATE_LIMIT)
+            address_rate = throttle.Rate.parse(settings.LOGIN_ADDRESS_RATE_LIMIT)
+            over_pair = throttle.hit(pair, pair_rate.seconds) > pair_rate.limit
+            over_address = throttle.hit(address, address_rate.seconds) > address_rate.limit
+            if over_pair or over_address:
+                return refuse(request, pair_rate if over_pair else address_rate)
             try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, timeout=WINDOW_SECONDS)
-        return super().form_invalid(form)
+                response = view(request, *args, **kwargs)
+            except SignInBusy:
+                throttle.refund(address)
+                return refuse(request, None)
+            if getattr(request, "signed_in_by_brake", False):
+                throttle.reset(pair)
+                throttle.refund(address)
+            return response
 
-    def form_valid(self, form):
-        cache.delete(_key(self.request))
-        return super().form_valid(form)
+        return wrapper
+
+    return decorate
+
+
+def _retry(rate) -> tuple[int, int]:
+    seconds = rate.seconds if rate is not None else BUSY_RETRY_SECONDS
+    return seconds, max(1, seconds // 60)
+
+
+def _refuse_page(request, rate):
+    seconds, minutes = _retry(rate)
+    body = render_to_string(
+        "registration/login.html",
+        {
+            "form": AuthenticationForm(request),
+            "locked_out": rate is not None,
+            "busy": rate is None,
+            "retry_minutes": minutes,
+        },
+        request=request,
+    )
+    response = HttpResponse(body, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+def _refuse_plain(request, rate):
+    seconds, minutes = _retry(rate)
+    if rate is None:
+        text = "Sign-in is busy right now. Try again in a few seconds."
+    else:
+        text = f"Too many failed sign-ins. Wait {minutes} minutes and try again."
+    response = HttpResponse(text, status=429, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+# CsrfViewMiddleware runs before these: a forged cross-site POST never counts against anyone.
+login_view = braked_login(_refuse_page)(auth_views.LoginView.as_view())
+
+
+@braked_login(_refuse_plain)
+def admin_login_view(request, *args, **kwargs):
+    from django.contrib import admin
+
+    return admin.site.login(request, *args, **kwargs)

@@ -120,6 +120,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "switchboard",
+            # A Redis that is down or unreachable must fail fast (callers degrade), not hang.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -162,6 +164,22 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# ModelBackend that gives its database connection back before hashing a password (crm/auth.py).
+AUTHENTICATION_BACKENDS = ["crm.auth.PoolFriendlyModelBackend"]
+
+# --- Abuse limits (crm/throttle.py, crm/login.py, integrations/webhook_guard.py) ------------
+# Peers whose X-Forwarded-For is believed (nginx); everyone else is known by the TCP address.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+# Authenticated webhook deliveries, per channel (Meta sends from a handful of addresses).
+WEBHOOK_RATE_LIMIT = env("WEBHOOK_RATE_LIMIT", default="120000/minute")
+# Failed webhook authentications (bad token/signature, unknown channel), per source address.
+WEBHOOK_AUTH_FAILURE_LIMIT = env("WEBHOOK_AUTH_FAILURE_LIMIT", default="30/minute")
+# Sign-in attempts (/accounts/login/ and /admin/login/): per address + username, per address.
+LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/300s")
+LOGIN_ADDRESS_RATE_LIMIT = env("LOGIN_ADDRESS_RATE_LIMIT", default="100/300s")
+# Password hashes computed at once per process, and how long a sign-in waits for a turn.
+LOGIN_CONCURRENT_HASHES = env.int("LOGIN_CONCURRENT_HASHES", default=2)
+LOGIN_HASH_WAIT_SECONDS = env.float("LOGIN_HASH_WAIT_SECONDS", default=10.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -170,9 +188,6 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {
-        "webhook": env("WEBHOOK_RATE_LIMIT", default="600/minute"),
-    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Switchboard API",

@@ -7,7 +7,6 @@ import hmac
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from communications.models import Channel, Message
@@ -18,6 +17,7 @@ from communications.services.ingest import (
     InboundSender,
     ingest_message,
 )
+from integrations import webhook_guard
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 
@@ -79,22 +79,36 @@ class ApiChannelInboundView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "webhook"
+    # Throttled per channel and per failed authentication (integrations/webhook_guard.py).
+    throttle_classes: list = []
 
     @extend_schema(request=InboundPayloadSerializer, responses={201: MessageSerializer})
     def post(self, request, channel_id: int):
+        try:
+            return self._post(request, channel_id)
+        except webhook_guard.Refused as refused:
+            return Response(
+                {"detail": refused.detail},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(refused.retry_after)},
+            )
+
+    def _post(self, request, channel_id: int):
+        webhook_guard.check_not_blocked(request, channel_id)
         channel = Channel.objects.filter(pk=channel_id, kind=Channel.Kind.API).first()
         if channel is None:
+            webhook_guard.note_failed_authentication(request, channel_id)
             return Response({"detail": "no API channel with this id"}, status=404)
         expected = channel.secrets.get("inbound_token", "")
         header = request.headers.get("Authorization", "")
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            webhook_guard.note_failed_authentication(request, channel_id)
             return Response(
                 {"detail": "missing or wrong channel token (Authorization: Bearer <token>)"},
                 status=status.HTTP_401_UNAUTHORIZED,
             )
+        webhook_guard.admit_delivery(channel.pk)
         if not channel.is_active:
             return Response({"detail": "this channel is disabled"}, status=status.HTTP_409_CONFLICT)
         serializer = InboundPayloadSerializer(data=request.data)

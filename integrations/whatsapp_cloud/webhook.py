@@ -17,10 +17,12 @@ import logging
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from communications.models import Channel, Message
 from communications.services.ingest import ingest_messages
 from communications.services.send import update_status_by_external_id
+from integrations import webhook_guard
 
 from .media import with_media
 from .parse import PayloadError, parse_payload
@@ -43,18 +45,36 @@ def signature_is_valid(app_secret: str, body: bytes, header: str) -> bool:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def whatsapp_webhook(request, channel_id: int):
+    try:
+        return _handle(request, channel_id)
+    except webhook_guard.Refused as refused:
+        response = JsonResponse({"detail": refused.detail}, status=429)
+        response["Retry-After"] = str(refused.retry_after)
+        return response
+
+
+def _handle(request, channel_id: int):
+    # Throttled per failed authentication and per channel, not per source address: Meta
+    # delivers from a handful of addresses (integrations/webhook_guard.py).
+    webhook_guard.check_not_blocked(request, channel_id)
     channel = Channel.objects.filter(pk=channel_id, kind=Channel.Kind.WHATSAPP).first()
     if channel is None:
+        webhook_guard.note_failed_authentication(request, channel_id)
         return JsonResponse({"detail": "no WhatsApp channel with this id"}, status=404)
     if request.method == "GET":
-        return _verify(request, channel)
+        response = _verify(request, channel)
+        if response.status_code == 403:
+            webhook_guard.note_failed_authentication(request, channel_id)
+        return response
     body = request.body
     if not signature_is_valid(
         channel.secrets.get("app_secret", ""), body, request.headers.get(SIGNATURE_HEADER, "")
     ):
+        webhook_guard.note_failed_authentication(request, channel_id)
         return JsonResponse(
             {"detail": f"missing or wrong {SIGNATURE_HEADER} signature"}, status=401
         )
+    webhook_guard.admit_delivery(channel.pk)
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -69,8 +89,15 @@ def whatsapp_webhook(request, channel_id: int):
     if parsed.has_media:
         from .tasks import process_whatsapp_delivery
 
-        process_whatsapp_delivery.delay(channel.pk, payload)
-        return JsonResponse({"queued": True})
+        try:
+            process_whatsapp_delivery.delay(channel.pk, payload)
+            return JsonResponse({"queued": True})
+        except BrokerUnreachable:  # Redis down: store it now rather than lose the delivery
+            logger.warning(
+                "WhatsApp delivery for channel %s could not be queued; processed inline",
+                channel.pk,
+                exc_info=True,
+            )
     stored = process_payload(channel, payload, give_up_on_media=True)
     return JsonResponse({"queued": False, "stored": stored})
 

@@ -147,7 +147,6 @@ def stack(nginx_binary, tmp_path_factory):
                         str(port),
                         "-v",
                         "1",
-                        "--proxy-headers",
                         "crm.asgi:application",
                     ],
                     cwd=ROOT,
