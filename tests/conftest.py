@@ -23,6 +23,25 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_counters():
+    """Rate counters (crm/throttle.py) live in Redis, not in the test database, and outlive a
+    test: start every test at zero. Only the throttle keys of the test's own Redis database."""
+    from django.core.cache import cache
+    from django.core.cache.backends.redis import RedisCache
+
+    from crm import throttle
+
+    throttle._local = throttle._LocalCounters()
+    throttle._shared_down_until = 0.0
+    if isinstance(cache, RedisCache):
+        client = cache._cache.get_client(None, write=True)
+        keys = list(client.scan_iter(match=cache.make_key(f"{throttle.PREFIX}:*"), count=1000))
+        if keys:
+            client.delete(*keys)
+    yield
+
+
 @pytest.fixture
 def channel(db):
     return factories.ChannelFactory()

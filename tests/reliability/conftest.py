@@ -1,25 +1,6 @@
 """Fixtures for the reliability tests (live servers: tests/reliability/live.py)."""
 
-import os
-
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counters():
-    """Rate counters live in Redis, not in the test database: start every test at zero.
-    Only our own keys in our own Redis database (REDIS_URL) are touched."""
-    url = os.environ.get("REDIS_URL", "")
-    if not url.startswith("redis://"):
-        yield
-        return
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match="switchboard:*:throttle:*", count=1000):
-        client.delete(key)
-    client.close()
-    yield
 
 
 @pytest.fixture
