@@ -8,6 +8,7 @@ A successful sign-in clears its address + username count and gives back its addr
 The address is the one our proxy saw (crm/proxy.py), so X-Forwarded-For cannot be spoofed past it.
 """
 
+import hashlib
 from functools import wraps
 
 from django.conf import settings
@@ -27,13 +28,15 @@ BUSY_RETRY_SECONDS = 5
 def _counters(request) -> tuple[str, str]:
     address = request.META.get("REMOTE_ADDR", "")
     username = (request.POST.get("username") or "").strip().lower()
-    return f"login:{address}:{username}", f"login-address:{address}"
+    # Hashed: the username is whatever the client sent, of any length.
+    digest = hashlib.sha256(username.encode()).hexdigest()[:32]
+    return f"login:{address}:{digest}", f"login-address:{address}"
 
 
 @receiver(user_logged_in)
 def _remember_success(sender, request, user, **kwargs):
     if request is not None:
-        request.signed_in_by_brake = True
+        request.sign_in_succeeded = True
 
 
 def braked_login(refuse):
@@ -54,10 +57,11 @@ def braked_login(refuse):
                 return refuse(request, pair_rate if over_pair else address_rate)
             try:
                 response = view(request, *args, **kwargs)
-            except SignInBusy:
+            except SignInBusy:  # no password was checked: this attempt does not count
+                throttle.refund(pair)
                 throttle.refund(address)
                 return refuse(request, None)
-            if getattr(request, "signed_in_by_brake", False):
+            if getattr(request, "sign_in_succeeded", False):
                 throttle.reset(pair)
                 throttle.refund(address)
             return response

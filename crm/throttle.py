@@ -104,7 +104,8 @@ def _mark_shared_down(error: Exception) -> None:
 
 
 def _redis(key: str):
-    """The raw client and the full key (prefix, version) the cache would use for `key`."""
+    """The raw client and the full key (prefix, version) the cache would use for `key`.
+    Django's RedisCache has no atomic "increment or create with expiry"; its client does."""
     full = cache.make_key(key)
     return cache._cache.get_client(full, write=True), full
 
