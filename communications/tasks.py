@@ -56,7 +56,7 @@ def deliver_message(message_id: int) -> str:
             return outcome
     claim = delivery.claim(message_id)
     if claim is None:
-        return "skipped" if _settled(message_id) else "waiting"
+        return _why_not_claimed(message_id)
     try:
         result = provider.send(claim.message)
     except PermanentDeliveryError as exc:
@@ -112,9 +112,13 @@ def _fail_unclaimed(message: Message, reason: str) -> str:
     return "skipped"
 
 
-def _settled(message_id: int) -> bool:
+def _why_not_claimed(message_id: int) -> str:
     status = Message.objects.filter(pk=message_id).values_list("status", flat=True).first()
-    return status not in (Message.Status.PENDING, Message.Status.SENDING)
+    if status == Message.Status.PENDING:
+        return "waiting"  # an earlier message of the conversation goes first
+    if status == Message.Status.SENDING:
+        return "claimed elsewhere"
+    return "skipped"
 
 
 @shared_task

@@ -132,6 +132,8 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_broker_default)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
+# Deployments (or test runs) sharing one Redis keep their tasks apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -141,8 +143,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the outbound sweeper settles a dead worker's claim once its lease ends), so this only bounds
 # how long any other killed task waits. It must stay above the longest countdown we schedule
 # (send retries wait at most 600 s), or every task waiting for its ETA would be run twice.
+# Workers look for such tasks every `unacked_restore_interval` seconds (kombu's default scans
+# only every 10th look, ~100 s; one cheap ZRANGEBYSCORE per look is fine).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

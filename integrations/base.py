@@ -38,9 +38,11 @@ class AmbiguousDeliveryError(DeliveryError):
 
 
 def request_failure(exc: requests.RequestException, platform: str) -> DeliveryError:
-    """What a failed HTTP call means for the message: never connected → retry later; the
-    request may have been sent → ambiguous."""
+    """What a failed HTTP call means for the message: a malformed URL → permanent; never
+    connected → retry later; the request may have been sent → ambiguous."""
     name = exc.__class__.__name__
+    if isinstance(exc, ValueError):  # MissingSchema, InvalidURL, InvalidHeader…: nothing sent
+        return PermanentDeliveryError(f"{platform} address is not usable: {exc}")
     reason = exc.args[0] if exc.args else None
     never_connected = isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)) or (
         isinstance(exc, requests.ConnectionError)
