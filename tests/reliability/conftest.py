@@ -60,6 +60,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.on_request: Callable[[int, dict], None] | None = None
         self.statuses: list[int] = []  # answers to give, in order; then 200
+        self.status_for: Callable[[dict], int] | None = None  # or one decided per request
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,9 +73,12 @@ class Receiver:
                     "at": time.monotonic(),
                 }
                 with outer.lock:
+                    status = outer.statuses.pop(0) if outer.statuses else 200
+                    if outer.status_for:
+                        status = outer.status_for(record)
+                    record["status"] = status
                     outer.records.append(record)
                     n = len(outer.records)
-                    status = outer.statuses.pop(0) if outer.statuses else 200
                 if outer.on_request:
                     outer.on_request(n, record)
                 payload = json.dumps({"id": f"remote-{record['message_id']}-{n}"}).encode()

@@ -146,9 +146,7 @@ def test_a_later_reply_waits_for_the_earlier_one_then_goes_at_once(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("settled_as", ["failed", "unknown"])
-def test_a_failed_or_unknown_reply_does_not_hold_back_the_rest(
-    conversation, receiver, settled_as
-):
+def test_a_failed_or_unknown_reply_does_not_hold_back_the_rest(conversation, receiver, settled_as):
     pending(conversation, 1, status=settled_as, failure_reason="HTTP 422")
     later = pending(conversation, 2)
     assert deliver_message(later.pk) == "sent"

@@ -53,7 +53,10 @@ def test_worker_killed_right_after_the_provider_received_the_reply(
     receiver.on_request = kill_the_worker
     worker.start()
     message = send_message(
-        conversation=conversation, user=manager, client_id="c-1", content="Your refund is on its way"
+        conversation=conversation,
+        user=manager,
+        client_id="c-1",
+        content="Your refund is on its way",
     ).message
     wait_until(killed.is_set, 60, "the first request to reach the receiver")
     worker.start()  # the restarted worker gets the unacknowledged task back, and runs the sweep
@@ -121,5 +124,7 @@ def test_200_replies_with_the_worker_killed_three_times(worker_factory, receiver
     assert summary.get("unknown", 0) <= 3 * worker.concurrency
     # Each conversation's replies arrived in the order they were written, crashes or not.
     for conversation in conversations:
-        arrived = [r["message_id"] for r in receiver.records if r["conversation_id"] == conversation.pk]
+        arrived = [
+            r["message_id"] for r in receiver.records if r["conversation_id"] == conversation.pk
+        ]
         assert arrived == sorted(arrived)
