@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from communications.models import Message, RealtimeEvent
 from communications.services import delivery
-from communications.services.send import send_message
 from communications.tasks import deliver_message, sweep_outbound
 from tests import factories
 

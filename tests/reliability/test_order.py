@@ -4,8 +4,6 @@ a real worker (4 processes) and a receiver that is down (503) for the first seco
 Without per-conversation order each reply retried on its own jittered timer, and replies
 overtook each other."""
 
-import time
-
 import pytest
 
 from communications.models import Message
