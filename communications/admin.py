@@ -222,7 +222,16 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = [FailedFilter, "direction", "kind"]
     search_fields = ["=id", "=external_id", "=client_id", "=conversation__id"]
     raw_id_fields = ["conversation", "sender_contact", "sender_user", "reply_to"]
-    readonly_fields = ["channel", "external_id", "client_id", "dedup_key", "send_attempts"]
+    readonly_fields = [
+        "channel",
+        "external_id",
+        "client_id",
+        "dedup_key",
+        "send_attempts",
+        "send_attempt_id",
+        "lease_until",
+        "deliver_after",
+    ]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
