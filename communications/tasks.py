@@ -30,7 +30,7 @@ WORKER_HEARTBEAT_KEY = "switchboard:worker-heartbeat"
 _LEASE = settings.SWITCHBOARD["SEND_LEASE_SECONDS"]
 
 
-@shared_task(acks_late=True, soft_time_limit=max(_LEASE - 5, 1), time_limit=_LEASE)
+@shared_task(acks_late=True, soft_time_limit=max(_LEASE * 0.8, 1), time_limit=_LEASE)
 def deliver_message(message_id: int) -> str:
     """Hand one outbound message to its provider, at most once per claim. Safe to run twice."""
     message = Message.objects.select_related("channel").filter(pk=message_id).first()
