@@ -16,7 +16,10 @@ websocket to /ws/inbox/, then:
   its own process; same load in a new portal room, same measure;
 - outbound: a real `celery -A crm worker` on the Redis broker; time from
   `POST /api/v1/conversations/<id>/messages/` to the event being in the portal room (the
-  emulator's delivered list, i.e. the bridge received it from Synapse).
+  emulator's delivered list, i.e. the bridge received it from Synapse);
+- ordered burst: `--burst` replies POSTed back to back into one conversation; replies of a
+  conversation are handed over one at a time, in order, so this measures what ordering
+  costs: manager POST → bridge receives, p50/p95, and whether the order held.
 
 Prints one JSON document. Both clocks are this machine's. Point DATABASE_URL at a scratch
 database: the run adds a user, a team, rooms and their messages.
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--outbound", type=int, default=200, help="messages sent by the manager")
     parser.add_argument("--outbound-rate", type=float, default=20.0)
     parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--burst", type=int, default=20, help="replies in the ordered burst")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name):
@@ -181,6 +185,7 @@ class Bench:
         finally:
             inbox.stop()
         outbound = self.outbound()
+        ordered_burst = self.ordered_burst()
         return {
             "benchmark": "matrix",
             "rate_per_s": self.args.rate,
@@ -190,6 +195,7 @@ class Bench:
             "appservice_path": appservice,
             "sync_path": sync,
             "outbound": outbound,
+            "ordered_burst": ordered_burst,
             "targets_ms": TARGETS_MS,
             "targets_met": {
                 "appservice_p95": appservice["latency_ms"]["p95"] is not None
@@ -376,6 +382,54 @@ class Bench:
             "post_to_homeserver_ms": summary(to_homeserver),
             "homeserver_to_bridge_ms": summary(to_bridge),
             "post_answer_ms": summary(post_ms),
+        }
+
+    # -- ordered burst ------------------------------------------------------------------
+    def ordered_burst(self) -> dict:
+        """`--burst` replies POSTed back to back into one conversation (the worker is running)."""
+        import requests
+
+        from communications.models import Conversation
+
+        room = self.portal("15552000003", "Bench Burst")
+        conversation = Conversation.objects.get(external_id=room)
+        url = f"{self.base}/api/v1/conversations/{conversation.pk}/messages/"
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {self.token}"
+        seen: dict[str, float] = {}
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                now = time.time()
+                for d in self.stack.bridge.delivered_in(room):
+                    seen.setdefault(d["content"].get("body"), now)
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started_at: dict[str, float] = {}
+        for i in range(self.args.burst):
+            content = f"burst #{i}"
+            started_at[content] = time.time()
+            session.post(
+                url, json={"client_id": f"{self.run_tag}-burst-{i}", "content": content}
+            ).raise_for_status()
+        try:
+            wait_until(lambda: all(c in seen for c in started_at), 120, "the whole burst")
+        except RuntimeError:
+            pass
+        stop.set()
+        watcher.join(5)
+        bodies = [d["content"].get("body") for d in self.stack.bridge.delivered_in(room)]
+        return {
+            "messages": self.args.burst,
+            "delivered": sum(c in seen for c in started_at),
+            "in_order": bodies == list(started_at),
+            "doubled": len(bodies) - len(set(bodies)),
+            "latency_ms": summary(
+                [(seen[c] - t) * 1000 for c, t in started_at.items() if c in seen]
+            ),
         }
 
 

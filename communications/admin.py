@@ -23,7 +23,7 @@ from .models import (
     RealtimeEvent,
 )
 from .services.conversations import bulk_update_conversations
-from .services.send import retry_failed_message
+from .services.send import RETRYABLE_STATUSES, retry_failed_message
 
 
 class EstimatedCountPaginator(Paginator):
@@ -179,20 +179,30 @@ class AttachmentInline(admin.TabularInline):
 
 
 class FailedFilter(admin.SimpleListFilter):
-    """The failed sends staff should look at first (served by a partial index)."""
+    """The sends staff should look at first (served by partial indexes): failed ones, and
+    unknown ones (the platform may or may not have them: check, then retry or leave)."""
 
     title = "delivery"
     parameter_name = "delivery"
 
     def lookups(self, request, model_admin):
-        return [("failed", "Failed sends"), ("pending", "Pending sends")]
+        return [
+            ("failed", "Failed sends"),
+            ("unknown", "Unknown outcome"),
+            ("pending", "Pending sends"),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "failed":
             return queryset.filter(status=Message.Status.FAILED)
+        if self.value() == "unknown":
+            return queryset.filter(
+                status=Message.Status.UNKNOWN, direction=Message.Direction.OUTBOUND
+            )
         if self.value() == "pending":
             return queryset.filter(
-                status=Message.Status.PENDING, direction=Message.Direction.OUTBOUND
+                status__in=[Message.Status.PENDING, Message.Status.SENDING],
+                direction=Message.Direction.OUTBOUND,
             )
         return queryset
 
@@ -212,7 +222,16 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = [FailedFilter, "direction", "kind"]
     search_fields = ["=id", "=external_id", "=client_id", "=conversation__id"]
     raw_id_fields = ["conversation", "sender_contact", "sender_user", "reply_to"]
-    readonly_fields = ["channel", "external_id", "client_id", "dedup_key", "send_attempts"]
+    readonly_fields = [
+        "channel",
+        "external_id",
+        "client_id",
+        "dedup_key",
+        "send_attempts",
+        "send_attempt_id",
+        "lease_until",
+        "deliver_after",
+    ]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -223,12 +242,12 @@ class MessageAdmin(admin.ModelAdmin):
     def short_content(self, obj: Message) -> str:
         return obj.content[:80]
 
-    @admin.action(description="Retry sending the selected failed messages")
+    @admin.action(description="Retry sending the selected failed or unknown messages")
     def retry_sending(self, request, queryset):
         retried = sum(
             retry_failed_message(message)
             for message in queryset.filter(
-                status=Message.Status.FAILED, direction=Message.Direction.OUTBOUND
+                status__in=RETRYABLE_STATUSES, direction=Message.Direction.OUTBOUND
             )
         )
         skipped = queryset.count() - retried
@@ -236,7 +255,8 @@ class MessageAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(
                 request,
-                f"{skipped} selected message(s) were not failed outbound messages; left as they are.",
+                f"{skipped} selected message(s) were not failed or unknown outbound messages; "
+                "left as they are.",
                 messages.WARNING,
             )
 

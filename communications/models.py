@@ -142,10 +142,15 @@ class Message(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        # A worker holds the claim (attempt id + lease) and is handing it to the provider.
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         DELIVERED = "delivered", "Delivered"
         READ = "read", "Read"
         FAILED = "failed", "Failed"
+        # The provider may or may not have it (a worker died mid-call, an ambiguous timeout);
+        # resending blindly could double it, so staff decide (the reason says why).
+        UNKNOWN = "unknown", "Unknown"
         RECEIVED = "received", "Received"
 
     # msg_thread below leads with the conversation: no index of its own.
@@ -188,6 +193,13 @@ class Message(models.Model):
     created_at = models.DateTimeField(db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # The delivery claim (communications/services/delivery.py): the attempt that moved the
+    # message to "sending" and until when it may hold it; null when nobody holds it.
+    send_attempt_id = models.UUIDField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # A pending message is not due before this (a temporary failure's backoff); the sweeper
+    # re-queues pending messages whose time is long past and whose task never ran.
+    deliver_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -216,6 +228,13 @@ class Message(models.Model):
                 fields=["-created_at"],
                 name="msg_failed_recent",
                 condition=Q(status="failed"),
+            ),
+            # The sweeper's, the health check's and the admin's "unknown" scans: only messages
+            # in flight or waiting for staff, a handful at any time.
+            models.Index(
+                fields=["status", "id"],
+                name="msg_outbound_unsettled",
+                condition=Q(status__in=["pending", "sending", "unknown"], direction="out"),
             ),
             models.Index(
                 fields=["sender_user"],

@@ -4,56 +4,146 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F
 from django.utils import timezone
 
-from integrations.base import PermanentDeliveryError, TemporaryDeliveryError
+from integrations.base import (
+    AmbiguousDeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from integrations.registry import provider_for
 
 from .models import EarlyStatus, Message, RealtimeEvent
-from .services.send import queue_delivery, retry_delay, update_message_status
+from .services import delivery
+from .services.send import queue_delivery, update_message_status
 
 logger = logging.getLogger(__name__)
 
 WORKER_HEARTBEAT_KEY = "switchboard:worker-heartbeat"
 
 
-@shared_task(acks_late=True)
+# A worker stuck past the lease is stopped (hard limit) and its task re-run, which then sees
+# the expired claim; the soft limit lands first, inside the provider call: ambiguous.
+_LEASE = settings.SWITCHBOARD["SEND_LEASE_SECONDS"]
+
+
+@shared_task(acks_late=True, soft_time_limit=max(_LEASE * 0.8, 1), time_limit=_LEASE)
 def deliver_message(message_id: int) -> str:
-    """Hand one pending outbound message to its provider. Safe to run twice."""
-    message = (
-        Message.objects.select_related("conversation", "channel", "conversation__contact")
-        .filter(pk=message_id)
-        .first()
-    )
-    if message is None or message.status != Message.Status.PENDING:
+    """Hand one outbound message to its provider, at most once per claim. Safe to run twice."""
+    message = Message.objects.select_related("channel").filter(pk=message_id).first()
+    if message is None or message.direction != Message.Direction.OUTBOUND:
         return "skipped"
-    Message.objects.filter(pk=message_id).update(send_attempts=F("send_attempts") + 1)
-    attempt = message.send_attempts + 1
     try:
-        result = provider_for(message.channel).send(message)
+        provider = provider_for(message.channel)
     except PermanentDeliveryError as exc:
-        update_message_status(message_id, Message.Status.FAILED, reason=exc.reason)
+        if message.status != Message.Status.PENDING:
+            return "skipped"  # a claim in flight is settled by the sweeper, as "unknown"
+        return _fail_unclaimed(message, exc.reason)
+    resend_is_safe = getattr(provider, "resend_is_safe", False)
+    if message.status == Message.Status.SENDING:
+        if message.lease_until and message.lease_until > timezone.now():
+            # Another attempt holds it (or held it when its worker died): look again when its
+            # lease runs out.
+            wait = (message.lease_until - timezone.now()).total_seconds() + 1
+            if not deliver_message.app.conf.task_always_eager:
+                queue_delivery(message_id, countdown=wait)
+            return "claimed elsewhere"
+        outcome = delivery.settle_expired_claim(message, resend_is_safe=resend_is_safe)
+        if outcome != "resend":
+            return outcome
+    claim = delivery.claim(message_id)
+    if claim is None:
+        return _why_not_claimed(message_id)
+    try:
+        result = provider.send(claim.message)
+    except PermanentDeliveryError as exc:
+        delivery.settle(claim, Message.Status.FAILED, reason=exc.reason)
         return "failed"
+    except (AmbiguousDeliveryError, SoftTimeLimitExceeded) as exc:
+        reason = getattr(exc, "reason", "the send took longer than its lease")
+        if not resend_is_safe:
+            delivery.settle(claim, Message.Status.UNKNOWN, reason=reason)
+            return "unknown"
+        return _retry_later(claim, reason)
     except TemporaryDeliveryError as exc:
-        if attempt > settings.SWITCHBOARD["SEND_MAX_RETRIES"]:
-            update_message_status(
-                message_id,
-                Message.Status.FAILED,
-                reason=f"{exc.reason} (gave up after {attempt} attempts)",
-            )
-            return "failed"
-        delay = retry_delay(attempt)
-        logger.warning("message %s: %s; retrying in %.1fs", message_id, exc.reason, delay)
-        if deliver_message.app.conf.task_always_eager:
-            # Without a worker there is nobody to wait for: try again now, bounded by attempts.
-            return deliver_message(message_id)
-        queue_delivery(message_id, countdown=delay)
-        return "retrying"
-    update_message_status(message_id, Message.Status.SENT, external_id=result.external_id)
+        return _retry_later(claim, exc.reason)
+    except Exception as exc:
+        # A missing media file, a bug, a database error inside the provider: no retry will
+        # fix it by itself, and the message must not sit in "sending" until the lease ends.
+        logger.exception("message %s: unexpected error while sending", message_id)
+        delivery.settle(
+            claim,
+            Message.Status.FAILED,
+            reason=f"unexpected error: {exc.__class__.__name__}: {exc}",
+        )
+        return "failed"
+    delivery.settle(claim, Message.Status.SENT, external_id=result.external_id)
     return "sent"
+
+
+def _retry_later(claim: delivery.Claim, reason: str) -> str:
+    message_id = claim.message.pk
+    if claim.attempt > settings.SWITCHBOARD["SEND_MAX_RETRIES"]:
+        delivery.settle(
+            claim,
+            Message.Status.FAILED,
+            reason=f"{reason} (gave up after {claim.attempt} attempts)",
+        )
+        return "failed"
+    delay = delivery.release_for_retry(claim, reason)
+    if delay is None:
+        return "skipped"
+    logger.warning("message %s: %s; retrying in %.1fs", message_id, reason, delay)
+    if deliver_message.app.conf.task_always_eager:
+        # Without a worker there is nobody to wait for: try again now, bounded by attempts.
+        return deliver_message(message_id)
+    queue_delivery(message_id, countdown=delay)
+    return "retrying"
+
+
+def _fail_unclaimed(message: Message, reason: str) -> str:
+    """No provider can take it (the channel kind has none, the mode is unavailable)."""
+    if update_message_status(message.pk, Message.Status.FAILED, reason=reason):
+        delivery.queue_next(message.conversation_id)
+        return "failed"
+    return "skipped"
+
+
+def _why_not_claimed(message_id: int) -> str:
+    status = Message.objects.filter(pk=message_id).values_list("status", flat=True).first()
+    if status == Message.Status.PENDING:
+        return "waiting"  # an earlier message of the conversation goes first
+    if status == Message.Status.SENDING:
+        return "claimed elsewhere"
+    return "skipped"
+
+
+@shared_task
+def sweep_outbound() -> dict:
+    """Beat, every minute: re-queue pending messages whose task never ran, and settle claims
+    whose worker died (resend where safe, else "unknown"). Returns what it did."""
+    requeued = 0
+    for message_id in delivery.stuck_pending().values_list("id", flat=True)[:1000]:
+        queue_delivery(message_id)
+        requeued += 1
+    settled = {"resend": 0, "unknown": 0}
+    for message in delivery.expired_claims().select_related("channel")[:1000]:
+        try:
+            safe = getattr(provider_for(message.channel), "resend_is_safe", False)
+        except PermanentDeliveryError:
+            safe = False
+        outcome = delivery.settle_expired_claim(message, resend_is_safe=safe)
+        if outcome == "resend":
+            queue_delivery(message.pk)
+        if outcome in settled:
+            settled[outcome] += 1
+    report = {"requeued": requeued, "resent": settled["resend"], "unknown": settled["unknown"]}
+    if any(report.values()):
+        logger.warning("outbound sweep: %s", report)
+    return report
 
 
 @shared_task

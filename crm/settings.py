@@ -134,9 +134,24 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_broker_default)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
+# Deployments (or test runs) sharing one Redis keep their tasks apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# With acks_late, Redis hands a task that no worker acknowledged within visibility_timeout to
+# another worker. kombu's default (1 h) left a killed worker's send invisible for an hour and
+# then ran it again. Deliveries no longer depend on it (the claim stops a second provider call;
+# the outbound sweeper settles a dead worker's claim once its lease ends), so this only bounds
+# how long any other killed task waits. It must stay above the longest countdown we schedule
+# (send retries wait at most 600 s), or every task waiting for its ETA would be run twice.
+# Workers look for such tasks every `unacked_restore_interval` seconds (kombu's default scans
+# only every 10th look, ~100 s; one cheap ZRANGEBYSCORE per look is fine).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place; django-celery-beat's scheduler syncs these into its tables.
@@ -145,6 +160,11 @@ CELERY_BEAT_SCHEDULE = {
     "prune-realtime-events": {
         "task": "communications.tasks.prune_realtime_events",
         "schedule": 3600.0,
+    },
+    # Re-queues sends whose task never ran and settles claims of dead workers (tasks.py).
+    "sweep-outbound": {
+        "task": "communications.tasks.sweep_outbound",
+        "schedule": env.float("SEND_SWEEP_SECONDS", default=60.0),
     },
     "prune-early-statuses": {
         "task": "communications.tasks.prune_early_statuses",
@@ -261,6 +281,12 @@ SWITCHBOARD = {
     "SEND_MAX_RETRIES": env.int("SEND_MAX_RETRIES", default=6),
     "SEND_RETRY_BASE_SECONDS": env.float("SEND_RETRY_BASE_SECONDS", default=2.0),
     "PROVIDER_HTTP_TIMEOUT": env.float("PROVIDER_HTTP_TIMEOUT", default=10.0),
+    # How long a delivery attempt may hold its claim (pending → sending) before the sweeper
+    # takes the worker for dead: well above a provider call (uploads included), and the
+    # task's hard time limit, so a live attempt never outlasts it.
+    "SEND_LEASE_SECONDS": env.int("SEND_LEASE_SECONDS", default=120),
+    # A pending message due longer ago than this, with nothing ahead of it, lost its task.
+    "SEND_STUCK_AFTER_SECONDS": env.int("SEND_STUCK_AFTER_SECONDS", default=60),
     "WORKER_HEARTBEAT_MAX_AGE": 120,
     # Realtime events are kept this long for pages resuming after a reconnect; a page away for
     # longer gets "resync" and reloads its list.

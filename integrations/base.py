@@ -8,6 +8,9 @@ realtime events belong to the funnels in `communications.services`, never to a p
 from dataclasses import dataclass
 from typing import Protocol
 
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
 from communications.models import Channel, Message
 
 
@@ -27,6 +30,33 @@ class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: rejected recipient, outside the messaging window, bad config."""
 
 
+class AmbiguousDeliveryError(DeliveryError):
+    """The request may have reached the platform but its answer did not reach us (a read
+    timeout, a connection dropped after the body was sent). On a provider whose resend is
+    not safe the message becomes "unknown" for staff to decide; one with `resend_is_safe`
+    (Matrix: the transaction id returns the first event) simply retries."""
+
+
+def request_failure(exc: requests.RequestException, platform: str) -> DeliveryError:
+    """What a failed HTTP call means for the message: a malformed URL → permanent; never
+    connected → retry later; the request may have been sent → ambiguous."""
+    name = exc.__class__.__name__
+    if isinstance(exc, ValueError):  # MissingSchema, InvalidURL, InvalidHeader…: nothing sent
+        return PermanentDeliveryError(f"{platform} address is not usable: {exc}")
+    reason = exc.args[0] if exc.args else None
+    never_connected = isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)) or (
+        isinstance(exc, requests.ConnectionError)
+        and isinstance(reason, MaxRetryError)
+        and isinstance(reason.reason, NewConnectionError)
+    )
+    if never_connected:
+        return TemporaryDeliveryError(f"{platform} unreachable: {name}")
+    return AmbiguousDeliveryError(
+        f"{platform} did not answer after the message was sent ({name}): it may or may not "
+        "have arrived"
+    )
+
+
 @dataclass(frozen=True)
 class SendResult:
     external_id: str | None = None
@@ -34,6 +64,10 @@ class SendResult:
 
 class Provider(Protocol):
     kind: str
+    # True when sending the same message again cannot double it on the platform (an
+    # idempotency key the platform honours). Then a worker that died mid-call, or an
+    # ambiguous timeout, is retried; otherwise the message becomes "unknown" for staff.
+    resend_is_safe: bool
 
     def __init__(self, channel: Channel): ...
 

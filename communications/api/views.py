@@ -126,7 +126,7 @@ class MessageRetryView(APIView):
         message = access_message_by_id(request.user, message_id)
         if not retry_failed_message(message):
             return Response(
-                {"detail": f"message {message_id} is not a failed outbound message"},
+                {"detail": f"message {message_id} is not a failed or unknown outbound message"},
                 status=status.HTTP_409_CONFLICT,
             )
         message.refresh_from_db()

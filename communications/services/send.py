@@ -2,8 +2,14 @@
 
 `send_message` stores the outbound message as pending under the caller's `client_id` (a retried
 request finds the same message) and queues `deliver_message` once the transaction commits. The
-task asks the channel's provider to deliver, retries temporary failures with exponential
-backoff and jitter, and records a permanent failure with a reason staff can read and retry.
+task claims the message (services/delivery.py: pending → sending, one attempt at a time, in the
+conversation's order), asks the channel's provider to deliver, retries temporary failures with
+exponential backoff and jitter, and records a permanent failure — or an "unknown" outcome —
+with a reason staff can read and retry.
+
+Statuses: pending → sending → sent → delivered → read; sending → pending (retry later),
+failed (with reason) or unknown (maybe delivered, maybe not: staff decide). Staff retry
+failed and unknown messages.
 """
 
 import logging
@@ -32,18 +38,24 @@ class SendOutcome:
     created: bool
 
 
-# A status may only move to a later one; failed can follow pending or sent only.
+# A status may only move to a later one. Unknown ranks with sending: news that the message
+# arrived (the send's late answer, a receipt) upgrades it. Failed can follow pending, sending
+# or sent only; unknown follows sending only (the claim's owner, or its expired lease).
 STATUS_RANK = {
     Message.Status.PENDING: 0,
-    Message.Status.SENT: 1,
-    Message.Status.DELIVERED: 2,
-    Message.Status.READ: 3,
+    Message.Status.SENDING: 1,
+    Message.Status.UNKNOWN: 1,
+    Message.Status.SENT: 2,
+    Message.Status.DELIVERED: 3,
+    Message.Status.READ: 4,
 }
 
 
 def statuses_before(status: str) -> list[str]:
     if status == Message.Status.FAILED:
-        return [Message.Status.PENDING, Message.Status.SENT]
+        return [Message.Status.PENDING, Message.Status.SENDING, Message.Status.SENT]
+    if status == Message.Status.UNKNOWN:
+        return [Message.Status.SENDING]
     rank = STATUS_RANK[status]
     return [s for s, r in STATUS_RANK.items() if r < rank]
 
@@ -70,6 +82,7 @@ def send_message(
     ):
         raise SendRejected("reply_to_id does not name a message of this conversation")
     is_note = kind == Message.Kind.NOTE
+    now = timezone.now()
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -82,7 +95,8 @@ def send_message(
                 client_id=client_id,
                 sender_user=user,
                 reply_to_id=reply_to_id,
-                created_at=timezone.now(),
+                created_at=now,
+                deliver_after=None if is_note else now,
             )
             for attachment in attachments:
                 attachment.message = message
@@ -129,10 +143,33 @@ def _touch_after_send(conversation: Conversation, message: Message) -> None:
     )
 
 
+# Publishing to a broker that is down gives up after ~0.5 s instead of holding the request.
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+
+
 def queue_delivery(message_id: int, *, countdown: float = 0) -> None:
+    """Queue `deliver_message` once the caller's transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: _publish_delivery(message_id, countdown))
+
+
+def _publish_delivery(message_id: int, countdown: float) -> bool:
+    """The message is stored either way: with the broker down the request still answers,
+    and the sweeper (tasks.sweep_outbound) queues it once the broker is back."""
     from ..tasks import deliver_message
 
-    transaction.on_commit(lambda: deliver_message.apply_async((message_id,), countdown=countdown))
+    try:
+        deliver_message.apply_async(
+            (message_id,), countdown=countdown, retry_policy=PUBLISH_RETRY_POLICY
+        )
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, …
+        logger.warning(
+            "message %s stored but not queued (%s: %s); the sweeper will queue it",
+            message_id,
+            exc.__class__.__name__,
+            exc,
+        )
+        return False
+    return True
 
 
 def retry_delay(attempt: int) -> float:
@@ -141,12 +178,27 @@ def retry_delay(attempt: int) -> float:
     return min(base, 600) * random.uniform(0.5, 1.0)
 
 
+RETRYABLE_STATUSES = [Message.Status.FAILED, Message.Status.UNKNOWN]
+
+
 def retry_failed_message(message: Message) -> bool:
-    """Staff's "retry": a failed outbound message goes back to pending and is queued again."""
+    """Staff's "retry": a failed or unknown outbound message goes back to pending and is
+    queued again, with a fresh round of attempts. For an unknown one this is the deliberate
+    resend the send path would not make on its own (it may arrive twice where the platform
+    has no idempotency key; the API channel's callback repeats its Idempotency-Key)."""
+    now = timezone.now()
     with transaction.atomic():
         updated = Message.objects.filter(
-            pk=message.pk, direction=Message.Direction.OUTBOUND, status=Message.Status.FAILED
-        ).update(status=Message.Status.PENDING, failure_reason="", updated_at=timezone.now())
+            pk=message.pk, direction=Message.Direction.OUTBOUND, status__in=RETRYABLE_STATUSES
+        ).update(
+            status=Message.Status.PENDING,
+            failure_reason="",
+            send_attempts=0,
+            send_attempt_id=None,
+            lease_until=None,
+            deliver_after=now,
+            updated_at=now,
+        )
         if not updated:
             return False
         message.refresh_from_db()
@@ -156,21 +208,30 @@ def retry_failed_message(message: Message) -> bool:
 
 
 def update_message_status(
-    message_id: int, status: str, *, reason: str = "", external_id: str | None = None
+    message_id: int,
+    status: str,
+    *,
+    reason: str = "",
+    external_id: str | None = None,
+    attempt_id=None,
 ) -> bool:
     """Move a message's delivery status forward; an older or repeated status changes nothing.
 
     With `external_id` (the provider's answer to a send) the id is stored, and statuses that
-    named it before it was known are applied."""
-    values = {"status": status, "updated_at": timezone.now()}
-    if status == Message.Status.FAILED:
+    named it before it was known are applied. With `attempt_id` only the delivery attempt
+    that holds the claim can make the change (an attempt whose lease ran out cannot)."""
+    values = {"status": status, "updated_at": timezone.now(), "lease_until": None}
+    if status in (Message.Status.FAILED, Message.Status.UNKNOWN):
         values["failure_reason"] = reason[:2000] or "the provider reported a failure"
+    elif status == Message.Status.SENT:
+        values["failure_reason"] = ""
     if external_id:
         values["external_id"] = external_id
+    rows = Message.objects.filter(pk=message_id, status__in=statuses_before(status))
+    if attempt_id is not None:
+        rows = rows.filter(send_attempt_id=attempt_id)
     with transaction.atomic():
-        updated = Message.objects.filter(pk=message_id, status__in=statuses_before(status)).update(
-            **values
-        )
+        updated = rows.update(**values)
         if updated:
             message = Message.objects.select_related("sender_user").get(pk=message_id)
             _record_message_updated(message)
@@ -202,12 +263,12 @@ def update_status_by_external_id(channel_id: int, external_id: str, status: str,
 
 
 def _message_id_for(channel_id: int, external_id: str) -> int | None:
-    """The message a provider id names. A pending message still carrying an id is being sent
-    again after a failure: late news of the old attempt (a bridge's "not bridged" notice after
-    its failure status) must not fail the new one."""
+    """The message a provider id names. A pending (or sending) message still carrying an id is
+    being sent again after a failure: late news of the old attempt (a bridge's "not bridged"
+    notice after its failure status) must not fail the new one."""
     return (
         Message.objects.filter(channel_id=channel_id, external_id=external_id)
-        .exclude(status=Message.Status.PENDING)
+        .exclude(status__in=[Message.Status.PENDING, Message.Status.SENDING])
         .values_list("id", flat=True)
         .first()
     )

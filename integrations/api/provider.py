@@ -4,6 +4,12 @@ Inbound: `POST /api/v1/channels/<id>/inbound/` with the channel's inbound token.
 Outbound: each message is POSTed as JSON to the channel's `callback_url`, signed with
 `X-Switchboard-Signature: sha256=<hex HMAC of the raw body with the channel's callback secret>`.
 With no callback URL, integrators pick replies up from the messages API instead.
+
+Idempotency: every callback carries `Idempotency-Key: message-<id>` (and the id in the body).
+Switchboard posts a message at most once on its own; a message whose callback may or may not
+have arrived (a timeout after the request went out, a worker that died mid-call) becomes
+"unknown", and a staff retry posts it again with the same key: a receiver that drops keys it
+has seen gets every message exactly once.
 """
 
 import hashlib
@@ -15,7 +21,7 @@ from django.conf import settings
 
 from communications.models import Channel, Message
 
-from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
+from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError, request_failure
 
 SIGNATURE_HEADER = "X-Switchboard-Signature"
 
@@ -26,6 +32,8 @@ def sign_body(secret: str, body: bytes) -> str:
 
 class ApiChannelProvider:
     kind = Channel.Kind.API
+    # We cannot know whether the integrator honours the Idempotency-Key: never resend blindly.
+    resend_is_safe = False
 
     def __init__(self, channel: Channel):
         self.channel = channel
@@ -62,7 +70,7 @@ class ApiChannelProvider:
                 timeout=settings.SWITCHBOARD["PROVIDER_HTTP_TIMEOUT"],
             )
         except requests.RequestException as exc:
-            raise TemporaryDeliveryError(f"callback unreachable: {exc.__class__.__name__}") from exc
+            raise request_failure(exc, "callback") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise TemporaryDeliveryError(f"callback answered HTTP {response.status_code}")
         if response.status_code >= 400:

@@ -40,6 +40,8 @@ def transaction_id(message: Message) -> str:
 
 class MatrixProvider:
     kind = Channel.Kind.WHATSAPP
+    # The transaction id makes the homeserver answer a resend with the first event.
+    resend_is_safe = True
 
     def __init__(self, channel: Channel):
         self.channel = channel

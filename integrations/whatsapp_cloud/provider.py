@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from communications.models import Channel, Message
 
-from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
+from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError, request_failure
 from .parse import OUTSIDE_WINDOW, error_reason
 
 DEFAULT_GRAPH_API_BASE = "https://graph.facebook.com/v21.0"
@@ -38,6 +38,8 @@ def auth_headers(channel: Channel) -> dict:
 
 class CloudApiProvider:
     kind = Channel.Kind.WHATSAPP
+    # The Cloud API has no idempotency key for /messages: a second POST is a second message.
+    resend_is_safe = False
 
     def __init__(self, channel: Channel):
         self.channel = channel
@@ -80,9 +82,7 @@ class CloudApiProvider:
                 timeout=settings.SWITCHBOARD["PROVIDER_HTTP_TIMEOUT"],
             )
         except requests.RequestException as exc:
-            raise TemporaryDeliveryError(
-                f"WhatsApp Cloud API unreachable: {exc.__class__.__name__}"
-            ) from exc
+            raise request_failure(exc, "WhatsApp Cloud API") from exc
         answer = _json(response)
         if response.status_code >= 300:
             error = answer.get("error") if isinstance(answer.get("error"), dict) else {}

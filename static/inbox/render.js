@@ -92,11 +92,13 @@ const STATUS_LABEL = {
   delivered: "Delivered",
   read: "Seen",
   failed: "Failed",
+  unknown: "Delivery unknown",
   received: "",
 };
-const STATUS_ICON = { sending: "◷", pending: "◷", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+const STATUS_ICON = { sending: "◷", pending: "◷", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!", unknown: "?" };
 
-// A message bubble. `actions.retry(message)` is called by the retry button of a failed one.
+// A message bubble. `actions.retry(message)` is called by the retry button of a failed one,
+// and of an unknown one (it may have arrived: sending again is the manager's decision).
 export function renderMessage(message, actions) {
   const outbound = message.direction === "out";
   const note = message.kind === "note";
@@ -127,6 +129,15 @@ export function renderMessage(message, actions) {
         { class: "failure", role: "alert" },
         el("span", { text: `Not delivered: ${message.failure_reason || "unknown error"}` }),
         el("button", { type: "button", class: "retry", onclick: () => actions.retry(message), text: "Retry" }),
+      ),
+    );
+  } else if (message.status === "unknown") {
+    bubble.append(
+      el(
+        "div",
+        { class: "failure unknown", role: "alert" },
+        el("span", { text: `Delivery unknown: ${message.failure_reason || "no answer from the platform"}` }),
+        el("button", { type: "button", class: "retry", onclick: () => actions.retry(message), text: "Send again" }),
       ),
     );
   }

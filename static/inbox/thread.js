@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { avatar, contactName, el, fullTime, renderMessage, shortTime } from "./render.js";
 
-const STATUS_RANK = { sending: 0, pending: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
+const STATUS_RANK = { sending: 0, pending: 0, unknown: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
 
 export class Thread {
   constructor({ root, header, messages, card, presence, me, managers, teams, actions }) {
