@@ -11,6 +11,9 @@ Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `
 - Bounded send buffer: every ping carries a sequence number and the pong echoes it; when more
   than SEND_BUFFER_LIMIT bytes were sent past the last ping the client answered, the client is
   not reading and the socket is closed, so one slow browser cannot grow the server's memory.
+- Hearing: while the hub cannot hear one of the socket's groups (Redis gone) the page is sent
+  `stalled` instead of events, and is not `ready` (not "Live") until every group is heard
+  again and what was missed meanwhile has been replayed from the database.
 """
 
 import asyncio
@@ -23,6 +26,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Q
 from django.http import Http404
@@ -37,6 +41,8 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_IDLE = 4408
 CLOSE_TOO_SLOW = 4429
+# The process cannot reach its channel layer: the page reconnects (perhaps to another process).
+CLOSE_UNAVAILABLE = 4503
 
 PING_INTERVAL = 20.0
 IDLE_TIMEOUT = 60.0
@@ -54,6 +60,11 @@ CHANNEL_TYPING_MIN_INTERVAL = 3.0
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
+    # No layer channel of its own: every event comes through the process's hub. A per-socket
+    # channel would be one more Redis receive per socket, and its failure (Redis restarted)
+    # would kill the socket instead of letting the hub recover and replay.
+    channel_layer_alias = None
+
     async def connect(self):
         self.user = self.scope.get("user")
         self.groups_joined: list[str] = []
@@ -76,12 +87,20 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Task] = set()
         self.disconnected = False
         self.access_lock = asyncio.Lock()
+        self.resume_lock = asyncio.Lock()
+        self.last_event_id = 0  # the highest id this socket has sent or replayed up to
+        self.deaf_groups: set[str] = set()
         self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
-        self.hub = hub_for(self.channel_layer)
-        for group in [events.ACCESS_GROUP, *map(events.channel_group, self.channel_ids)]:
-            await self.hub.join(group, self)
-            self.groups_joined.append(group)
+        self.hub = hub_for(get_channel_layer())
         await self.accept()
+        try:
+            for group in [events.ACCESS_GROUP, *map(events.channel_group, self.channel_ids)]:
+                await self.join(group)
+        except Exception:
+            logger.warning("inbox socket of user %s cannot join its groups", self.user.pk)
+            await self.leave_groups()
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
         last_event_id = _int_or_none(_query_param(self.scope, "last_event_id"))
         await self.resume(last_event_id)
         self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
@@ -92,10 +111,38 @@ class InboxConsumer(AsyncWebsocketConsumer):
             self.heartbeat.cancel()
         await self.leave_groups()
 
+    async def join(self, group: str) -> None:
+        await self.hub.join(group, self)
+        self.groups_joined.append(group)
+        if not self.hub.hears(group):
+            self.deaf_groups.add(group)
+
     async def leave_groups(self) -> None:
         groups, self.groups_joined = self.groups_joined, []
+        self.deaf_groups.clear()
         for group in groups:
             await self.hub.leave(group, self)
+
+    # --- the hub's hearing ----------------------------------------------------------------
+
+    async def group_deaf(self, group: str) -> None:
+        """The hub cannot hear `group`: this page is not live until it can again."""
+        if group not in self.groups_joined or self.disconnected:
+            return
+        was_live = not self.deaf_groups
+        self.deaf_groups.add(group)
+        if was_live:
+            await self.send_json({"type": "stalled", "last_event_id": self.last_event_id})
+
+    async def group_heard(self, group: str, *, missed: bool) -> None:
+        """`group` is heard again; events sent meanwhile never arrived: replay, then `ready`."""
+        if group not in self.groups_joined or self.disconnected:
+            return
+        self.deaf_groups.discard(group)
+        if missed and not self.deaf_groups:
+            if self.held is None:
+                self.held = []  # live events from now on wait behind the replay
+            self.in_background(self.resume(self.last_event_id))
 
     # --- client → server ------------------------------------------------------------------
 
@@ -178,9 +225,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                     self.groups_joined.remove(group)
                     await self.hub.leave(group, self)
             for channel_id in set(channel_ids) - set(self.channel_ids):
-                group = events.channel_group(channel_id)
-                await self.hub.join(group, self)
-                self.groups_joined.append(group)
+                await self.join(events.channel_group(channel_id))
             self.channel_ids = channel_ids
             if self.disconnected:  # it closed while we were joining
                 await self.leave_groups()
@@ -215,6 +260,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if event_id in self.sent_ids:
             return
         self.sent_ids[event_id] = None
+        self.last_event_id = max(self.last_event_id, event_id)
         if len(self.sent_ids) > REMEMBERED_IDS:
             self.sent_ids.popitem(last=False)
         await self.send_text(text or json.dumps(event, separators=(",", ":")))
@@ -255,11 +301,18 @@ class InboxConsumer(AsyncWebsocketConsumer):
             pass
 
     async def resume(self, last_event_id: int | None) -> None:
-        """Replay what the client missed after `last_event_id`, then say `ready`.
+        """Replay what the client missed after `last_event_id`, then say `ready` (or `stalled`
+        while a group cannot be heard: a page told `ready` shows "Live").
 
         The groups are joined before the replay is read, so an event committed meanwhile is
         either in the replay or held live; ids already sent are skipped.
         """
+        async with self.resume_lock:
+            await self._resume(last_event_id)
+
+    async def _resume(self, last_event_id: int | None) -> None:
+        if self.disconnected:
+            return
         if self.held is None:
             self.held = []
         if last_event_id is None:
@@ -277,7 +330,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         for event in held or ():
             await self.send_event(event)
             latest = max(latest, event["id"])
-        await self.send_json({"type": "ready", "last_event_id": latest})
+        self.last_event_id = max(self.last_event_id, latest)
+        if self.deaf_groups:
+            await self.send_json({"type": "stalled", "last_event_id": latest})
+        else:
+            await self.send_json({"type": "ready", "last_event_id": latest})
 
 
 def _channel_ids_for(user) -> list[int]:

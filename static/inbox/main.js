@@ -122,7 +122,13 @@ function markReadSoon(conversation) {
   readTimer = setTimeout(() => markRead(conversation), 800);
 }
 
-const LIVE_TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
+const LIVE_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  stalled: "Delayed: server catching up…",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+};
 const realtime = new Realtime({
   lastEventId: boot.last_event_id,
   onEvent: applyEvent,

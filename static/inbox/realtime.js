@@ -62,6 +62,10 @@ export class Realtime {
       this.attempt = 0;
       this.lastEventId = Math.max(this.lastEventId, event.last_event_id || 0);
       this.setState("live");
+    } else if (event.type === "stalled") {
+      // The server process cannot hear this inbox's events right now: not live. It replays
+      // what was missed and says `ready` once it hears them again.
+      this.setState("stalled");
     } else if (event.type === "resync") {
       this.lastEventId = event.last_event_id;
       this.onResync();
