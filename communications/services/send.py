@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .. import events
@@ -111,21 +112,27 @@ def _same_request(existing: Message, conversation: Conversation) -> SendOutcome:
 
 
 def _touch_after_send(conversation: Conversation, message: Message) -> None:
-    # Replying means the manager has read the thread.
+    # Replying means the manager has read the thread. The payload comes from the row as our
+    # UPDATE left it (read back under its lock), not from the caller's older copy.
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=message.created_at,
         last_message_preview=preview_text(message),
         unread_count=0,
+        version=F("version") + 1,
         updated_at=timezone.now(),
     )
-    conversation.last_message_at = message.created_at
-    conversation.last_message_preview = preview_text(message)
-    conversation.unread_count = 0
+    current = (
+        Conversation.objects.select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")
+        .get(pk=conversation.pk)
+    )
+    for name in ("last_message_at", "last_message_preview", "unread_count", "version"):
+        setattr(conversation, name, getattr(current, name))
     events.record_event(
         events.CONVERSATION_UPDATED,
         channel_id=conversation.channel_id,
         conversation_id=conversation.pk,
-        payload=conversation_payload(conversation),
+        payload=conversation_payload(current),
     )
 
 
@@ -146,7 +153,12 @@ def retry_failed_message(message: Message) -> bool:
     with transaction.atomic():
         updated = Message.objects.filter(
             pk=message.pk, direction=Message.Direction.OUTBOUND, status=Message.Status.FAILED
-        ).update(status=Message.Status.PENDING, failure_reason="", updated_at=timezone.now())
+        ).update(
+            status=Message.Status.PENDING,
+            failure_reason="",
+            version=F("version") + 1,
+            updated_at=timezone.now(),
+        )
         if not updated:
             return False
         message.refresh_from_db()
@@ -162,7 +174,7 @@ def update_message_status(
 
     With `external_id` (the provider's answer to a send) the id is stored, and statuses that
     named it before it was known are applied."""
-    values = {"status": status, "updated_at": timezone.now()}
+    values = {"status": status, "version": F("version") + 1, "updated_at": timezone.now()}
     if status == Message.Status.FAILED:
         values["failure_reason"] = reason[:2000] or "the provider reported a failure"
     if external_id:

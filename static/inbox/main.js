@@ -109,8 +109,19 @@ function applyEvent(event) {
   }
 }
 
+// The newest version seen of each conversation, listed or not: an older copy changes nothing.
+const seenVersions = new Map();
+function isOlderThanSeen(conversation) {
+  const seen = seenVersions.get(conversation.id);
+  if (seen != null && conversation.version != null && conversation.version < seen) return true;
+  if (conversation.version != null) seenVersions.set(conversation.id, conversation.version);
+  if (seenVersions.size > 20000) seenVersions.delete(seenVersions.keys().next().value);
+  return false;
+}
+
 // Every fresh copy of a conversation (event or response) goes through here.
 function applyConversation(conversation, type = "conversation.updated") {
+  if (isOlderThanSeen(conversation)) return;
   patchUnreadCount(list.get(conversation.id), { type, data: conversation });
   list.upsert(conversation);
   thread.applyConversation(conversation);

@@ -1,12 +1,13 @@
 """A manager works the inbox in real Chromium: live updates, replies, media, reconnects."""
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -471,4 +472,58 @@ def test_a_channel_that_cannot_send_yet_says_so_and_offers_notes_only(
     expect(notice).to_be_hidden()
     expect(reply_tab).to_be_enabled()
     expect(page.locator("#composer")).not_to_have_class(re.compile(r"\bnote-mode\b"))
+    context.close()
+
+
+def test_an_older_copy_arriving_late_never_takes_the_page_back(
+    live_server_url, chromium, team_inbox
+):
+    """Two updates of one conversation; the websocket delivers the newer event first and the
+    older one after it (as two web processes or a slow relay may). The page keeps the newer."""
+    from communications.services.conversations import update_conversation
+
+    conversation = team_inbox["conversation"]
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = login(context, live_server_url, "alice")
+    open_conversation(page, conversation)
+    held = []
+
+    def older_after_newer(ws):
+        server = ws.connect_to_server()
+
+        def from_server(message):
+            event = json.loads(message) if isinstance(message, str) else {}
+            data = event.get("data") or {}
+            ours = event.get("type") == "conversation.updated" and data.get("id") == conversation.pk
+            if ours and data["status"] == "pending":
+                held.append(message)  # the older copy waits ...
+                return
+            ws.send(message)
+            if ours and data["status"] == "resolved":
+                for late in held:  # ... and arrives after the newer one
+                    ws.send(late)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws/inbox/"), older_after_newer)
+    page.evaluate("window.switchboard.realtime.socket.close()")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+
+    def change(status):
+        with transaction.atomic():
+            locked = Conversation.objects.select_for_update(of=("self",)).select_related(
+                "contact", "channel", "assignee"
+            )
+            update_conversation(locked.get(pk=conversation.pk), changes={"status": status})
+
+    off_the_loop(lambda: change("pending"))
+    off_the_loop(lambda: change("resolved"))
+    expect(page.locator("#thread-header select[name=status]")).to_have_value("resolved")
+    assert len(held) == 1
+    late_id = json.loads(held[0])["id"]
+    # The older copy reached the page after the newer one, and the page took it in ...
+    page.wait_for_function(f"() => window.switchboard.realtime.applied.has({late_id})")
+    # ... without going back.
+    expect(page.locator("#thread-header select[name=status]")).to_have_value("resolved")
+    expect(page.locator(f'.row[data-id="{conversation.pk}"] .tag.status-resolved')).to_be_visible()
     context.close()
