@@ -10,7 +10,12 @@ Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `
 - Heartbeat: a ping every PING_INTERVAL; a socket silent for IDLE_TIMEOUT is closed.
 - Bounded send buffer: every ping carries a sequence number and the pong echoes it; when more
   than SEND_BUFFER_LIMIT bytes were sent past the last ping the client answered, the client is
-  not reading and the socket is closed, so one slow browser cannot grow the server's memory.
+  not reading: relaying stops at once, so one slow browser cannot grow the server's memory,
+  and the socket is closed with 4429. The close frame would queue behind everything the client
+  has not read, and daphne drops the connection one second after sending it: the client would
+  see a bare TCP close. So the server first sends `closing` (the reason, in band) and a ping,
+  and sends the close frame once the client has read up to that ping (it answers it), or after
+  SLOW_CLOSE_GRACE when it never does.
 - Hearing: while the hub cannot hear one of the socket's groups (Redis gone) the page is sent
   `stalled` instead of events, and is not `ready` (not "Live") until every group is heard
   again and what was missed meanwhile has been replayed from the database.
@@ -41,6 +46,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_IDLE = 4408
 CLOSE_TOO_SLOW = 4429
+TOO_SLOW_REASON = "this tab fell behind the updates sent to it"
 # The process cannot reach its channel layer: the page reconnects (perhaps to another process).
 CLOSE_UNAVAILABLE = 4503
 
@@ -51,6 +57,8 @@ SEND_BUFFER_LIMIT = 2 * 1024 * 1024
 # is acknowledged often enough to stay under SEND_BUFFER_LIMIT.
 PING_EVERY_BYTES = 256 * 1024
 RESUME_LIMIT = 1000
+# How long a client found too slow has to read what it was sent before it is cut off anyway.
+SLOW_CLOSE_GRACE = 30.0
 # How far before the last event seen a resume looks again, for ids that committed late.
 RESUME_LOOKBACK = timedelta(seconds=10)
 REMEMBERED_IDS = 4096
@@ -72,6 +80,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.heartbeat = None
         # Live events that arrive while the replay is read wait here (bounded), then follow it.
         self.held: list[dict] | None = []
+        self.too_slow_ping: int | None = None  # the ping whose answer lets the 4429 frame out
+        self.too_slow_since = 0.0
         if self.user is None or not self.user.is_authenticated:
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -155,6 +165,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict):
             return
         kind = message.get("type")
+        if self.too_slow_ping is not None:
+            if kind == "pong" and isinstance(message.get("seq"), int):
+                if message["seq"] >= self.too_slow_ping:  # it has read up to the close
+                    await self.close(code=CLOSE_TOO_SLOW, reason=TOO_SLOW_REASON)
+            return
         if kind == "pong":
             self.on_pong(message.get("seq"))
         elif kind == "ping":
@@ -279,20 +294,36 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.ping()
 
     async def close_too_slow(self) -> None:
+        if self.too_slow_ping is not None:
+            return
         logger.info("closing inbox socket of user %s: client is not reading", self.user.pk)
         await self.leave_groups()  # stop relaying at once
-        await self.close(code=CLOSE_TOO_SLOW)
+        self.too_slow_since = time.monotonic()
+        await self.send(
+            text_data=json.dumps(
+                {"type": "closing", "code": CLOSE_TOO_SLOW, "reason": TOO_SLOW_REASON}
+            )
+        )
+        self.too_slow_ping = await self.ping()
 
-    async def ping(self) -> None:
+    async def ping(self) -> int:
         self.ping_seq += 1
         self.pings[self.ping_seq] = self.bytes_sent
         self.bytes_at_last_ping = self.bytes_sent
         await self.send(text_data=json.dumps({"type": "ping", "seq": self.ping_seq}))
+        return self.ping_seq
 
     async def heartbeat_loop(self) -> None:
         try:
             while True:
                 await asyncio.sleep(PING_INTERVAL)
+                if self.too_slow_ping is not None:
+                    if time.monotonic() - self.too_slow_since > SLOW_CLOSE_GRACE:
+                        await self.close(
+                            code=CLOSE_TOO_SLOW, reason=TOO_SLOW_REASON
+                        )  # it never caught up
+                        return
+                    continue
                 if time.monotonic() - self.last_received > IDLE_TIMEOUT:
                     await self.close(code=CLOSE_IDLE)
                     return

@@ -147,6 +147,7 @@ const realtime = new Realtime({
     const badge = $("#live");
     badge.dataset.state = state;
     badge.querySelector(".live-text").textContent = LIVE_TEXT[state];
+    if (state === "live") badge.title = "";
   },
   onResync: () => {
     list.reload();
@@ -154,6 +155,11 @@ const realtime = new Realtime({
     refreshCountsSoon();
   },
   onUnauthorized: () => location.assign("/accounts/login/?next=/inbox/"),
+  // The server dropped the socket on purpose: say why; it reconnects and resumes by itself.
+  onDropped: (reason) => {
+    $("#live").title = `Disconnected: ${reason}`;
+    toast(`Live updates were cut off: ${reason}. Reconnecting and catching up…`);
+  },
 });
 realtime.connect();
 

@@ -527,3 +527,45 @@ def test_an_older_copy_arriving_late_never_takes_the_page_back(
     expect(page.locator("#thread-header select[name=status]")).to_have_value("resolved")
     expect(page.locator(f'.row[data-id="{conversation.pk}"] .tag.status-resolved')).to_be_visible()
     context.close()
+
+
+def test_a_tab_dropped_for_falling_behind_says_why_and_resumes(
+    live_server_url, chromium, team_inbox
+):
+    """The server's side (the `closing` notice, the 4429 frame through daphne) is proven in
+    tests/realtime/test_slow_client_daphne.py; here the page gets exactly that and must say why,
+    reconnect and resume what it missed."""
+    from communications.consumers import CLOSE_TOO_SLOW, TOO_SLOW_REASON
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = login(context, live_server_url, "alice")
+    conversation = team_inbox["conversation"]
+    open_conversation(page, conversation)
+    sockets, network = [], {"down": False}
+
+    def route(ws):
+        if network["down"]:
+            ws.close(code=1011, reason="network down")
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws/inbox/"), route)
+    page.evaluate("window.switchboard.realtime.socket.close()")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+
+    network["down"] = True  # reconnects wait until we let them through
+    closing = {"type": "closing", "code": CLOSE_TOO_SLOW, "reason": TOO_SLOW_REASON}
+    sockets[-1].send(json.dumps(closing))
+    sockets[-1].close(code=CLOSE_TOO_SLOW)  # daphne sends the code without the reason
+    expect(page.locator("#toasts")).to_contain_text(TOO_SLOW_REASON)
+    expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#live")).to_have_attribute("title", f"Disconnected: {TOO_SLOW_REASON}")
+    say(team_inbox["channel"], "Sent while the tab was cut off")
+
+    network["down"] = False
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+    expect(
+        page.locator("#messages .msg.in", has_text="Sent while the tab was cut off")
+    ).to_have_count(1)
+    context.close()
