@@ -569,3 +569,35 @@ def test_a_tab_dropped_for_falling_behind_says_why_and_resumes(
         page.locator("#messages .msg.in", has_text="Sent while the tab was cut off")
     ).to_have_count(1)
     context.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path_factory):
+    from tests.own_redis import running_redis
+
+    yield from running_redis(tmp_path_factory.mktemp("redis"))
+
+
+def test_the_page_is_not_live_while_its_server_cannot_hear_redis(
+    serve_with, own_redis, chromium, team_inbox
+):
+    """The page's server process loses its Redis (restarted, empty): the page stops saying
+    Live, and says it again only once the process hears its groups and has replayed."""
+    base_url = serve_with(REDIS_URL=own_redis.url)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = login(context, base_url, "alice")
+    open_conversation(page, team_inbox["conversation"])
+
+    own_redis.kill()
+    expect(page.locator("#live")).not_to_have_attribute("data-state", "live", timeout=15000)
+    expect(page.locator("#live .live-text")).not_to_have_text("Live")
+    say(team_inbox["channel"], "Sent while the server was deaf")  # stored; its broadcast lost
+    page.wait_for_timeout(1000)
+    expect(page.locator("#live")).not_to_have_attribute("data-state", "live")
+
+    own_redis.start()
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=20000)
+    expect(
+        page.locator("#messages .msg.in", has_text="Sent while the server was deaf")
+    ).to_have_count(1)
+    context.close()

@@ -11,15 +11,12 @@ The restarts use a redis-server of our own on a free port, never the shared one.
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 
 import pytest
-import redis
 from channels.layers import channel_layers
+
+from tests.own_redis import running_redis
 
 from .conftest import connect, ingest, ready, receive
 
@@ -40,64 +37,9 @@ def _layer_settings(settings, url: str, *, group_expiry: int) -> None:
     channel_layers.backends = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnRedis:
-    """A redis-server only this test uses: stopped and started again on the same port."""
-
-    def __init__(self, directory):
-        self.port = _free_port()
-        self.directory = directory
-        self.process = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server"),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("our redis-server did not start")
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    def flush(self) -> None:
-        redis.Redis.from_url(self.url).flushall()
-
-
 @pytest.fixture
 def own_redis(tmp_path):
-    if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.kill()
+    yield from running_redis(tmp_path)
 
 
 async def _events(communicator, count: int) -> list[dict]:
