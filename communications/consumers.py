@@ -10,7 +10,15 @@ Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `
 - Heartbeat: a ping every PING_INTERVAL; a socket silent for IDLE_TIMEOUT is closed.
 - Bounded send buffer: every ping carries a sequence number and the pong echoes it; when more
   than SEND_BUFFER_LIMIT bytes were sent past the last ping the client answered, the client is
-  not reading and the socket is closed, so one slow browser cannot grow the server's memory.
+  not reading: relaying stops at once, so one slow browser cannot grow the server's memory,
+  and the socket is closed with 4429. The close frame would queue behind everything the client
+  has not read, and daphne drops the connection one second after sending it: the client would
+  see a bare TCP close. So the server first sends `closing` (the reason, in band) and a ping,
+  and sends the close frame once the client has read up to that ping (it answers it), or after
+  SLOW_CLOSE_GRACE when it never does.
+- Hearing: while the hub cannot hear one of the socket's groups (Redis gone) the page is sent
+  `stalled` instead of events, and is not `ready` (not "Live") until every group is heard
+  again and what was missed meanwhile has been replayed from the database.
 """
 
 import asyncio
@@ -23,6 +31,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Q
 from django.http import Http404
@@ -37,6 +46,9 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_IDLE = 4408
 CLOSE_TOO_SLOW = 4429
+TOO_SLOW_REASON = "this tab fell behind the updates sent to it"
+# The process cannot reach its channel layer: the page reconnects (perhaps to another process).
+CLOSE_UNAVAILABLE = 4503
 
 PING_INTERVAL = 20.0
 IDLE_TIMEOUT = 60.0
@@ -45,6 +57,8 @@ SEND_BUFFER_LIMIT = 2 * 1024 * 1024
 # is acknowledged often enough to stay under SEND_BUFFER_LIMIT.
 PING_EVERY_BYTES = 256 * 1024
 RESUME_LIMIT = 1000
+# How long a client found too slow has to read what it was sent before it is cut off anyway.
+SLOW_CLOSE_GRACE = 30.0
 # How far before the last event seen a resume looks again, for ids that committed late.
 RESUME_LOOKBACK = timedelta(seconds=10)
 REMEMBERED_IDS = 4096
@@ -54,6 +68,11 @@ CHANNEL_TYPING_MIN_INTERVAL = 3.0
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
+    # No layer channel of its own: every event comes through the process's hub. A per-socket
+    # channel would be one more Redis receive per socket, and its failure (Redis restarted)
+    # would kill the socket instead of letting the hub recover and replay.
+    channel_layer_alias = None
+
     async def connect(self):
         self.user = self.scope.get("user")
         self.groups_joined: list[str] = []
@@ -61,6 +80,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.heartbeat = None
         # Live events that arrive while the replay is read wait here (bounded), then follow it.
         self.held: list[dict] | None = []
+        self.too_slow_ping: int | None = None  # the ping whose answer lets the 4429 frame out
+        self.too_slow_since = 0.0
         if self.user is None or not self.user.is_authenticated:
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -76,12 +97,20 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Task] = set()
         self.disconnected = False
         self.access_lock = asyncio.Lock()
+        self.resume_lock = asyncio.Lock()
+        self.last_event_id = 0  # the highest id this socket has sent or replayed up to
+        self.deaf_groups: set[str] = set()
         self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
-        self.hub = hub_for(self.channel_layer)
-        for group in [events.ACCESS_GROUP, *map(events.channel_group, self.channel_ids)]:
-            await self.hub.join(group, self)
-            self.groups_joined.append(group)
+        self.hub = hub_for(get_channel_layer())
         await self.accept()
+        try:
+            for group in [events.ACCESS_GROUP, *map(events.channel_group, self.channel_ids)]:
+                await self.join(group)
+        except Exception:
+            logger.warning("inbox socket of user %s cannot join its groups", self.user.pk)
+            await self.leave_groups()
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
         last_event_id = _int_or_none(_query_param(self.scope, "last_event_id"))
         await self.resume(last_event_id)
         self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
@@ -92,10 +121,38 @@ class InboxConsumer(AsyncWebsocketConsumer):
             self.heartbeat.cancel()
         await self.leave_groups()
 
+    async def join(self, group: str) -> None:
+        await self.hub.join(group, self)
+        self.groups_joined.append(group)
+        if not self.hub.hears(group):
+            self.deaf_groups.add(group)
+
     async def leave_groups(self) -> None:
         groups, self.groups_joined = self.groups_joined, []
+        self.deaf_groups.clear()
         for group in groups:
             await self.hub.leave(group, self)
+
+    # --- the hub's hearing ----------------------------------------------------------------
+
+    async def group_deaf(self, group: str) -> None:
+        """The hub cannot hear `group`: this page is not live until it can again."""
+        if group not in self.groups_joined or self.disconnected:
+            return
+        was_live = not self.deaf_groups
+        self.deaf_groups.add(group)
+        if was_live:
+            await self.send_json({"type": "stalled", "last_event_id": self.last_event_id})
+
+    async def group_heard(self, group: str, *, missed: bool) -> None:
+        """`group` is heard again; events sent meanwhile never arrived: replay, then `ready`."""
+        if group not in self.groups_joined or self.disconnected:
+            return
+        self.deaf_groups.discard(group)
+        if missed and not self.deaf_groups:
+            if self.held is None:
+                self.held = []  # live events from now on wait behind the replay
+            self.in_background(self.resume(self.last_event_id))
 
     # --- client → server ------------------------------------------------------------------
 
@@ -108,6 +165,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict):
             return
         kind = message.get("type")
+        if self.too_slow_ping is not None:
+            if kind == "pong" and isinstance(message.get("seq"), int):
+                if message["seq"] >= self.too_slow_ping:  # it has read up to the close
+                    await self.close(code=CLOSE_TOO_SLOW, reason=TOO_SLOW_REASON)
+            return
         if kind == "pong":
             self.on_pong(message.get("seq"))
         elif kind == "ping":
@@ -178,9 +240,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
                     self.groups_joined.remove(group)
                     await self.hub.leave(group, self)
             for channel_id in set(channel_ids) - set(self.channel_ids):
-                group = events.channel_group(channel_id)
-                await self.hub.join(group, self)
-                self.groups_joined.append(group)
+                await self.join(events.channel_group(channel_id))
             self.channel_ids = channel_ids
             if self.disconnected:  # it closed while we were joining
                 await self.leave_groups()
@@ -215,6 +275,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if event_id in self.sent_ids:
             return
         self.sent_ids[event_id] = None
+        self.last_event_id = max(self.last_event_id, event_id)
         if len(self.sent_ids) > REMEMBERED_IDS:
             self.sent_ids.popitem(last=False)
         await self.send_text(text or json.dumps(event, separators=(",", ":")))
@@ -233,20 +294,36 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.ping()
 
     async def close_too_slow(self) -> None:
+        if self.too_slow_ping is not None:
+            return
         logger.info("closing inbox socket of user %s: client is not reading", self.user.pk)
         await self.leave_groups()  # stop relaying at once
-        await self.close(code=CLOSE_TOO_SLOW)
+        self.too_slow_since = time.monotonic()
+        await self.send(
+            text_data=json.dumps(
+                {"type": "closing", "code": CLOSE_TOO_SLOW, "reason": TOO_SLOW_REASON}
+            )
+        )
+        self.too_slow_ping = await self.ping()
 
-    async def ping(self) -> None:
+    async def ping(self) -> int:
         self.ping_seq += 1
         self.pings[self.ping_seq] = self.bytes_sent
         self.bytes_at_last_ping = self.bytes_sent
         await self.send(text_data=json.dumps({"type": "ping", "seq": self.ping_seq}))
+        return self.ping_seq
 
     async def heartbeat_loop(self) -> None:
         try:
             while True:
                 await asyncio.sleep(PING_INTERVAL)
+                if self.too_slow_ping is not None:
+                    if time.monotonic() - self.too_slow_since > SLOW_CLOSE_GRACE:
+                        await self.close(
+                            code=CLOSE_TOO_SLOW, reason=TOO_SLOW_REASON
+                        )  # it never caught up
+                        return
+                    continue
                 if time.monotonic() - self.last_received > IDLE_TIMEOUT:
                     await self.close(code=CLOSE_IDLE)
                     return
@@ -255,11 +332,18 @@ class InboxConsumer(AsyncWebsocketConsumer):
             pass
 
     async def resume(self, last_event_id: int | None) -> None:
-        """Replay what the client missed after `last_event_id`, then say `ready`.
+        """Replay what the client missed after `last_event_id`, then say `ready` (or `stalled`
+        while a group cannot be heard: a page told `ready` shows "Live").
 
         The groups are joined before the replay is read, so an event committed meanwhile is
         either in the replay or held live; ids already sent are skipped.
         """
+        async with self.resume_lock:
+            await self._resume(last_event_id)
+
+    async def _resume(self, last_event_id: int | None) -> None:
+        if self.disconnected:
+            return
         if self.held is None:
             self.held = []
         if last_event_id is None:
@@ -277,7 +361,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         for event in held or ():
             await self.send_event(event)
             latest = max(latest, event["id"])
-        await self.send_json({"type": "ready", "last_event_id": latest})
+        self.last_event_id = max(self.last_event_id, latest)
+        if self.deaf_groups:
+            await self.send_json({"type": "stalled", "last_event_id": latest})
+        else:
+            await self.send_json({"type": "ready", "last_event_id": latest})
 
 
 def _channel_ids_for(user) -> list[int]:

@@ -93,6 +93,10 @@ class Conversation(models.Model):
     last_message_preview = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveBigIntegerField(
+        default=1,
+        help_text="+1 with every change to the row's payload, in the same UPDATE: pages drop older copies",
+    )
 
     class Meta:
         constraints = [
@@ -192,6 +196,10 @@ class Message(models.Model):
     provider_timestamp = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveBigIntegerField(
+        default=1,
+        help_text="+1 with every change to the row's payload, in the same UPDATE: pages drop older copies",
+    )
     send_attempts = models.PositiveSmallIntegerField(default=0)
     # The delivery claim (communications/services/delivery.py): the attempt that moved the
     # message to "sending" and until when it may hold it; null when nobody holds it.

@@ -4,16 +4,39 @@ With one layer channel per browser, every event costs the layer a message per so
 Redis: a round trip and a decode each), which caps a server at a few thousand deliveries a
 second. Here each process joins a group once, receives each event once, encodes it to JSON
 once, and hands the text to every local consumer of that group.
+
+A process must never go deaf while its pages say "Live":
+- channels-redis drops a group member older than `group_expiry` at the next `group_send`, so a
+  refresher re-joins every group on a timer well below it, whether messages arrive or not; a
+  membership the layer had forgotten (a Redis restarted without its data) is noticed there;
+- a pump whose receive fails (Redis gone) is restarted with backoff and re-joins its group.
+While a group cannot be heard its sockets are told (`group_deaf`); once it is heard again they
+are told too (`group_heard`), with `missed=True`, and replay what they missed from the database.
 """
 
 import asyncio
 import json
 import logging
+import random
+import time
 
 logger = logging.getLogger(__name__)
 
-# channels-redis forgets group members after a day; the hub re-joins well before that.
-GROUP_REFRESH_SECONDS = 3600
+# The longest wait between re-joins; layers with a short group expiry get a third of it.
+MAX_REFRESH_SECONDS = 30.0
+# Restart backoff of a failed pump: doubling from the first to the last, jittered.
+RESTART_FIRST_SECONDS = 0.2
+RESTART_MAX_SECONDS = 10.0
+
+
+def refresh_interval(layer) -> float:
+    expiry = getattr(layer, "group_expiry", None) or 86400
+    return min(MAX_REFRESH_SECONDS, expiry / 3)
+
+
+def restart_delay(failures: int) -> float:
+    delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** max(failures - 1, 0))
+    return delay * random.uniform(0.5, 1.0)
 
 
 class Hub:
@@ -22,16 +45,23 @@ class Hub:
         self.loop = asyncio.get_running_loop()
         self.subscribers: dict[str, set] = {}
         self.pumps: dict[str, asyncio.Task] = {}
+        self.names: dict[str, str] = {}  # group -> the layer channel this process reads it on
+        self.deaf: set[str] = set()  # groups whose pump is failing right now
         self.lock = asyncio.Lock()
+        self.refresher: asyncio.Task | None = None
 
     async def join(self, group: str, consumer) -> None:
+        """Subscribe a socket; raises (subscribing nothing) when the layer cannot be reached."""
         async with self.lock:
-            self.subscribers.setdefault(group, set()).add(consumer)
             if group not in self.pumps:
                 # the default prefix: channels-redis reads all local channels with one loop
                 name = await self.layer.new_channel()
                 await self.layer.group_add(group, name)
+                self.names[group] = name
                 self.pumps[group] = asyncio.ensure_future(self.pump(group, name))
+            self.subscribers.setdefault(group, set()).add(consumer)
+            if self.refresher is None or self.refresher.done():
+                self.refresher = asyncio.ensure_future(self.refresh_loop())
 
     async def leave(self, group: str, consumer) -> None:
         async with self.lock:
@@ -42,9 +72,14 @@ class Hub:
             if members:
                 return
             del self.subscribers[group]
+            self.names.pop(group, None)
+            self.deaf.discard(group)
             pump = self.pumps.pop(group, None)
         if pump is not None:
             pump.cancel()
+
+    def hears(self, group: str) -> bool:
+        return group in self.pumps and group not in self.deaf
 
     async def fan_out(self, group: str, event: dict) -> None:
         text = json.dumps(event, separators=(",", ":"))
@@ -54,14 +89,36 @@ class Hub:
             except Exception:  # one broken socket must not stop the others
                 logger.exception("inbox delivery to one socket failed")
 
+    async def tell(self, group: str, method: str, **kwargs) -> None:
+        for consumer in list(self.subscribers.get(group, ())):
+            try:
+                await getattr(consumer, method)(group, **kwargs)
+            except Exception:
+                logger.exception("telling one socket about group %s failed", group)
+
     async def pump(self, group: str, name: str) -> None:
-        refreshed = self.loop.time()
+        failures = 0
         try:
             while True:
-                message = await self.layer.receive(name)
-                if self.loop.time() - refreshed > GROUP_REFRESH_SECONDS:
-                    await self.layer.group_add(group, name)
-                    refreshed = self.loop.time()
+                try:
+                    if failures:
+                        # The layer may have lost the membership with its connection.
+                        await self.layer.group_add(group, name)
+                        failures = 0
+                        self.deaf.discard(group)
+                        logger.warning("realtime group %s is heard again", group)
+                        await self.tell(group, "group_heard", missed=True)
+                    message = await self.layer.receive(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    failures += 1
+                    if group not in self.deaf:
+                        self.deaf.add(group)
+                        logger.exception("realtime group %s cannot be heard; restarting", group)
+                        await self.tell(group, "group_deaf")
+                    await asyncio.sleep(restart_delay(failures))
+                    continue
                 if message.get("type") != "inbox.events":
                     continue
                 for event in message["events"]:
@@ -72,6 +129,37 @@ class Hub:
             except Exception:
                 logger.debug("leaving %s after the last socket left failed", group)
             raise
+
+    async def refresh_loop(self) -> None:
+        """Re-join every group below the layer's expiry, while any socket is subscribed."""
+        interval = refresh_interval(self.layer)
+        while self.pumps:
+            await asyncio.sleep(interval)
+            for group, name in list(self.names.items()):
+                if group in self.deaf:
+                    continue  # its pump re-joins when it recovers
+                try:
+                    forgotten = await self.rejoin(group, name)
+                except Exception:
+                    logger.warning("re-joining realtime group %s failed", group, exc_info=True)
+                    continue
+                if forgotten and self.names.get(group) == name:
+                    # Events sent while we were not a member never reached us: replay them.
+                    logger.warning("the channel layer had forgotten group %s; re-joined", group)
+                    await self.tell(group, "group_heard", missed=True)
+
+    async def rejoin(self, group: str, name: str) -> bool:
+        """Refresh the membership; True when the layer no longer had it (we were deaf)."""
+        rejoin_redis = getattr(self.layer, "_group_key", None)
+        if rejoin_redis is None:  # the in-memory layer: nothing to lose but the expiry
+            await self.layer.group_add(group, name)
+            return False
+        # channels-redis's own group_add, but reading ZADD's answer: 1 = newly added.
+        connection = self.layer.connection(self.layer.consistent_hash(group))
+        key = self.layer._group_key(group)
+        added = await connection.zadd(key, {name: time.time()})
+        await connection.expire(key, self.layer.group_expiry)
+        return bool(added)
 
 
 def hub_for(layer) -> Hub:

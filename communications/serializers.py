@@ -53,6 +53,7 @@ MESSAGE_COLUMNS = (
     "metadata",
     "created_at",
     "updated_at",
+    "version",
 )
 CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "notes")
 CHANNEL_COLUMNS = ("id", "kind", "name", "is_active")
@@ -70,6 +71,7 @@ CONVERSATION_COLUMNS = (
     "last_inbound_at",
     "last_message_preview",
     "created_at",
+    "version",
 )
 
 
@@ -115,6 +117,7 @@ def message_row_payload(row: dict) -> dict:
         "metadata": row["metadata"],
         "created_at": _time(row["created_at"]),
         "updated_at": _time(row["updated_at"]),
+        "version": row["version"],
         "attachments": [attachment_row_payload(a) for a in row["attachments"]],
     }
 
@@ -193,6 +196,7 @@ def conversation_row_payload(row: dict) -> dict:
         "last_inbound_at": _time(row["last_inbound_at"]),
         "last_message_preview": row["last_message_preview"],
         "created_at": _time(row["created_at"]),
+        "version": row["version"],
         "contact": contact_row_payload(row, "contact__"),
         "channel": channel_row_payload(row, "channel__"),
     }
@@ -253,6 +257,7 @@ class MessageSerializer(_PayloadSerializer):
             "metadata",
             "created_at",
             "updated_at",
+            "version",
             "attachments",
         ]
 
@@ -319,6 +324,7 @@ class ConversationSerializer(_PayloadSerializer):
             "last_inbound_at",
             "last_message_preview",
             "created_at",
+            "version",
             "contact",
             "channel",
         ]

@@ -70,16 +70,34 @@ def delete_rows(model: type[Model], primary_keys: list) -> None:
 
 
 def update_rows(objects: list[Model], field_names: list[str]) -> None:
-    """UPDATE the named fields of every object (all of one model) in one statement."""
+    """UPDATE the named fields of every object (all of one model) in one statement.
+
+    A model with a `version` column (payloads that pages compare) gets it bumped in the same
+    UPDATE, from the row's current value, and the objects get the new value.
+    """
     if not objects:
         return
     model = type(objects[0])
+    versioned = _versioned(model) and VERSION not in field_names
     if connection.vendor != "postgresql":
         for obj in objects:
-            obj.save(update_fields=field_names)
+            if versioned:
+                obj.version = model._base_manager.get(pk=obj.pk).version + 1
+            obj.save(update_fields=[*field_names, VERSION] if versioned else field_names)
         return
-    sql, fields = _update_sql(model, tuple(field_names))
-    _execute(sql, fields, objects, add=False)
+    sql, fields = _update_sql(model, tuple(field_names), versioned)
+    rows = _execute(sql, fields, objects, add=False)
+    if versioned:
+        by_pk = {obj.pk: obj for obj in objects}
+        for pk, version in rows:
+            by_pk[pk].version = version
+
+
+VERSION = "version"
+
+
+def _versioned(model: type[Model]) -> bool:
+    return any(f.name == VERSION for f in model._meta.concrete_fields)
 
 
 @functools.cache
@@ -102,14 +120,21 @@ def _insert_sql(
 
 
 @functools.cache
-def _update_sql(model: type[Model], field_names: tuple[str, ...]) -> tuple[str, list]:
+def _update_sql(
+    model: type[Model], field_names: tuple[str, ...], bump_version: bool = False
+) -> tuple[str, list]:
     meta = model._meta
     fields = [meta.pk] + [meta.get_field(name) for name in field_names]
-    assignments = ", ".join(f"{_quote(f.column)} = v.{_quote(f.column)}" for f in fields[1:])
+    assignments = [f"{_quote(f.column)} = v.{_quote(f.column)}" for f in fields[1:]]
     pk = _quote(meta.pk.column)
+    returning = ""
+    if bump_version:
+        version = _quote(meta.get_field(VERSION).column)
+        assignments.append(f"{version} = t.{version} + 1")
+        returning = f" RETURNING t.{pk}, t.{version}"
     sql = (
-        f"UPDATE {_quote(meta.db_table)} AS t SET {assignments} "
-        f"FROM {_recordset(fields, 'v')} WHERE t.{pk} = v.{pk}"
+        f"UPDATE {_quote(meta.db_table)} AS t SET {', '.join(assignments)} "
+        f"FROM {_recordset(fields, 'v')} WHERE t.{pk} = v.{pk}{returning}"
     )
     return sql, fields
 

@@ -81,8 +81,9 @@ class ConversationDetailView(APIView):
 class ConversationReadView(APIView):
     @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request, conversation_id: int):
-        conversation = access_conversation_by_id(request.user, conversation_id)
-        mark_read(conversation)
+        with transaction.atomic():  # the event's payload is the locked row's
+            conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
+            mark_read(conversation)
         return Response(ConversationSerializer(conversation).data)
 
 

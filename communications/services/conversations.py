@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from crm.models import Team
@@ -16,7 +17,10 @@ class ConversationChangeRejected(Exception):
 
 
 def update_conversation(conversation: Conversation, *, changes: dict) -> Conversation:
-    """Apply status / snooze / assignee / team / archive changes and tell every viewer."""
+    """Apply status / snooze / assignee / team / archive changes and tell every viewer.
+
+    `conversation` must be row-locked by the caller (`access_conversation_by_id(...,
+    for_update=True)`): the event's payload is built from it and must be the row's state."""
     fields = []
     if "status" in changes:
         conversation.status = changes["status"]
@@ -51,7 +55,8 @@ def update_conversation(conversation: Conversation, *, changes: dict) -> Convers
     if not fields:
         return conversation
     with transaction.atomic():
-        conversation.save(update_fields=[*set(fields), "updated_at"])
+        conversation.version += 1  # under the caller's row lock: strictly increasing
+        conversation.save(update_fields=[*set(fields), "version", "updated_at"])
         _record_updated(conversation)
     return conversation
 
@@ -60,8 +65,9 @@ def bulk_update_conversations(conversation_ids: list[int], **values) -> int:
     """The admin's bulk actions: one UPDATE, then one event per conversation for the inbox."""
     with transaction.atomic():
         count = Conversation.objects.filter(pk__in=conversation_ids).update(
-            **values, updated_at=timezone.now()
+            **values, version=F("version") + 1, updated_at=timezone.now()
         )
+        # Read after our UPDATE, in its transaction: the rows as they are, locked by us.
         for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related(
             "contact", "channel", "assignee"
         ):
@@ -70,13 +76,14 @@ def bulk_update_conversations(conversation_ids: list[int], **values) -> int:
 
 
 def mark_read(conversation: Conversation) -> Conversation:
+    """`conversation` must be row-locked by the caller, as for `update_conversation`: the
+    payload is built from it."""
     if conversation.unread_count == 0:
         return conversation
-    with transaction.atomic():
-        Conversation.objects.filter(pk=conversation.pk).update(
-            unread_count=0, updated_at=timezone.now()
-        )
+    with transaction.atomic(savepoint=False):  # the caller's, which holds the lock
         conversation.unread_count = 0
+        conversation.version += 1
+        conversation.save(update_fields=["unread_count", "version", "updated_at"])
         _record_updated(conversation)
     return conversation
 

@@ -69,6 +69,7 @@ def claim(message_id: int) -> Claim | None:
             send_attempt_id=attempt_id,
             lease_until=now + timedelta(seconds=_setting("SEND_LEASE_SECONDS")),
             send_attempts=F("send_attempts") + 1,
+            version=F("version") + 1,
             updated_at=now,
         )
     )
@@ -105,6 +106,7 @@ def release_for_retry(claim_: Claim, reason: str) -> float | None:
         lease_until=None,
         deliver_after=timezone.now() + timedelta(seconds=delay),
         failure_reason=f"retrying: {reason}"[:2000],
+        version=F("version") + 1,
         updated_at=timezone.now(),
     )
     return delay if released else None
@@ -142,6 +144,7 @@ def settle_expired_claim(message: Message, *, resend_is_safe: bool) -> str:
             send_attempt_id=None,
             lease_until=None,
             deliver_after=timezone.now(),
+            version=F("version") + 1,
             updated_at=timezone.now(),
         ):
             return "resend"

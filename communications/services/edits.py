@@ -25,6 +25,7 @@ def _locked(channel_id: int, external_id: str) -> Message | None:
 
 
 def _record(message: Message) -> None:
+    message.version += 1  # the row is locked (`_locked`): strictly increasing
     message.save()
     events.record_event(
         events.MESSAGE_UPDATED,
@@ -53,7 +54,8 @@ def apply_edit(
         stamp = (edited_at or timezone.now()).isoformat()
         if edits and max(e.get("at", "") for e in edits) > stamp:
             edits.append({"id": edit_id, "at": stamp, "superseded": True})
-            message.save(update_fields=["metadata", "updated_at"])
+            message.version += 1
+            message.save(update_fields=["metadata", "version", "updated_at"])
             return False
         edits.append({"id": edit_id, "at": stamp, "previous": message.content})
         message.content = content

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .. import events
@@ -125,21 +126,27 @@ def _same_request(existing: Message, conversation: Conversation) -> SendOutcome:
 
 
 def _touch_after_send(conversation: Conversation, message: Message) -> None:
-    # Replying means the manager has read the thread.
+    # Replying means the manager has read the thread. The payload comes from the row as our
+    # UPDATE left it (read back under its lock), not from the caller's older copy.
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=message.created_at,
         last_message_preview=preview_text(message),
         unread_count=0,
+        version=F("version") + 1,
         updated_at=timezone.now(),
     )
-    conversation.last_message_at = message.created_at
-    conversation.last_message_preview = preview_text(message)
-    conversation.unread_count = 0
+    current = (
+        Conversation.objects.select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")
+        .get(pk=conversation.pk)
+    )
+    for name in ("last_message_at", "last_message_preview", "unread_count", "version"):
+        setattr(conversation, name, getattr(current, name))
     events.record_event(
         events.CONVERSATION_UPDATED,
         channel_id=conversation.channel_id,
         conversation_id=conversation.pk,
-        payload=conversation_payload(conversation),
+        payload=conversation_payload(current),
     )
 
 
@@ -197,6 +204,7 @@ def retry_failed_message(message: Message) -> bool:
             send_attempt_id=None,
             lease_until=None,
             deliver_after=now,
+            version=F("version") + 1,
             updated_at=now,
         )
         if not updated:
@@ -220,7 +228,12 @@ def update_message_status(
     With `external_id` (the provider's answer to a send) the id is stored, and statuses that
     named it before it was known are applied. With `attempt_id` only the delivery attempt
     that holds the claim can make the change (an attempt whose lease ran out cannot)."""
-    values = {"status": status, "updated_at": timezone.now(), "lease_until": None}
+    values = {
+        "status": status,
+        "version": F("version") + 1,
+        "updated_at": timezone.now(),
+        "lease_until": None,
+    }
     if status in (Message.Status.FAILED, Message.Status.UNKNOWN):
         values["failure_reason"] = reason[:2000] or "the provider reported a failure"
     elif status == Message.Status.SENT:

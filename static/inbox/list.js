@@ -1,7 +1,7 @@
 // The conversation list: cursor pages on scroll, filters, and per-row patches from events.
 
 import { api } from "./api.js";
-import { avatar, contactName, el, shortTime } from "./render.js";
+import { avatar, contactName, el, olderThan, shortTime } from "./render.js";
 
 // Newest activity first, id as the tie-breaker: the order of the server's cursor, to the
 // microsecond (Date.parse stops at milliseconds).
@@ -66,9 +66,7 @@ export class ConversationList {
   // A conversation.created / conversation.updated event, or an API response.
   upsert(conversation) {
     const existing = this.rows.get(conversation.id);
-    if (existing && existing.data.updated_at && conversation.updated_at && conversation.updated_at < existing.data.updated_at) {
-      return; // an older copy arrived late
-    }
+    if (existing && olderThan(conversation, existing.data)) return; // an older copy arrived late
     if (!this.matches(conversation) && conversation.id !== this.selectedId) {
       if (existing) {
         existing.node.remove();

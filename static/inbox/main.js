@@ -109,8 +109,19 @@ function applyEvent(event) {
   }
 }
 
+// The newest version seen of each conversation, listed or not: an older copy changes nothing.
+const seenVersions = new Map();
+function isOlderThanSeen(conversation) {
+  const seen = seenVersions.get(conversation.id);
+  if (seen != null && conversation.version != null && conversation.version < seen) return true;
+  if (conversation.version != null) seenVersions.set(conversation.id, conversation.version);
+  if (seenVersions.size > 20000) seenVersions.delete(seenVersions.keys().next().value);
+  return false;
+}
+
 // Every fresh copy of a conversation (event or response) goes through here.
 function applyConversation(conversation, type = "conversation.updated") {
+  if (isOlderThanSeen(conversation)) return;
   patchUnreadCount(list.get(conversation.id), { type, data: conversation });
   list.upsert(conversation);
   thread.applyConversation(conversation);
@@ -122,7 +133,13 @@ function markReadSoon(conversation) {
   readTimer = setTimeout(() => markRead(conversation), 800);
 }
 
-const LIVE_TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
+const LIVE_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  stalled: "Delayed: server catching up…",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+};
 const realtime = new Realtime({
   lastEventId: boot.last_event_id,
   onEvent: applyEvent,
@@ -130,6 +147,7 @@ const realtime = new Realtime({
     const badge = $("#live");
     badge.dataset.state = state;
     badge.querySelector(".live-text").textContent = LIVE_TEXT[state];
+    if (state === "live") badge.title = "";
   },
   onResync: () => {
     list.reload();
@@ -137,6 +155,11 @@ const realtime = new Realtime({
     refreshCountsSoon();
   },
   onUnauthorized: () => location.assign("/accounts/login/?next=/inbox/"),
+  // The server dropped the socket on purpose: say why; it reconnects and resumes by itself.
+  onDropped: (reason) => {
+    $("#live").title = `Disconnected: ${reason}`;
+    toast(`Live updates were cut off: ${reason}. Reconnecting and catching up…`);
+  },
 });
 realtime.connect();
 

@@ -5,8 +5,10 @@ const REMEMBERED = 5000;
 const SERVER_SILENCE_MS = 45000;
 
 export class Realtime {
-  constructor({ lastEventId, onEvent, onState, onResync, onUnauthorized }) {
+  constructor({ lastEventId, onEvent, onState, onResync, onUnauthorized, onDropped }) {
     this.lastEventId = lastEventId || 0;
+    this.onDropped = onDropped || (() => {});
+    this.dropReason = null; // why the server is closing this socket, told in band before it does
     this.applied = new Set();
     this.onEvent = onEvent;
     this.onState = onState;
@@ -32,6 +34,7 @@ export class Realtime {
     const url = `${scheme}://${location.host}/ws/inbox/?last_event_id=${this.lastEventId}`;
     const socket = new WebSocket(url);
     this.socket = socket;
+    this.dropReason = null;
     socket.onmessage = (message) => this.receive(socket, message);
     socket.onclose = (event) => this.closed(socket, event);
     this.watchSilence(socket);
@@ -62,6 +65,14 @@ export class Realtime {
       this.attempt = 0;
       this.lastEventId = Math.max(this.lastEventId, event.last_event_id || 0);
       this.setState("live");
+    } else if (event.type === "closing") {
+      // The server is about to close (4429: this tab fell behind). The close frame may not
+      // make it through; the reason has.
+      this.dropReason = event.reason || "closed by the server";
+    } else if (event.type === "stalled") {
+      // The server process cannot hear this inbox's events right now: not live. It replays
+      // what was missed and says `ready` once it hears them again.
+      this.setState("stalled");
     } else if (event.type === "resync") {
       this.lastEventId = event.last_event_id;
       this.onResync();
@@ -94,6 +105,11 @@ export class Realtime {
       this.setState("offline");
       this.onUnauthorized();
       return;
+    }
+    const reason = event.code === 4429 ? event.reason || this.dropReason || "this tab fell behind" : this.dropReason;
+    if (reason) {
+      this.onDropped(reason, event.code);
+      this.attempt = 0; // the connection itself is fine: come back at once, then resume
     }
     this.attempt += 1;
     this.setState("reconnecting");

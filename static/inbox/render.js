@@ -150,6 +150,7 @@ export function renderMessage(message, actions) {
         clientId: message.client_id ?? "",
         created: message.created_at,
         updated: message.updated_at ?? "",
+        version: message.version ?? "",
       },
     },
     bubble,
@@ -197,3 +198,7 @@ export function renderAttachment(attachment, actions) {
   }
   return downloadLink(attachment);
 }
+
+// Every payload carries the row's `version`, bumped by each change in the same UPDATE: a copy
+// with a lower version (an event delayed behind a newer one, a slow response) is older.
+export const olderThan = (copy, current) => copy.version != null && current.version != null && copy.version < current.version;

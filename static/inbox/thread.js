@@ -1,7 +1,7 @@
 // The open conversation: header with status and assignment, messages, the customer's card.
 
 import { api } from "./api.js";
-import { avatar, contactName, el, fullTime, renderMessage, shortTime } from "./render.js";
+import { avatar, contactName, el, fullTime, olderThan, renderMessage, shortTime } from "./render.js";
 
 const STATUS_RANK = { sending: 0, pending: 0, unknown: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
 
@@ -139,6 +139,7 @@ export class Thread {
 
   applyConversation(conversation) {
     if (conversation.id !== this.id) return;
+    if (this.conversation && this.conversation.id === conversation.id && olderThan(conversation, this.conversation)) return;
     this.conversation = { ...(this.conversation && this.conversation.id === conversation.id ? this.conversation : {}), ...conversation };
     this.renderHeader(this.conversation);
   }
@@ -282,6 +283,8 @@ export class Thread {
 }
 
 function isNewer(message, node) {
+  // The row's version decides; the time and status rank only for copies without one.
+  if (message.version != null && node.dataset.version) return message.version >= Number(node.dataset.version);
   const updated = node.dataset.updated || "";
   if (message.updated_at && updated && Date.parse(message.updated_at) < Date.parse(updated)) return false;
   const current = node.className.match(/status-(\w+)/);

@@ -170,3 +170,54 @@ def png_bytes(width: int = 64, height: int = 40) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+@pytest.fixture
+def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
+    """Another daphne on the test database with other settings (`serve_with(REDIS_URL=...)`
+    gives a URL), for tests that break what the shared live server depends on."""
+    with django_db_blocker.unblock():
+        database_url = _database_url(connection.settings_dict)
+    processes = []
+
+    def serve(**overrides) -> str:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "MEDIA_ROOT": str(tmp_path),
+            "DJANGO_DEBUG": "true",
+            "CELERY_TASK_ALWAYS_EAGER": "true",
+            "DB_POOL_MIN_SIZE": "1",
+            "DB_POOL_MAX_SIZE": "4",
+            **overrides,
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        log = open(tmp_path / f"daphne-{port}.log", "w")
+        daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
+        process = subprocess.Popen(
+            [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append((process, log))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return f"http://127.0.0.1:{port}"
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne did not start, see {log.name}") from None
+                time.sleep(0.2)
+
+    yield serve
+    for process, log in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

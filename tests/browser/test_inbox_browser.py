@@ -1,12 +1,13 @@
 """A manager works the inbox in real Chromium: live updates, replies, media, reconnects."""
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -471,4 +472,132 @@ def test_a_channel_that_cannot_send_yet_says_so_and_offers_notes_only(
     expect(notice).to_be_hidden()
     expect(reply_tab).to_be_enabled()
     expect(page.locator("#composer")).not_to_have_class(re.compile(r"\bnote-mode\b"))
+    context.close()
+
+
+def test_an_older_copy_arriving_late_never_takes_the_page_back(
+    live_server_url, chromium, team_inbox
+):
+    """Two updates of one conversation; the websocket delivers the newer event first and the
+    older one after it (as two web processes or a slow relay may). The page keeps the newer."""
+    from communications.services.conversations import update_conversation
+
+    conversation = team_inbox["conversation"]
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = login(context, live_server_url, "alice")
+    open_conversation(page, conversation)
+    held = []
+
+    def older_after_newer(ws):
+        server = ws.connect_to_server()
+
+        def from_server(message):
+            event = json.loads(message) if isinstance(message, str) else {}
+            data = event.get("data") or {}
+            ours = event.get("type") == "conversation.updated" and data.get("id") == conversation.pk
+            if ours and data["status"] == "pending":
+                held.append(message)  # the older copy waits ...
+                return
+            ws.send(message)
+            if ours and data["status"] == "resolved":
+                for late in held:  # ... and arrives after the newer one
+                    ws.send(late)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws/inbox/"), older_after_newer)
+    page.evaluate("window.switchboard.realtime.socket.close()")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+
+    def change(status):
+        with transaction.atomic():
+            locked = Conversation.objects.select_for_update(of=("self",)).select_related(
+                "contact", "channel", "assignee"
+            )
+            update_conversation(locked.get(pk=conversation.pk), changes={"status": status})
+
+    off_the_loop(lambda: change("pending"))
+    off_the_loop(lambda: change("resolved"))
+    expect(page.locator("#thread-header select[name=status]")).to_have_value("resolved")
+    assert len(held) == 1
+    late_id = json.loads(held[0])["id"]
+    # The older copy reached the page after the newer one, and the page took it in ...
+    page.wait_for_function(f"() => window.switchboard.realtime.applied.has({late_id})")
+    # ... without going back.
+    expect(page.locator("#thread-header select[name=status]")).to_have_value("resolved")
+    expect(page.locator(f'.row[data-id="{conversation.pk}"] .tag.status-resolved')).to_be_visible()
+    context.close()
+
+
+def test_a_tab_dropped_for_falling_behind_says_why_and_resumes(
+    live_server_url, chromium, team_inbox
+):
+    """The server's side (the `closing` notice, the 4429 frame through daphne) is proven in
+    tests/realtime/test_slow_client_daphne.py; here the page gets exactly that and must say why,
+    reconnect and resume what it missed."""
+    from communications.consumers import CLOSE_TOO_SLOW, TOO_SLOW_REASON
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = login(context, live_server_url, "alice")
+    conversation = team_inbox["conversation"]
+    open_conversation(page, conversation)
+    sockets, network = [], {"down": False}
+
+    def route(ws):
+        if network["down"]:
+            ws.close(code=1011, reason="network down")
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws/inbox/"), route)
+    page.evaluate("window.switchboard.realtime.socket.close()")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+
+    network["down"] = True  # reconnects wait until we let them through
+    closing = {"type": "closing", "code": CLOSE_TOO_SLOW, "reason": TOO_SLOW_REASON}
+    sockets[-1].send(json.dumps(closing))
+    sockets[-1].close(code=CLOSE_TOO_SLOW)  # daphne sends the code without the reason
+    expect(page.locator("#toasts")).to_contain_text(TOO_SLOW_REASON)
+    expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#live")).to_have_attribute("title", f"Disconnected: {TOO_SLOW_REASON}")
+    say(team_inbox["channel"], "Sent while the tab was cut off")
+
+    network["down"] = False
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15000)
+    expect(
+        page.locator("#messages .msg.in", has_text="Sent while the tab was cut off")
+    ).to_have_count(1)
+    context.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path_factory):
+    from tests.own_redis import running_redis
+
+    yield from running_redis(tmp_path_factory.mktemp("redis"))
+
+
+def test_the_page_is_not_live_while_its_server_cannot_hear_redis(
+    serve_with, own_redis, chromium, team_inbox
+):
+    """The page's server process loses its Redis (restarted, empty): the page stops saying
+    Live, and says it again only once the process hears its groups and has replayed."""
+    base_url = serve_with(REDIS_URL=own_redis.url)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = login(context, base_url, "alice")
+    open_conversation(page, team_inbox["conversation"])
+
+    own_redis.kill()
+    expect(page.locator("#live")).not_to_have_attribute("data-state", "live", timeout=15000)
+    expect(page.locator("#live .live-text")).not_to_have_text("Live")
+    say(team_inbox["channel"], "Sent while the server was deaf")  # stored; its broadcast lost
+    page.wait_for_timeout(1000)
+    expect(page.locator("#live")).not_to_have_attribute("data-state", "live")
+
+    own_redis.start()
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=20000)
+    expect(
+        page.locator("#messages .msg.in", has_text="Sent while the server was deaf")
+    ).to_have_count(1)
     context.close()

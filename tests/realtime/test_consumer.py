@@ -1,6 +1,7 @@
 """The inbox websocket through the real ASGI app (crm.asgi.application), on both layers."""
 
 import asyncio
+import json
 
 import pytest
 from channels.db import database_sync_to_async
@@ -185,6 +186,8 @@ async def test_a_client_that_answers_pongs_stays_connected(layer, world, monkeyp
 
 
 async def test_a_client_that_does_not_read_is_closed_not_buffered(layer, world, monkeypatch):
+    """Relaying stops at once; the reason goes in band, then a ping; the 4429 close frame is
+    sent once the client has read up to that ping (so it arrives instead of a TCP reset)."""
     monkeypatch.setattr(consumers, "SEND_BUFFER_LIMIT", 4000)
     monkeypatch.setattr(consumers, "PING_EVERY_BYTES", 1000)
     communicator, _ = await connect(world["alice"])
@@ -195,11 +198,30 @@ async def test_a_client_that_does_not_read_is_closed_not_buffered(layer, world, 
     while True:
         output = await communicator.receive_output(timeout=5)
         outputs.append(output)
-        if output["type"] == "websocket.close":
+        if '"closing"' in output.get("text", ""):
             break
-    assert output["code"] == consumers.CLOSE_TOO_SLOW
+    closing = json.loads(outputs[-1]["text"])
+    assert closing == {
+        "type": "closing",
+        "code": consumers.CLOSE_TOO_SLOW,
+        "reason": consumers.TOO_SLOW_REASON,
+    }
     sent = sum(len(o.get("text", "")) for o in outputs)
     assert sent < 4000 + 2000
+    ping = json.loads((await communicator.receive_output(timeout=5))["text"])
+    assert ping["type"] == "ping"
+    await ingest(world["a"], "not relayed any more")
+    assert await communicator.receive_nothing(timeout=0.3)
+    # An older ping's answer does not close it; the answer to the last one does.
+    await communicator.send_json_to({"type": "pong", "seq": ping["seq"] - 1})
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.send_json_to({"type": "pong", "seq": ping["seq"]})
+    output = await communicator.receive_output(timeout=5)
+    assert output == {
+        "type": "websocket.close",
+        "code": consumers.CLOSE_TOO_SLOW,
+        "reason": consumers.TOO_SLOW_REASON,
+    }
 
 
 @pytest.mark.redis
