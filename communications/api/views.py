@@ -74,7 +74,7 @@ class ConversationDetailView(APIView):
             try:
                 update_conversation(conversation, changes=serializer.validated_data)
             except ConversationChangeRejected as exc:
-                raise ValidationError({"detail": str(exc)}) from exc
+                raise ValidationError({exc.field: [str(exc)]}) from exc
         return Response(ConversationSerializer(conversation).data)
 
 
