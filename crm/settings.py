@@ -176,6 +176,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested too deep or holding NULs is a 400 naming the problem (crm/safe_json.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "crm.safe_json.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "webhook": env("WEBHOOK_RATE_LIMIT", default="600/minute"),

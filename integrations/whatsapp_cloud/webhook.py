@@ -11,7 +11,6 @@ is handed to a Celery task that downloads the media and then ingests, so Meta ge
 
 import hashlib
 import hmac
-import json
 import logging
 
 from django.http import HttpResponse, JsonResponse
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from communications.models import Channel, Message
 from communications.services.ingest import ingest_messages
 from communications.services.send import update_status_by_external_id
+from crm.safe_json import JSONRejected, load_json
 
 from .media import with_media
 from .parse import PayloadError, parse_payload
@@ -56,9 +56,9 @@ def whatsapp_webhook(request, channel_id: int):
             {"detail": f"missing or wrong {SIGNATURE_HEADER} signature"}, status=401
         )
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return JsonResponse({"detail": f"the body is not valid JSON: {exc}"}, status=400)
+        payload = load_json(body)
+    except JSONRejected as exc:
+        return JsonResponse({"detail": str(exc)}, status=400)
     try:
         parsed = parse_payload(payload, phone_number_id=_phone_number_id(channel))
     except PayloadError as exc:
