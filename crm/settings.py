@@ -192,6 +192,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Unified inbox: conversations, messages, contacts and channel webhooks.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "communications.api.schema.empty_query_values_mean_absent",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "communications.models.Conversation.Status",
         "MessageStatusEnum": "communications.models.Message.Status",

@@ -9,11 +9,12 @@ one; `is_staff` alone grants nothing here); anyone else gets 404 (ids don't leak
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from communications.access import access_conversation_by_id
+from communications.api.schema import errors
 from communications.models import Conversation
 
 from . import backfill
@@ -26,7 +27,12 @@ def _conversation(user, conversation_id: int) -> Conversation:
 
 @extend_schema(
     request=None,
-    responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+    responses={
+        202: OpenApiTypes.OBJECT,
+        400: OpenApiResponse(OpenApiTypes.OBJECT, description="not a WhatsApp chat through Matrix"),
+        409: OpenApiResponse(OpenApiTypes.OBJECT, description="a backfill of this room is running"),
+        **errors(404),
+    },
     summary="Start a history backfill of a WhatsApp (Matrix) conversation",
 )
 @api_view(["POST"])
@@ -54,7 +60,9 @@ def start_backfill(request, conversation_id: int):
     return Response({"job_id": job.pk, "status_url": backfill.status_url(job)}, status=202)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, summary="Progress of a history backfill")
+@extend_schema(
+    responses={200: OpenApiTypes.OBJECT, **errors(404)}, summary="Progress of a history backfill"
+)
 @api_view(["GET"])
 def backfill_status(request, job_id: int):
     job = BackfillJob.objects.select_related("room", "requested_by").filter(pk=job_id).first()
