@@ -18,8 +18,9 @@ RUN pip install -r requirements.txt
 
 COPY --chown=switchboard:switchboard . .
 # Static files are collected into the image (whitenoise can serve them; compose's migrate job
-# copies them to the volume nginx serves). The key below only exists for this build step.
+# copies them to the volume nginx serves). The keys below only exist for this build step.
 RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-only-build-step-key-not-used-at-runtime \
+        FIELD_ENCRYPTION_KEYS=collectstatic-only-build-step-key-not-used-at-runtime \
         python manage.py collectstatic --noinput -v 0 \
     && mkdir -p /data/media /app/var \
     && chown -R switchboard:switchboard /data /app/staticfiles /app/var

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,9 @@ def main(argv=None) -> int:
     os.environ["DJANGO_DEBUG"] = "0"
     os.environ["SECURE_SSL_REDIRECT"] = "0"
     os.environ["DJANGO_ALLOWED_HOSTS"] = "localhost"
+    # Production settings refuse the built-in keys; the benchmark's database is throwaway.
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("FIELD_ENCRYPTION_KEYS", secrets.token_urlsafe(48))
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
     sys.path.insert(0, str(ROOT))

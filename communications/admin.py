@@ -22,7 +22,11 @@ from .models import (
     Message,
     RealtimeEvent,
 )
-from .services.conversations import bulk_update_conversations
+from .services.conversations import (
+    assignee_rejection,
+    bulk_update_conversations,
+    team_rejection,
+)
 from .services.send import RETRYABLE_STATUSES, retry_failed_message
 
 
@@ -118,8 +122,29 @@ class ChannelAdmin(ChangesAccessAdmin):
         return ", ".join(sorted(obj.secrets)) or "—"
 
 
+class ConversationAdminForm(forms.ModelForm):
+    """The same assignment rule as the API: only someone (or a team) of the channel's teams."""
+
+    class Meta:
+        model = Conversation
+        fields = ["channel", "assignee", "team"]  # the admin adds its own field list
+
+    def clean(self):
+        data = super().clean()
+        conversation = Conversation(channel_id=data["channel"].pk) if data.get("channel") else None
+        if conversation is None:
+            return data
+        assignee, team = data.get("assignee"), data.get("team")
+        if assignee is not None and (reason := assignee_rejection(conversation, assignee)):
+            self.add_error("assignee", f"{assignee} {reason}")
+        if team is not None and (reason := team_rejection(conversation, team.pk)):
+            self.add_error("team", f"{team} {reason}")
+        return data
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    form = ConversationAdminForm
     list_display = [
         "id",
         "contact",
@@ -148,6 +173,19 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Assign to me")
     def assign_to_me(self, request, queryset):
+        if not request.user.is_superuser:
+            outside = sorted(
+                queryset.exclude(channel__teams__members=request.user).values_list("pk", flat=True)
+            )
+            if outside:
+                ids = ", ".join(f"#{pk}" for pk in outside[:20])
+                self.message_user(
+                    request,
+                    f"assignee: you are not a member of a team of the channel of conversation(s) "
+                    f"{ids}; nothing was assigned.",
+                    messages.ERROR,
+                )
+                return
         self._bulk(request, queryset, f"assigned to {request.user}", assignee=request.user)
 
     @admin.action(description="Unassign")

@@ -11,7 +11,14 @@ from rest_framework.exceptions import ValidationError
 from crm.models import Order
 
 from .access import access_conversation_by_id, conversations_for
-from .api.params import decode_cursor, encode_cursor, page_size, parse_date_param
+from .api.params import (
+    bool_param,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+    parse_date_param,
+    text_param,
+)
 from .models import Attachment, Conversation, Message
 from .serializers import (
     ATTACHMENT_COLUMNS,
@@ -32,7 +39,7 @@ class Page:
 def filtered_conversations(user, params) -> QuerySet[Conversation]:
     """The inbox list's filters, validated (a bad value is a 400 naming the parameter)."""
     queryset = conversations_for(user)
-    if params.get("archived") in ("1", "true"):
+    if bool_param(params, "archived"):
         queryset = queryset.filter(is_archived=True)
     else:
         queryset = queryset.filter(is_archived=False)
@@ -51,9 +58,9 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
         queryset = queryset.filter(assignee__isnull=True)
     elif assignee:
         queryset = queryset.filter(assignee_id=_int_param("assignee", assignee))
-    if params.get("unread") in ("1", "true"):
+    if bool_param(params, "unread"):
         queryset = queryset.filter(unread_count__gt=0)
-    search = (params.get("q") or "").strip()
+    search = text_param(params, "q").strip()
     if search:
         queryset = queryset.filter(
             Q(contact__name__icontains=search)

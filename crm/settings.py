@@ -8,6 +8,7 @@ broker through environment variables (see the README's configuration table).
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -17,10 +18,16 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env(
-    "DJANGO_SECRET_KEY",
-    default="switchboard-embedded-insecure-key-change-me-in-production-0123456789",
-)
+DEVELOPMENT_SECRET_KEY = "switchboard-embedded-insecure-key-change-me-in-production-0123456789"
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
+    # Anyone who knows the published key can forge sessions, password-reset links and signed
+    # media URLs: production must not start with it.
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set: with DJANGO_DEBUG=False Switchboard refuses to start with "
+        "the built-in development key. Set DJANGO_SECRET_KEY to a long random string, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -207,6 +214,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested too deep or holding NULs is a 400 naming the problem (crm/safe_json.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "crm.safe_json.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -214,6 +227,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Unified inbox: conversations, messages, contacts and channel webhooks.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "communications.api.schema.empty_query_values_mean_absent",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "communications.models.Conversation.Status",
         "MessageStatusEnum": "communications.models.Message.Status",
@@ -248,8 +265,18 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="switchboard@localhost")
 
 # --- Security -------------------------------------------------------------------------------
 # Secrets stored in the database (channel tokens, Matrix passwords) are Fernet-encrypted with
-# keys derived from these; the first is used to encrypt, all are tried to decrypt (rotation).
-FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[SECRET_KEY])
+# keys derived (HKDF) from these; the first encrypts, all decrypt. Rotation: put a new key
+# first, restart, run `manage.py rotate_secrets`, then drop the old key (docs/OPS.md).
+# Production needs keys of their own: a leaked SECRET_KEY must not also open the secrets.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[SECRET_KEY] if DEBUG else [])
+if not DEBUG and not [key for key in FIELD_ENCRYPTION_KEYS if key]:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEYS is not set: with DJANGO_DEBUG=False the secrets at rest need keys "
+        "of their own (comma-separated, the first encrypts). An installation whose secrets were "
+        "encrypted before with the default (DJANGO_SECRET_KEY) sets "
+        "FIELD_ENCRYPTION_KEYS=<new key>,<its DJANGO_SECRET_KEY> and runs "
+        "`manage.py rotate_secrets`."
+    )
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:

@@ -9,6 +9,8 @@ from communications.views import attachment_media
 from .health import health
 from .login import admin_login_view, login_view
 
+handler404 = "crm.errors.not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),
     path("health/", health, name="health"),

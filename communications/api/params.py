@@ -63,3 +63,27 @@ def page_size(params, default: int = 25, maximum: int = 100) -> int:
     if not 1 <= size <= maximum:
         raise ValidationError({"page_size": [f"must be a whole number from 1 to {maximum}"]})
     return size
+
+
+TRUE_VALUES = ("true", "1")
+FALSE_VALUES = ("false", "0")
+
+
+def bool_param(params, name: str) -> bool:
+    """`true`/`1` or `false`/`0`; absent or empty is false; anything else is a 400 naming it."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return False
+    if raw.lower() in TRUE_VALUES:
+        return True
+    if raw.lower() in FALSE_VALUES:
+        return False
+    raise ValidationError({name: [f"'{raw}' is not a boolean: use true or false"]})
+
+
+def text_param(params, name: str) -> str:
+    """Free text; a NUL character (which PostgreSQL cannot compare) is a 400 naming it."""
+    raw = params.get(name) or ""
+    if "\x00" in raw:
+        raise ValidationError({name: ["must not contain a NUL character"]})
+    return raw

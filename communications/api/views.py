@@ -1,7 +1,7 @@
 """The JSON API under /api/v1/: thin views over selectors and services."""
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -28,18 +28,19 @@ from ..serializers import (
 )
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
 from ..services.send import SendRejected, retry_failed_message, send_message
+from .schema import errors, page_of
 
 LIST_PARAMS = [
     OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
     OpenApiParameter("channel", int),
     OpenApiParameter("assignee", str, description="a user id, `me` or `none`"),
-    OpenApiParameter("unread", bool),
+    OpenApiParameter("unread", bool, description="`true` / `false` (or `1` / `0`)"),
     OpenApiParameter("q", str, description="search contact name, phone, email, subject"),
     OpenApiParameter("from_date", str, description="YYYY-MM-DD or ISO 8601 (alias fromDate)"),
     OpenApiParameter("to_date", str, description="YYYY-MM-DD or ISO 8601 (alias toDate)"),
-    OpenApiParameter("archived", bool),
+    OpenApiParameter("archived", bool, description="`true` / `false` (or `1` / `0`)"),
     OpenApiParameter("cursor", str),
-    OpenApiParameter("page_size", int),
+    OpenApiParameter("page_size", int, description="1 to 100, default 25"),
 ]
 
 
@@ -53,19 +54,29 @@ def _page_response(page: Page, payload) -> Response:
 
 
 class ConversationListView(APIView):
-    @extend_schema(parameters=LIST_PARAMS, responses=ConversationSerializer(many=True))
+    @extend_schema(
+        operation_id="api_v1_conversations_list",
+        parameters=LIST_PARAMS,
+        responses={
+            200: page_of("ConversationPage", ConversationSerializer(many=True)),
+            **errors(400),
+        },
+    )
     def get(self, request):
         page = conversation_page(request.user, request.query_params)
         return _page_response(page, conversation_row_payload)
 
 
 class ConversationDetailView(APIView):
-    @extend_schema(responses=ConversationDetailSerializer)
+    @extend_schema(responses={200: ConversationDetailSerializer, **errors(404)})
     def get(self, request, conversation_id: int):
         conversation = conversation_with_card(conversation_id, request.user)
         return Response(ConversationDetailSerializer(conversation).data)
 
-    @extend_schema(request=ConversationUpdateSerializer, responses=ConversationSerializer)
+    @extend_schema(
+        request=ConversationUpdateSerializer,
+        responses={200: ConversationSerializer, **errors(400, 404)},
+    )
     def patch(self, request, conversation_id: int):
         serializer = ConversationUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -74,12 +85,12 @@ class ConversationDetailView(APIView):
             try:
                 update_conversation(conversation, changes=serializer.validated_data)
             except ConversationChangeRejected as exc:
-                raise ValidationError({"detail": str(exc)}) from exc
+                raise ValidationError({exc.field: [str(exc)]}) from exc
         return Response(ConversationSerializer(conversation).data)
 
 
 class ConversationReadView(APIView):
-    @extend_schema(request=None, responses=ConversationSerializer)
+    @extend_schema(request=None, responses={200: ConversationSerializer, **errors(404)})
     def post(self, request, conversation_id: int):
         with transaction.atomic():  # the event's payload is the locked row's
             conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
@@ -89,8 +100,12 @@ class ConversationReadView(APIView):
 
 class MessageListView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("before", str), OpenApiParameter("page_size", int)],
-        responses=MessageSerializer(many=True),
+        operation_id="api_v1_conversations_messages_list",
+        parameters=[
+            OpenApiParameter("before", str, description="the next_cursor of the previous page"),
+            OpenApiParameter("page_size", int, description="1 to 200, default 50"),
+        ],
+        responses={200: page_of("MessagePage", MessageSerializer(many=True)), **errors(400, 404)},
     )
     def get(self, request, conversation_id: int):
         page = message_page(
@@ -98,7 +113,14 @@ class MessageListView(APIView):
         )
         return _page_response(page, message_row_payload)
 
-    @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer})
+    @extend_schema(
+        request=SendMessageSerializer,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="already sent with this client_id"),
+            **errors(400, 404),
+        },
+    )
     def post(self, request, conversation_id: int):
         serializer = SendMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -122,7 +144,7 @@ class MessageListView(APIView):
 
 
 class MessageRetryView(APIView):
-    @extend_schema(request=None, responses=MessageSerializer)
+    @extend_schema(request=None, responses={200: MessageSerializer, **errors(404, 409)})
     def post(self, request, message_id: int):
         message = access_message_by_id(request.user, message_id)
         if not retry_failed_message(message):
@@ -135,7 +157,7 @@ class MessageRetryView(APIView):
 
 
 class ContactDetailView(APIView):
-    @extend_schema(responses=ContactWithOrdersSerializer)
+    @extend_schema(responses={200: ContactWithOrdersSerializer, **errors(404)})
     def get(self, request, contact_id: int):
         contacts = Contact.objects.prefetch_related("orders")
         ids = visible_channel_ids(request.user)

@@ -13,7 +13,35 @@ from ..serializers import conversation_payload
 
 
 class ConversationChangeRejected(Exception):
-    """The change names something that does not exist or is not allowed; text says which."""
+    """The change names something that does not exist or is not allowed; text says which.
+
+    `field` names the input at fault ("assignee_id", "team_id", "snoozed_until")."""
+
+    def __init__(self, message: str, *, field: str = "detail"):
+        super().__init__(message)
+        self.field = field
+
+
+def assignee_rejection(conversation: Conversation, user) -> str | None:
+    """Why `user` cannot be assigned `conversation`, or None when they can: only an active
+    superuser or a member of a team the conversation's channel is attached to (someone who
+    can see it) may be assigned."""
+    if user is None or not user.is_active:
+        return "is not an active user"
+    if user.is_superuser:
+        return None
+    if not Team.objects.filter(members=user, channels=conversation.channel_id).exists():
+        return "is not a member of a team of this conversation's channel"
+    return None
+
+
+def team_rejection(conversation: Conversation, team_id: int) -> str | None:
+    """Why team `team_id` cannot own `conversation`: it must be attached to its channel."""
+    if not Team.objects.filter(pk=team_id).exists():
+        return "is not a team"
+    if not Team.objects.filter(pk=team_id, channels=conversation.channel_id).exists():
+        return "is not a team of this conversation's channel"
+    return None
 
 
 def update_conversation(conversation: Conversation, *, changes: dict) -> Conversation:
@@ -32,21 +60,27 @@ def update_conversation(conversation: Conversation, *, changes: dict) -> Convers
         conversation.snoozed_until = changes["snoozed_until"]
         fields.append("snoozed_until")
     if conversation.status == Conversation.Status.SNOOZED and conversation.snoozed_until is None:
-        raise ConversationChangeRejected("snoozed_until is required to snooze a conversation")
+        raise ConversationChangeRejected(
+            "snoozed_until is required to snooze a conversation", field="snoozed_until"
+        )
     if "assignee_id" in changes:
         assignee_id = changes["assignee_id"]
         if assignee_id is not None:
-            assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True).first()
-            if assignee is None:
-                raise ConversationChangeRejected(f"assignee_id {assignee_id} is not an active user")
+            assignee = get_user_model().objects.filter(pk=assignee_id).first()
+            reason = assignee_rejection(conversation, assignee)
+            if reason:
+                raise ConversationChangeRejected(
+                    f"assignee_id {assignee_id} {reason}", field="assignee_id"
+                )
             conversation.assignee = assignee
         else:
             conversation.assignee = None
         fields.append("assignee")
     if "team_id" in changes:
         team_id = changes["team_id"]
-        if team_id is not None and not Team.objects.filter(pk=team_id).exists():
-            raise ConversationChangeRejected(f"team_id {team_id} is not a team")
+        reason = team_rejection(conversation, team_id) if team_id is not None else None
+        if reason:
+            raise ConversationChangeRejected(f"team_id {team_id} {reason}", field="team_id")
         conversation.team_id = team_id
         fields.append("team")
     if "is_archived" in changes:
@@ -57,7 +91,7 @@ def update_conversation(conversation: Conversation, *, changes: dict) -> Convers
     with transaction.atomic():
         conversation.version += 1  # under the caller's row lock: strictly increasing
         conversation.save(update_fields=[*set(fields), "version", "updated_at"])
-        _record_updated(conversation)
+        record_conversation_updated(conversation)
     return conversation
 
 
@@ -71,7 +105,7 @@ def bulk_update_conversations(conversation_ids: list[int], **values) -> int:
         for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related(
             "contact", "channel", "assignee"
         ):
-            _record_updated(conversation)
+            record_conversation_updated(conversation)
     return count
 
 
@@ -84,11 +118,13 @@ def mark_read(conversation: Conversation) -> Conversation:
         conversation.unread_count = 0
         conversation.version += 1
         conversation.save(update_fields=["unread_count", "version", "updated_at"])
-        _record_updated(conversation)
+        record_conversation_updated(conversation)
     return conversation
 
 
-def _record_updated(conversation: Conversation) -> None:
+def record_conversation_updated(conversation: Conversation) -> None:
+    """`conversation.updated` for every viewer, after commit (contact, channel and assignee
+    select_related)."""
     events.record_event(
         events.CONVERSATION_UPDATED,
         channel_id=conversation.channel_id,

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import events
-from ..models import Message
+from ..models import Conversation, Message, RealtimeEvent
 from ..serializers import message_payload
 
 
@@ -67,6 +67,9 @@ def apply_edit(
 def apply_redaction(*, channel_id: int, external_id: str, redaction_id: str = "") -> bool:
     """Deleted for everyone: the text is gone, the row stays so the thread shows the gap.
 
+    Gone means everywhere we keep it: the content, the previous texts of its edits, the
+    conversation's preview when it was the last message, and the copies in the realtime
+    resume log (a page resuming from an older event id must not receive the text either).
     The id may also name a reaction: then that reaction is taken back.
     """
     with transaction.atomic():
@@ -74,10 +77,7 @@ def apply_redaction(*, channel_id: int, external_id: str, redaction_id: str = ""
         if message is not None:
             if message.is_deleted:
                 return False
-            message.is_deleted = True
-            message.content = ""
-            message.metadata["deleted_by"] = redaction_id
-            _record(message)
+            _wipe(message, redaction_id)
             return True
         target = (
             Message.objects.select_for_update()
@@ -92,6 +92,46 @@ def apply_redaction(*, channel_id: int, external_id: str, redaction_id: str = ""
             reactions.pop(sender)
         _record(target)
     return True
+
+
+def _wipe(message: Message, redaction_id: str) -> None:
+    message.is_deleted = True
+    message.content = ""
+    message.metadata.pop("edits", None)
+    message.metadata["deleted_by"] = redaction_id
+    _record(message)
+    payload = message_payload(message)
+    # Events about a message are never older than the message (created_at is indexed).
+    RealtimeEvent.objects.filter(
+        created_at__gte=message.created_at,
+        conversation_id=message.conversation_id,
+        type__startswith="message.",
+        payload__id=message.pk,
+    ).update(payload=payload)
+    _forget_preview(message)
+
+
+def _forget_preview(message: Message) -> None:
+    """The conversation's preview quoted this message if it is still the last one."""
+    from .conversations import record_conversation_updated
+    from .ingest import preview_text
+
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact", "channel", "assignee")
+        .get(pk=message.conversation_id)
+    )
+    last = (
+        Message.objects.filter(conversation_id=conversation.pk)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if last != message.pk:
+        return
+    conversation.last_message_preview = preview_text(message)
+    conversation.save(update_fields=["last_message_preview", "updated_at"])
+    record_conversation_updated(conversation)
 
 
 def apply_reaction(

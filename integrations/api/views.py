@@ -4,11 +4,12 @@ import base64
 import binascii
 import hmac
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from communications.api.schema import ErrorSerializer, errors
 from communications.models import Channel, Message
 from communications.serializers import MessageSerializer
 from communications.services.ingest import (
@@ -82,7 +83,18 @@ class ApiChannelInboundView(APIView):
     # Throttled per channel and per failed authentication (integrations/webhook_guard.py).
     throttle_classes: list = []
 
-    @extend_schema(request=InboundPayloadSerializer, responses={201: MessageSerializer})
+    @extend_schema(
+        request=InboundPayloadSerializer,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(
+                MessageSerializer, description="already stored (same external_id)"
+            ),
+            **errors(400, 404, 409),
+            429: OpenApiResponse(ErrorSerializer, description="too many deliveries; retry later"),
+        },
+        summary="Deliver an inbound message (Authorization: Bearer <the channel's inbound token>)",
+    )
     def post(self, request, channel_id: int):
         try:
             return self._post(request, channel_id)

@@ -7,7 +7,6 @@ half-way means Synapse sends it again and the event-id dedup absorbs the repeats
 
 import hashlib
 import hmac
-import json
 import logging
 
 from django.db import IntegrityError, transaction
@@ -15,9 +14,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from crm.safe_json import JSONRejected, load_json
+
 from . import mapper
 from .client import MatrixUnavailable
 from .models import ProcessedTransaction
+from .schema import transaction_shape_error
 from .settings_cache import get_config
 
 logger = logging.getLogger(__name__)
@@ -67,9 +69,13 @@ def transaction_view(request: HttpRequest, txn_id: str) -> JsonResponse:
     if ProcessedTransaction.objects.filter(txn_id=key).exists():
         return JsonResponse({})
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return _error(400, "M_NOT_JSON", "body is not JSON")
+        body = load_json(request.body or b"{}")
+    except JSONRejected as exc:
+        return _error(400, "M_BAD_JSON", str(exc))
+    # The whole transaction is checked before any event is used: a bad one stores nothing.
+    problem = transaction_shape_error(body)
+    if problem:
+        return _error(400, "M_BAD_JSON", f"not an appservice transaction: {problem}")
     events = body.get("events") or []
     ephemeral = body.get("ephemeral") or body.get("de.sorunome.msc2409.ephemeral") or []
     try:

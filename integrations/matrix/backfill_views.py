@@ -3,17 +3,18 @@
 POST /integrations/whatsapp/rooms/<conversation_id>/backfill/ → 202 {"job_id", "status_url"}
 (409 {"error", "job_id", "status_url", "status"} while a job of that room is queued or running);
 GET /integrations/whatsapp/backfill/<job_id>/ → the job's progress (backfill.job_payload).
-Token or session auth. Allowed: a user who can see the conversation, or staff; anyone else gets
-404 (ids don't leak).
+Token or session auth. Allowed: a user who can see the conversation (a superuser sees every
+one; `is_staff` alone grants nothing here); anyone else gets 404 (ids don't leak).
 """
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from communications.access import access_conversation_by_id
+from communications.api.schema import errors
 from communications.models import Conversation
 
 from . import backfill
@@ -21,17 +22,17 @@ from .models import BackfillJob, MatrixRoom
 
 
 def _conversation(user, conversation_id: int) -> Conversation:
-    if user.is_staff:
-        conversation = Conversation.objects.filter(pk=conversation_id).first()
-        if conversation is None:
-            raise Http404("conversation not found")
-        return conversation
     return access_conversation_by_id(user, conversation_id)
 
 
 @extend_schema(
     request=None,
-    responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+    responses={
+        202: OpenApiTypes.OBJECT,
+        400: OpenApiResponse(OpenApiTypes.OBJECT, description="not a WhatsApp chat through Matrix"),
+        409: OpenApiResponse(OpenApiTypes.OBJECT, description="a backfill of this room is running"),
+        **errors(404),
+    },
     summary="Start a history backfill of a WhatsApp (Matrix) conversation",
 )
 @api_view(["POST"])
@@ -59,13 +60,15 @@ def start_backfill(request, conversation_id: int):
     return Response({"job_id": job.pk, "status_url": backfill.status_url(job)}, status=202)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, summary="Progress of a history backfill")
+@extend_schema(
+    responses={200: OpenApiTypes.OBJECT, **errors(404)}, summary="Progress of a history backfill"
+)
 @api_view(["GET"])
 def backfill_status(request, job_id: int):
     job = BackfillJob.objects.select_related("room", "requested_by").filter(pk=job_id).first()
     if job is None:
         raise Http404("job not found")
-    if not request.user.is_staff:
+    if not request.user.is_superuser:
         if job.conversation_id is None:
             raise Http404("job not found")
         access_conversation_by_id(request.user, job.conversation_id)

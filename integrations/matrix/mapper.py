@@ -37,6 +37,7 @@ from crm.models import Contact
 from .client import MatrixClient, MatrixError
 from .models import MatrixConnection, MatrixRoom
 from .rooms import join_and_remember, matrix_channel, remember_room, room_for
+from .schema import event_shape_error
 from .settings_cache import MatrixConfig, get_config
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ def handle_events(events: list[dict], *, source: str) -> int:
     config = get_config()
     used = 0
     for event in events:
+        problem = event_shape_error(event)
+        if problem:
+            # The appservice refuses such a transaction whole; sync and backfill skip the event.
+            logger.warning("matrix event of an unexpected shape skipped: %s", problem)
+            continue
         try:
             used += bool(handle_event(event, config=config, source=source))
         except MatrixError:
@@ -344,7 +350,10 @@ def _content_of(
 
 def _timestamp(event: dict) -> datetime | None:
     ts = event.get("origin_server_ts")
-    return datetime.fromtimestamp(ts / 1000, tz=UTC) if ts else None
+    try:
+        return datetime.fromtimestamp(ts / 1000, tz=UTC) if ts else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None  # a timestamp no calendar holds: the ingest path uses "now"
 
 
 # -- statuses -------------------------------------------------------------------------------

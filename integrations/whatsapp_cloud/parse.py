@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from communications.models import Message
 from communications.services.ingest import InboundAttachment, InboundMessage, InboundSender
 
+from .schema import shape_error
+
 MEDIA_TYPES = {
     "image": Message.Kind.IMAGE,
     "video": Message.Kind.VIDEO,
@@ -59,20 +61,13 @@ def parse_payload(payload, *, phone_number_id: str = "") -> ParsedWebhook:
     Changes addressed to another phone number (one Meta app can serve several numbers) are
     skipped when `phone_number_id` is given.
     """
-    if not isinstance(payload, dict):
-        raise PayloadError("the body must be a JSON object")
-    entries = payload.get("entry")
-    if not isinstance(entries, list):
-        raise PayloadError("'entry' must be a list")
+    problem = shape_error(payload)
+    if problem:
+        raise PayloadError(problem)
     parsed = ParsedWebhook()
-    for entry in entries:
-        changes = entry.get("changes") if isinstance(entry, dict) else None
-        if not isinstance(changes, list):
-            raise PayloadError("each entry needs a 'changes' list")
-        for change in changes:
-            value = change.get("value") if isinstance(change, dict) else None
-            if not isinstance(value, dict):
-                raise PayloadError("each change needs a 'value' object")
+    for entry in payload["entry"]:
+        for change in entry["changes"]:
+            value = change["value"]
             number = str((value.get("metadata") or {}).get("phone_number_id", ""))
             if phone_number_id and number and number != str(phone_number_id):
                 continue
@@ -86,14 +81,10 @@ def _parse_value(value: dict, parsed: ParsedWebhook) -> None:
         if isinstance(contact, dict) and contact.get("wa_id"):
             names[str(contact["wa_id"])] = (contact.get("profile") or {}).get("name", "")
     for raw in value.get("messages") or []:
-        if not isinstance(raw, dict):
-            raise PayloadError("each item of 'messages' must be an object")
         message = _message(raw, names)
         if message is not None:
             parsed.messages.append(message)
     for raw in value.get("statuses") or []:
-        if not isinstance(raw, dict):
-            raise PayloadError("each item of 'statuses' must be an object")
         status = _status(raw)
         if status is not None:
             parsed.statuses.append(status)

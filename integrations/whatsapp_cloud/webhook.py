@@ -11,7 +11,6 @@ is handed to a Celery task that downloads the media and then ingests, so Meta ge
 
 import hashlib
 import hmac
-import json
 import logging
 
 from django.http import HttpResponse, JsonResponse
@@ -22,6 +21,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from communications.models import Channel, Message
 from communications.services.ingest import ingest_messages
 from communications.services.send import update_status_by_external_id
+from crm.safe_json import JSONRejected, load_json
 from integrations import webhook_guard
 
 from .media import with_media
@@ -76,9 +76,9 @@ def _handle(request, channel_id: int):
         )
     webhook_guard.admit_delivery(channel.pk)
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return JsonResponse({"detail": f"the body is not valid JSON: {exc}"}, status=400)
+        payload = load_json(body)
+    except JSONRejected as exc:
+        return JsonResponse({"detail": str(exc)}, status=400)
     try:
         parsed = parse_payload(payload, phone_number_id=_phone_number_id(channel))
     except PayloadError as exc:

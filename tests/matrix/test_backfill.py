@@ -239,6 +239,13 @@ def test_status_and_start_are_private_to_those_who_see_the_conversation(stack, m
         == 404
     )
     staff = factories.UserFactory(username=f"staff-{time.monotonic_ns()}", is_staff=True)
+    assert (
+        api_for(staff).post(f"/integrations/whatsapp/rooms/{conversation.pk}/backfill/").status_code
+        == 404
+    )
+    staff = factories.UserFactory(
+        username=f"super-{time.monotonic_ns()}", is_staff=True, is_superuser=True
+    )
     started = api_for(staff).post(f"/integrations/whatsapp/rooms/{conversation.pk}/backfill/")
     assert started.status_code == 202
     assert api_for(outsider).get(started.json()["status_url"]).status_code == 404

@@ -252,9 +252,18 @@ def _instances_left_for_the_cycle_collector(request, model) -> int:
         response = request()
         assert response.status_code == 200
         del response
-        return sum(1 for obj in gc.get_objects() if isinstance(obj, model))
+        return sum(1 for obj in gc.get_objects() if _is_row(obj, model))
     finally:
         gc.enable()
+
+
+def _is_row(obj, model=(Message, Conversation)) -> bool:
+    # gc.get_objects() may hold dead weakref proxies left by earlier tests (schemathesis'
+    # live-server run): isinstance on one raises ReferenceError.
+    try:
+        return isinstance(obj, model)
+    except ReferenceError:
+        return False
 
 
 def test_pages_free_their_rows_without_waiting_for_the_cycle_collector(api, channel):
@@ -268,7 +277,7 @@ def test_pages_free_their_rows_without_waiting_for_the_cycle_collector(api, chan
         conversation_ids.append(conversation.pk)
     del conversation
     gc.collect()
-    before = sum(1 for obj in gc.get_objects() if isinstance(obj, (Message, Conversation)))
+    before = sum(1 for obj in gc.get_objects() if _is_row(obj))
     thread = f"/api/v1/conversations/{conversation_ids[0]}/messages/?page_size=50"
     assert _instances_left_for_the_cycle_collector(lambda: api.get(thread), Message) <= before
     inbox = "/api/v1/conversations/?page_size=50"
@@ -310,7 +319,7 @@ def test_update_status_assignee_and_mark_read(api, manager, channel):
         == 200
     )
     bad = api.patch(url, {"assignee_id": 999999}, format="json")
-    assert bad.status_code == 400 and "999999" in bad.json()["detail"]
+    assert bad.status_code == 400 and "999999" in bad.json()["assignee_id"][0]
     assert api.post(f"{url}read/").json()["unread_count"] == 0
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee_id, conversation.unread_count) == (

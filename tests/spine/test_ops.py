@@ -75,7 +75,9 @@ def test_production_settings_pass_check_deploy():
         env_overrides={
             "DJANGO_DEBUG": "False",
             "DJANGO_SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-4f9a8b7c",
+            "FIELD_ENCRYPTION_KEYS": "a-separate-field-encryption-key-0f1e2d3c4b5a",
             "DJANGO_ALLOWED_HOSTS": "switchboard.example.com",
+            "DJANGO_CSRF_TRUSTED_ORIGINS": "https://switchboard.example.com",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr

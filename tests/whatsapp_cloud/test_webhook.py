@@ -67,7 +67,7 @@ def test_bad_json_is_a_400_naming_the_problem(client, wa_channel):
     assert "not valid JSON" in response.json()["detail"]
     response = post_signed(client, wa_channel, b'{"object": "whatsapp_business_account"}')
     assert response.status_code == 400
-    assert "'entry' must be a list" in response.json()["detail"]
+    assert "'entry' is a required property" in response.json()["detail"]
 
 
 def test_signed_text_is_stored_once_even_when_redelivered(client, wa_channel):
