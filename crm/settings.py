@@ -135,7 +135,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "crm.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place; django-celery-beat's scheduler syncs these into its tables.
 CELERY_BEAT_SCHEDULE = {
