@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from communications.models import Channel, Conversation, Message
 from crm.asgi import application
 from integrations.matrix import connect
-from integrations.matrix.models import WhatsAppNumber
+from integrations.matrix.models import ProcessedTransaction, WhatsAppNumber
 from tests import factories
 from tests.realtime.conftest import ORIGIN, _use_layer
 
@@ -216,7 +216,11 @@ def test_two_managers_each_work_their_own_number(stack, redis_layer, monkeypatch
     assert Message.objects.get(pk=burst[9]).status == Message.Status.READ
 
     # Ann logs her number out: its history stays readable, replies are refused up front.
+    pushes = ProcessedTransaction.objects.count()
     connect.logout(ann)
+    # The bridge answers "Logged out"; let its push land before the test's data is flushed.
+    wait_until(lambda: ann_conn.matrix_user_id not in bridge.logins, what="the bridge logs out")
+    wait_until(lambda: ProcessedTransaction.objects.count() > pushes, what="its notice pushed")
     detail = api_for(ann).get(f"/api/v1/conversations/{carla.pk}/").json()
     assert "read-only" in detail["reply_unavailable"]
     assert "+1 555 765 4321" in detail["reply_unavailable"]
