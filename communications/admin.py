@@ -63,7 +63,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ["kind", "name", "config", "teams", "is_active"]
+        fields = ["kind", "name", "address", "config", "teams", "is_active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,9 +112,9 @@ class ChangesAccessAdmin(admin.ModelAdmin):
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
     form = ChannelForm
-    list_display = ["name", "kind", "is_active", "secrets_set"]
+    list_display = ["name", "kind", "address", "is_active", "secrets_set"]
     list_filter = ["kind", "is_active"]
-    search_fields = ["name"]
+    search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
 
     @admin.display(description="secrets set")

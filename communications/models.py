@@ -20,6 +20,9 @@ class Channel(models.Model):
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=120)
+    # The channel's own number or handle as customers see it ("+1 555 765 4321"): the inbox
+    # shows "via <address>" where a manager may work several numbers of one kind.
+    address = models.CharField(max_length=64, blank=True)
     # Non-secret settings (callback URL, page id…) in clear; tokens and keys encrypted.
     config = models.JSONField(default=dict, blank=True)
     secrets = EncryptedJSONField(default=dict, blank=True)

@@ -56,7 +56,7 @@ MESSAGE_COLUMNS = (
     "version",
 )
 CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "notes")
-CHANNEL_COLUMNS = ("id", "kind", "name", "is_active")
+CHANNEL_COLUMNS = ("id", "kind", "name", "address", "is_active")
 CONVERSATION_COLUMNS = (
     "id",
     "external_id",
@@ -135,6 +135,7 @@ def channel_row_payload(row: dict, prefix: str = "") -> dict:
         "id": row[prefix + "id"],
         "kind": row[prefix + "kind"],
         "name": row[prefix + "name"],
+        "address": row[prefix + "address"],
         "is_active": row[prefix + "is_active"],
     }
 
@@ -267,7 +268,7 @@ class ChannelSerializer(_PayloadSerializer):
 
     class Meta:
         model = Channel
-        fields = ["id", "kind", "name", "is_active"]
+        fields = ["id", "kind", "name", "address", "is_active"]
 
 
 class OrderSerializer(_PayloadSerializer):

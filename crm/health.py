@@ -16,6 +16,8 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from crm import heartbeats
+
 _CHECKS: dict[str, tuple[Callable[[], dict], bool]] = {}
 
 
@@ -55,24 +57,45 @@ def check_channel_layer() -> dict:
 
 
 def check_worker() -> dict:
+    """A Celery worker is alive: the heartbeat every worker writes from its own timer."""
+    return _heartbeat_check(
+        "worker", heartbeats.WORKER_KEY, "no worker heartbeat: is a celery worker running?"
+    )
+
+
+def check_beat() -> dict:
+    """Celery beat is alive: the heartbeat beat's scheduler writes on its own tick. Without
+    beat no periodic job runs (retries recovery, IMAP polls, stale-job recovery)."""
+    return _heartbeat_check(
+        "beat",
+        heartbeats.BEAT_KEY,
+        "no beat heartbeat: is celery beat running (with --scheduler crm.beat:HeartbeatScheduler)?",
+    )
+
+
+def _heartbeat_check(name: str, key: str, missing: str) -> dict:
     from crm.celery import app
 
     if app.conf.task_always_eager:
         return {"status": "ok", "mode": "eager (tasks run in the web process)"}
-    from communications.tasks import WORKER_HEARTBEAT_KEY
-
-    beat = cache.get(WORKER_HEARTBEAT_KEY)
+    beat = cache.get(key)
     if not beat:
-        return {"status": "down", "detail": "no worker heartbeat yet (is celery beat running?)"}
-    age = (timezone.now() - parse_datetime(beat)).total_seconds()
+        return {"status": "down", "detail": missing}
+    age = (timezone.now() - parse_datetime(beat["at"])).total_seconds()
     max_age = settings.SWITCHBOARD["WORKER_HEARTBEAT_MAX_AGE"]
-    return {"status": "ok" if age <= max_age else "stale", "last_heartbeat_s": round(age, 1)}
+    result = {"status": "ok" if age <= max_age else "stale", "last_heartbeat_s": round(age, 1)}
+    if beat.get("by") and name == "worker":
+        result["by"] = beat["by"]
+    if result["status"] == "stale":
+        result["detail"] = f"the last {name} heartbeat is older than {max_age} s"
+    return result
 
 
 register_check("database", check_database, required=True)
 register_check("cache", check_cache, required=True)
 register_check("channel_layer", check_channel_layer, required=True)
 register_check("worker", check_worker, required=True)
+register_check("beat", check_beat, required=True)
 
 
 def health(request):

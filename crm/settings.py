@@ -159,7 +159,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": 1,
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "crm.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place; django-celery-beat's scheduler syncs these into its tables.
 CELERY_BEAT_SCHEDULE = {

@@ -52,7 +52,9 @@ def reply_unavailable_reason(channel: Channel) -> str:
     """Why replies cannot be sent on this channel in this version ("" when they can): shown
     above the reply box before anyone types, not only as a failed message after."""
     try:
-        provider_for(channel)
+        provider = provider_for(channel)
     except PermanentDeliveryError as exc:
         return exc.reason
-    return ""
+    # A provider may know more about this channel (a WhatsApp number that was disconnected).
+    unavailable = getattr(provider, "reply_unavailable", None)
+    return unavailable() if unavailable else ""

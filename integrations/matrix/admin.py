@@ -2,6 +2,8 @@
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import (
     BackfillJob,
@@ -9,7 +11,9 @@ from .models import (
     MatrixRoom,
     MatrixSettings,
     ProcessedTransaction,
+    WhatsAppNumber,
 )
+from .numbers import pretty_phone
 
 SECRET_FIELDS = {
     "registration_shared_secret": "Synapse registration_shared_secret (auth mode admin_login)",
@@ -46,7 +50,6 @@ class MatrixSettingsForm(forms.ModelForm):
         model = MatrixSettings
         fields = [
             "whatsapp_mode",
-            "channel",
             "homeserver_url",
             "server_name",
             "auth_mode",
@@ -100,7 +103,7 @@ class MatrixSettingsAdmin(SuperuserOnly, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return [
-            ("WhatsApp", {"fields": ["whatsapp_mode", "channel"]}),
+            ("WhatsApp", {"fields": ["whatsapp_mode"]}),
             (
                 "Homeserver",
                 {
@@ -147,9 +150,42 @@ class MatrixConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
 
 @admin.register(MatrixRoom)
 class MatrixRoomAdmin(SuperuserOnly, admin.ModelAdmin):
-    list_display = ["room_id", "kind", "connection", "chat_jid", "receiver", "is_group"]
+    list_display = ["room_id", "kind", "connection", "channel", "chat_jid", "receiver", "is_group"]
     list_filter = ["kind", "is_group"]
     search_fields = ["room_id", "chat_jid"]
+
+
+@admin.register(WhatsAppNumber)
+class WhatsAppNumberAdmin(SuperuserOnly, admin.ModelAdmin):
+    """Each connected number and its channel; teams are changed on the channel (the link)."""
+
+    list_display = ["number", "owner", "channel_link", "connected", "created_at"]
+    list_select_related = ["connection__user", "channel"]
+    search_fields = ["phone", "connection__user__username", "channel__name"]
+    readonly_fields = ["connection", "phone", "channel", "created_at"]
+
+    @admin.display(description="number", ordering="phone")
+    def number(self, obj: WhatsAppNumber) -> str:
+        return pretty_phone(obj.phone) or "—"
+
+    @admin.display(description="owner", ordering="connection__user__username")
+    def owner(self, obj: WhatsAppNumber):
+        return obj.connection.user
+
+    @admin.display(description="channel (re-team or share it there)")
+    def channel_link(self, obj: WhatsAppNumber) -> str:
+        url = reverse("admin:communications_channel_change", args=[obj.channel_id])
+        return format_html('<a href="{}">{}</a>', url, obj.channel.name)
+
+    @admin.display(description="connected", boolean=True)
+    def connected(self, obj: WhatsAppNumber) -> bool:
+        return obj.is_connected
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ProcessedTransaction)

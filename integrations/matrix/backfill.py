@@ -34,7 +34,7 @@ from communications.models import Conversation
 from . import mapper
 from .client import MatrixClient, MatrixError, MatrixUnavailable
 from .models import BackfillJob, MatrixRoom
-from .rooms import matrix_channel
+from .numbers import room_channel
 from .settings_cache import get_config
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class RunTooLong(Exception):
 def request_backfill(room: MatrixRoom, user=None, *, queue: bool = True) -> BackfillJob:
     """A new queued job, or BackfillBusy naming the active one. Queued after commit."""
     conversation = Conversation.objects.filter(
-        channel=matrix_channel(), external_id=room.room_id
+        channel=room_channel(room), external_id=room.room_id
     ).first()
     try:
         with transaction.atomic():
@@ -263,7 +263,7 @@ def _run(job: BackfillJob, attempt: int, on_page) -> None:
         if on_page:
             on_page(job.pk, "ingesting")
     conversation = Conversation.objects.filter(
-        channel=matrix_channel(config), external_id=room.room_id
+        channel=room_channel(room), external_id=room.room_id
     ).first()
     values = {"events_total": max(seen, processed), "events_processed": max(seen, processed)}
     if conversation is not None:

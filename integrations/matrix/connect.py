@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .client import MatrixClient, MatrixError, appservice_client
 from .models import MatrixConnection
+from .numbers import number_channel
 from .rooms import remember_room
 from .settings_cache import MatrixConfig, get_config
 
@@ -217,6 +218,8 @@ def _on_notice(connection: MatrixConnection, body: str) -> bool:
             qr_data="",
             qr_mxc="",
         )
+        # The number's channel exists (and its owner's teams see it) before its first chat.
+        number_channel(connection, connection.phone)
         return True
     if body.startswith("Login failed:"):
         _update(

@@ -31,12 +31,14 @@ from communications.services.ingest import (
     InboundSender,
     ingest_message,
 )
+from communications.services.receipts import apply_receipt
 from communications.services.send import update_status_by_external_id
 from crm.models import Contact
 
 from .client import MatrixClient, MatrixError
 from .models import MatrixConnection, MatrixRoom
-from .rooms import join_and_remember, matrix_channel, remember_room, room_for
+from .numbers import room_channel
+from .rooms import join_and_remember, remember_room, room_for
 from .schema import event_shape_error
 from .settings_cache import MatrixConfig, get_config
 
@@ -102,7 +104,7 @@ def handle_event(event: dict, *, config: MatrixConfig, source: str = "") -> bool
     if event_type == "m.reaction":
         relates = event.get("content", {}).get("m.relates_to", {})
         return edits.apply_reaction(
-            channel_id=matrix_channel(config).pk,
+            channel_id=room_channel(room).pk,
             external_id=relates.get("event_id", ""),
             sender=sender,
             key=relates.get("key", ""),
@@ -111,7 +113,7 @@ def handle_event(event: dict, *, config: MatrixConfig, source: str = "") -> bool
     if event_type == "m.room.redaction":
         target = event.get("redacts") or event.get("content", {}).get("redacts", "")
         return edits.apply_redaction(
-            channel_id=matrix_channel(config).pk,
+            channel_id=room_channel(room).pk,
             external_id=target,
             redaction_id=event.get("event_id", ""),
         )
@@ -216,7 +218,7 @@ def _sender_for(
 
 def _learn_contact_details(room: MatrixRoom, sender: InboundSender, config: MatrixConfig) -> None:
     """Fill what we did not know (a LID contact's phone) without splitting the contact."""
-    channel = matrix_channel(config)
+    channel = room_channel(room)
     identity = (
         ContactIdentity.objects.select_related("contact")
         .filter(channel=channel, external_id=sender.external_id)
@@ -238,7 +240,7 @@ def _adopt_known_contact(room: MatrixRoom, sender: InboundSender, config: Matrix
     """A new chat with a phone we already know (the same person under a new JID): same contact."""
     if not sender.phone or room.is_group:
         return
-    channel = matrix_channel(config)
+    channel = room_channel(room)
     if ContactIdentity.objects.filter(channel=channel, external_id=sender.external_id).exists():
         return
     known = (
@@ -260,7 +262,7 @@ def _on_message(
 ) -> bool:
     content = event.get("content") or {}
     relates = content.get("m.relates_to") or {}
-    channel = matrix_channel(config)
+    channel = room_channel(room)
     if relates.get("rel_type") == "m.replace":
         new = content.get("m.new_content") or {}
         return edits.apply_edit(
@@ -368,33 +370,47 @@ def _on_bridge_bot(room: MatrixRoom, event: dict) -> bool:
             label = "WhatsApp did not accept the message"
             if status == "FAIL_RETRIABLE":
                 label += " (retriable)"
-            return apply_status(target, Message.Status.FAILED, f"{label}: {reason}")
+            return apply_status(room, target, Message.Status.FAILED, f"{label}: {reason}")
         if status == "SUCCESS":
-            return apply_status(target, Message.Status.SENT)
+            return apply_status(room, target, Message.Status.SENT)
         return False
     if event_type == "m.room.message" and (content.get("body") or "").startswith(
         NOT_BRIDGED_PREFIX
     ):
         target = ((content.get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
         if target:
-            return apply_status(target, Message.Status.FAILED, content["body"])
+            return apply_status(room, target, Message.Status.FAILED, content["body"])
     return False
 
 
 def handle_receipts(room_id: str, content: dict, config: MatrixConfig | None = None) -> int:
-    """`m.receipt` content: the bridge bot's read = delivered to WhatsApp, a ghost's = read."""
+    """`m.receipt` content: the bridge bot's read = delivered to WhatsApp, a ghost's = read.
+
+    A receipt names the newest event read and covers every earlier one (the homeserver keeps
+    only the latest per user and room): applied to the whole conversation up to that event."""
     config = config or get_config()
+    room = None
     changed = 0
     for event_id, kinds in (content or {}).items():
         for receipt_type in ("m.read", "m.read.private"):
             for reader in (kinds.get(receipt_type) or {}).keys():
                 if reader == config.bridge_bot:
-                    changed += apply_status(event_id, Message.Status.DELIVERED)
+                    status = Message.Status.DELIVERED
                 elif _is_ghost(reader, config):
-                    room = room_for(room_id, allow_lookup=False)
-                    if room is not None and _ghost_phone(reader, config) == room.receiver:
-                        continue  # the manager read it on their phone
-                    changed += apply_status(event_id, Message.Status.READ)
+                    status = Message.Status.READ
+                else:
+                    continue
+                room = room or room_for(room_id, allow_lookup=False)
+                if room is None or room.kind != MatrixRoom.Kind.PORTAL:
+                    return changed
+                if status == Message.Status.READ and _ghost_phone(reader, config) == room.receiver:
+                    continue  # the manager read it on their phone
+                changed += apply_receipt(
+                    channel_id=room_channel(room).pk,
+                    conversation_external_id=room.room_id,
+                    external_id=event_id,
+                    status=status,
+                )
     return changed
 
 
@@ -435,7 +451,7 @@ def handle_typing(room_id: str, user_ids: list[str], config: MatrixConfig | None
         return False
     conversation = (
         Conversation.objects.select_related("contact")
-        .filter(channel=matrix_channel(config), external_id=room_id)
+        .filter(channel=room_channel(room), external_id=room_id)
         .first()
     )
     if conversation is None:
@@ -460,8 +476,9 @@ def handle_typing(room_id: str, user_ids: list[str], config: MatrixConfig | None
     return True
 
 
-def apply_status(event_id: str, status: str, reason: str = "") -> bool:
-    """Forward-only; a status that overtakes the send's answer waits for the id (send path)."""
+def apply_status(room: MatrixRoom, event_id: str, status: str, reason: str = "") -> bool:
+    """One event's status (the bridge's message_send_status), forward-only, in the room's
+    channel; a status that overtakes the send's answer waits for the id (send path)."""
     if not event_id:
         return False
-    return update_status_by_external_id(matrix_channel().pk, event_id, status, reason)
+    return update_status_by_external_id(room_channel(room).pk, event_id, status, reason)

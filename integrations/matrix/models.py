@@ -37,10 +37,6 @@ class MatrixSettings(models.Model):
     appservice_id = models.CharField(max_length=64, default="switchboard")
     # registration_shared_secret, as_token, hs_token, provisioning_secret
     secrets = EncryptedJSONField(default=dict, blank=True)
-    # The WhatsApp channel every Matrix conversation is stored in (created when first needed).
-    channel = models.ForeignKey(
-        Channel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -120,10 +116,44 @@ class MatrixRoom(models.Model):
     receiver = models.CharField(max_length=32, blank=True, help_text="fi.mau.receiver")
     is_group = models.BooleanField(default=False)
     name = models.CharField(max_length=255, blank=True)
+    # The channel of the number this portal belongs to (numbers.py); set on first use.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.room_id} ({self.kind})"
+
+
+class WhatsAppNumber(models.Model):
+    """One WhatsApp number a manager connected: its own channel (one connection per CRM user,
+    as the original documents have it). The channel outlives a logout, so its history stays
+    readable; replies need the number connected again (see provider.py)."""
+
+    connection = models.ForeignKey(
+        MatrixConnection, on_delete=models.CASCADE, related_name="numbers"
+    )
+    phone = models.CharField(max_length=32, help_text="digits, as the bridge reports them")
+    channel = models.OneToOneField(Channel, on_delete=models.PROTECT, related_name="matrix_number")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "phone"], name="matrix_number_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"+{self.phone} of {self.connection.user}"
+
+    @property
+    def is_connected(self) -> bool:
+        connection = self.connection
+        return (
+            connection.state == MatrixConnection.State.CONNECTED
+            and connection.phone == self.phone
+            and bool(connection.access_token)
+        )
 
 
 class ProcessedTransaction(models.Model):

@@ -1,8 +1,9 @@
 """WhatsApp through Matrix: an outbound message becomes an event in the chat's portal room.
 
-Who sends: the portal belongs to one manager's WhatsApp login (the bridge made it for that
-login and only that manager's Matrix user is in it), so the message is sent as that manager's
-Matrix user, whoever wrote it in the inbox. The transaction id is `switchboard-<message id>`
+Who sends: each connected number is its own channel (numbers.py), and a portal belongs to the
+number the bridge made it for (only that manager's Matrix user is in it), so the message is
+sent as that manager's Matrix user, whoever wrote it in the inbox — and only while that number
+is still the one connected: a disconnected number's channel is read-only. The transaction id is `switchboard-<message id>`
 (plus a digest of the refused event after a bridge refusal), so a retried task — even one
 whose worker died after the homeserver took the event — gets the same event back instead of
 a second one.
@@ -16,7 +17,8 @@ from communications.services.send import update_message_status
 
 from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
 from .client import MatrixClient, MatrixError, MatrixUnavailable
-from .models import MatrixConnection, MatrixRoom
+from .models import MatrixConnection, MatrixRoom, WhatsAppNumber
+from .numbers import pretty_phone
 from .rooms import room_for
 from .settings_cache import get_config
 
@@ -58,11 +60,11 @@ class MatrixProvider:
         if room is None:
             raise PermanentDeliveryError(f"no connected manager is in the portal room {room_id}")
         connection = room.connection
-        if connection.state != MatrixConnection.State.CONNECTED or not connection.access_token:
-            raise PermanentDeliveryError(
-                f"the WhatsApp connection of {connection.user} is {connection.get_state_display()}"
-                " — reconnect it on the Connect WhatsApp page"
-            )
+        unavailable = self.reply_unavailable()
+        if unavailable:
+            raise PermanentDeliveryError(unavailable)
+        if room.channel_id not in (None, self.channel.pk):
+            raise PermanentDeliveryError(f"the portal room {room_id} belongs to another number")
         client = MatrixClient.for_connection(connection, config)
         txn = transaction_id(message)
         try:
@@ -96,6 +98,27 @@ class MatrixProvider:
         # Store the id now (the send path then applies statuses the bridge sent before it).
         update_message_status(message.pk, Message.Status.SENT, external_id=event_id)
         return SendResult(external_id=event_id)
+
+    def reply_unavailable(self) -> str:
+        """Why this number's chats cannot be answered now ("" when they can): its history
+        stays readable after a logout or a switch to another number."""
+        number = (
+            WhatsAppNumber.objects.select_related("connection__user")
+            .filter(channel_id=self.channel.pk)
+            .first()
+        )
+        if number is None:
+            return "this WhatsApp channel has no connected number"
+        if number.is_connected:
+            return ""
+        connection = number.connection
+        state = connection.get_state_display().lower()
+        if connection.state == MatrixConnection.State.CONNECTED:
+            state = f"now connected as +{connection.phone} instead"
+        return (
+            f"WhatsApp {pretty_phone(number.phone)} of {connection.user} is {state}: its chats "
+            "are read-only until that number is connected again on the Connect WhatsApp page"
+        )
 
     def send_typing(self, conversation: Conversation, user) -> None:
         """The manager types: the portal's Matrix user (the login's owner) types for 5 s."""

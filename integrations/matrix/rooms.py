@@ -9,32 +9,13 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from communications import events as realtime
-from communications.models import Channel
-
 from .client import MatrixClient, MatrixError, MatrixUnavailable
-from .models import MatrixConnection, MatrixRoom, MatrixSettings
-from .settings_cache import MatrixConfig, get_config
+from .models import MatrixConnection, MatrixRoom
+from .settings_cache import get_config
 
 logger = logging.getLogger(__name__)
 
 BRIDGE_STATE_TYPES = ("m.bridge", "uk.half-shot.bridge")
-
-
-def matrix_channel(config: MatrixConfig | None = None) -> Channel:
-    """The WhatsApp channel Matrix conversations live in; created on first use."""
-    config = config or get_config()
-    if config.channel_id:
-        channel = Channel.objects.filter(pk=config.channel_id).first()
-        if channel is not None:
-            return channel
-    with transaction.atomic():
-        row, _ = MatrixSettings.objects.select_for_update().get_or_create(pk=1)
-        if row.channel_id is None:
-            row.channel = Channel.objects.create(kind=Channel.Kind.WHATSAPP, name="WhatsApp")
-            row.save()
-            realtime.access_changed()  # superusers' open inboxes join the new channel
-        return row.channel
 
 
 def bridge_info_from_state(state: list[dict]) -> dict | None:
@@ -86,7 +67,9 @@ def join_and_remember(connection: MatrixConnection, room_id: str) -> MatrixRoom 
 
 
 def room_for(room_id: str, *, allow_lookup: bool = True) -> MatrixRoom | None:
-    room = MatrixRoom.objects.select_related("connection").filter(room_id=room_id).first()
+    room = (
+        MatrixRoom.objects.select_related("connection", "channel").filter(room_id=room_id).first()
+    )
     if room is not None or not room_id:
         return room
     connection = MatrixConnection.objects.filter(management_room_id=room_id).first()

@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from crm.encryption import decrypt_text, encrypt_text
 
-CACHE_KEY = "switchboard:matrix-settings:v1"
+CACHE_KEY = "switchboard:matrix-settings:v2"
 CACHE_TIMEOUT = 300
 WHATSAPP_MODE_ENV_DEFAULT = "classical"
 
@@ -25,7 +25,6 @@ class MatrixConfig:
     auth_mode: str = "admin_login"
     bridge_bot_user_id: str = ""
     appservice_id: str = "switchboard"
-    channel_id: int | None = None
     # The secrets stay Fernet-encrypted in the cache (it may be a shared Redis).
     encrypted_secrets: str = ""
 
@@ -87,6 +86,5 @@ def _load() -> MatrixConfig:
         auth_mode=row.auth_mode,
         bridge_bot_user_id=row.bridge_bot_user_id,
         appservice_id=row.appservice_id,
-        channel_id=row.channel_id,
         encrypted_secrets=encrypt_text(json.dumps(row.secrets)) if row.secrets else "",
     )

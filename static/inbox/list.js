@@ -1,7 +1,7 @@
 // The conversation list: cursor pages on scroll, filters, and per-row patches from events.
 
 import { api } from "./api.js";
-import { avatar, contactName, el, olderThan, shortTime } from "./render.js";
+import { avatar, channelTag, contactName, el, olderThan, shortTime } from "./render.js";
 
 // Newest activity first, id as the tie-breaker: the order of the server's cursor, to the
 // microsecond (Date.parse stops at milliseconds).
@@ -152,7 +152,7 @@ export class ConversationList {
         el(
           "div",
           { class: "row-tags" },
-          el("span", { class: `tag kind-${conversation.channel.kind}`, text: conversation.channel.name }),
+          channelTag(conversation.channel),
           conversation.status !== "open" ? el("span", { class: `tag status-${conversation.status}`, text: conversation.status }) : null,
           conversation.assignee ? el("span", { class: "tag assignee", text: `@ ${conversation.assignee.name}` }) : null,
         ),

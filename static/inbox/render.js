@@ -79,6 +79,13 @@ export function contactName(contact) {
   return contact.name || contact.phone || contact.email || contact.username || `Contact #${contact.id}`;
 }
 
+// The channel a conversation is on. Where it is one of several numbers (each connected
+// WhatsApp number is its own channel), say which one: "WhatsApp via +1 555 765 4321".
+export function channelTag(channel) {
+  const text = channel.address ? `via ${channel.address}` : channel.name;
+  return el("span", { class: `tag channel kind-${channel.kind}`, title: channel.name, text });
+}
+
 export function humanSize(bytes) {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;

@@ -1,7 +1,16 @@
 // The open conversation: header with status and assignment, messages, the customer's card.
 
 import { api } from "./api.js";
-import { avatar, contactName, el, fullTime, olderThan, renderMessage, shortTime } from "./render.js";
+import {
+  avatar,
+  channelTag,
+  contactName,
+  el,
+  fullTime,
+  olderThan,
+  renderMessage,
+  shortTime,
+} from "./render.js";
 
 const STATUS_RANK = { sending: 0, pending: 0, unknown: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
 
@@ -178,7 +187,7 @@ export class Thread {
         "div",
         { class: "head-main" },
         el("h2", { class: "head-name", text: name }),
-        el("div", { class: "head-sub" }, el("span", { class: `tag kind-${conversation.channel.kind}`, text: conversation.channel.name }),
+        el("div", { class: "head-sub" }, channelTag(conversation.channel),
           conversation.subject ? el("span", { class: "head-subject", text: conversation.subject }) : null),
       ),
       el("div", { class: "head-controls" }, status, snoozed, assignee, team),

@@ -74,10 +74,8 @@ class Stack:
         }
         if with_hs_token:
             secrets_["hs_token"] = self.crm.hs_token
-        existing = MatrixSettings.objects.filter(pk=1).first()
         row = MatrixSettings(
             pk=1,
-            channel_id=existing.channel_id if existing else None,  # keep the WhatsApp channel
             whatsapp_mode="matrix",
             homeserver_url=self.synapse.base_url,
             server_name=self.synapse.server_name,

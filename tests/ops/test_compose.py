@@ -92,7 +92,7 @@ def test_commands(base):
     assert command(services["worker"]).startswith("celery -A crm worker")
     beat = command(services["beat"])
     assert beat.startswith("celery -A crm beat")
-    assert "django_celery_beat.schedulers:DatabaseScheduler" in beat
+    assert "crm.beat:HeartbeatScheduler" in beat
     assert "migrate --noinput" in command(services["migrate"])
     assert "collectstatic" in command(services["migrate"])
     assert services["migrate"]["restart"] == "no"
