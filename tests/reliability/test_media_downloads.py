@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the Cloud API fixtures are imported, then named as test arguments
 """Inbound media that cannot be fetched never costs the message (Cloud API, fake Graph API).
 
 The webhook's delivery is stored with a placeholder attachment ("failed to download"); the
