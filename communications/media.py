@@ -1,4 +1,10 @@
-"""Media URLs: one builder, signed and expiring; one view, permission-checked, with Range."""
+"""Media URLs: one builder, signed and expiring; one view, permission-checked, with Range.
+
+Customers and uploaders choose an attachment's MIME type, so it is never trusted to decide
+how a browser treats the bytes: only the allow-list below is served inline (PDF only inside
+a CSP sandbox), everything else is a download, every answer says `nosniff` and carries a
+CSP that forbids script. nginx's X-Accel location repeats the headers (nginx/switchboard.conf).
+"""
 
 import mimetypes
 import os
@@ -9,12 +15,73 @@ from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 
 from .models import Attachment
 
 MEDIA_URL_MAX_AGE = 6 * 3600
 _signer = signing.TimestampSigner(salt="switchboard.media")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+# Types a browser renders as media, never as a document that runs script. No SVG: it is XML
+# with <script>. Anything not listed here is sent as an attachment (a download).
+INLINE_MIME_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+        "video/quicktime",
+        "video/3gpp",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/ogg",
+        "audio/opus",
+        "audio/wav",
+        "audio/webm",
+        "audio/amr",
+        "audio/x-m4a",
+    }
+)
+# Shown inline only in a sandbox (no script, no same-origin access): the viewer still opens it.
+SANDBOXED_INLINE_MIME_TYPES = frozenset({"application/pdf"})
+# Every media answer: nothing in it may run script or load anything; `sandbox` gives a
+# document opened from here an opaque origin even if a browser ignored the rest.
+MEDIA_CSP = (
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
+)
+
+
+def media_headers(mime_type: str, filename: str) -> dict[str, str]:
+    """Content-Type, Content-Disposition, nosniff and CSP for serving `mime_type`."""
+    content_type = _clean_mime_type(mime_type) or _guess(filename)
+    inline = content_type in INLINE_MIME_TYPES or content_type in SANDBOXED_INLINE_MIME_TYPES
+    return {
+        "Content-Type": content_type,
+        "Content-Disposition": content_disposition_header(not inline, filename or "attachment"),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": MEDIA_CSP,
+    }
+
+
+def _clean_mime_type(mime_type: str) -> str:
+    value = (mime_type or "").split(";", 1)[0].strip().lower()
+    # A type/subtype token and nothing else; a header-breaking value is no type at all.
+    return (
+        value
+        if re.fullmatch(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", value)
+        else ""
+    )
+
+
+def _guess(filename: str) -> str:
+    return mimetypes.guess_type(filename or "")[0] or "application/octet-stream"
 
 
 def attachment_url(attachment: Attachment) -> str:
@@ -31,8 +98,17 @@ def attachment_id_from_token(token: str) -> int:
 
 
 def serve_file_with_range(request, path: str, content_type: str, filename: str) -> HttpResponse:
-    """A file response that honours one HTTP byte range (206), which video players need."""
-    content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    """A file response that honours one HTTP byte range (206), which video players need.
+
+    Every answer (whole, partial, 416, X-Accel) carries the headers of `media_headers`."""
+    headers = media_headers(content_type, filename)
+    response = _file_response(request, path, headers["Content-Type"])
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _file_response(request, path: str, content_type: str) -> HttpResponse:
     accel = _x_accel_response(path, content_type)
     if accel is not None:
         return accel

@@ -299,6 +299,13 @@ class EarlyStatus(models.Model):
 
 
 class Attachment(models.Model):
+    class DownloadState(models.TextChoices):
+        # The bytes are here, or there were none to fetch (encrypted media, a location).
+        STORED = "stored", "Stored"
+        # The provider's media could not be fetched: the message is kept with this
+        # placeholder and the download is retried (automatically with backoff, and on demand).
+        FAILED = "failed", "Failed to download"
+
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
     file = models.FileField(upload_to="attachments/%Y/%m/%d/", max_length=500, blank=True)
     filename = models.CharField(max_length=255, blank=True)
@@ -309,6 +316,11 @@ class Attachment(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # Where the provider keeps it (mxc:// URI, Graph media id, Telegram file_id…).
     provider_ref = models.CharField(max_length=500, blank=True)
+    download_state = models.CharField(
+        max_length=16, choices=DownloadState.choices, default=DownloadState.STORED
+    )
+    download_error = models.TextField(blank=True)
+    download_attempts = models.PositiveSmallIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.filename or self.file.name

@@ -7,6 +7,7 @@ use (communications/serializers.py), so a patch from an event and a fresh fetch 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -15,7 +16,8 @@ from rest_framework.exceptions import ValidationError
 
 from crm.models import Team
 
-from .access import access_conversation_by_id, visible_channel_ids
+from .access import access_conversation_by_id, can_see_channel, visible_channel_ids
+from .files import store_after_commit
 from .models import Attachment, Channel, Conversation, Message, RealtimeEvent
 from .selectors import (
     conversation_page,
@@ -30,6 +32,7 @@ from .serializers import (
     conversation_row_payload,
     message_row_payload,
 )
+from .services.attachments import request_download_retry
 from .services.send import SendRejected, send_message
 
 MAX_UPLOAD_BYTES = getattr(settings, "INBOX_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
@@ -90,8 +93,9 @@ def counts(request):
 def upload(request, conversation_id: int):
     """Store an uploaded file as an attachment of a new outbound message (or note).
 
-    The file is written inside send_message's transaction, before its event is recorded, so
-    nobody hears of the message before its file can be served.
+    The file is written once the message is committed, before its event is broadcast and its
+    delivery queued (communications/files.py): nobody hears of the message before its file
+    can be served, and a send that rolls back leaves no file behind.
     """
     conversation = access_conversation_by_id(request.user, conversation_id)
     uploaded = request.FILES.get("file")
@@ -104,24 +108,38 @@ def upload(request, conversation_id: int):
             {"detail": f"{uploaded.name} is larger than the {limit} MB limit"}, status=413
         )
     mime_type = uploaded.content_type or "application/octet-stream"
-    attachment = Attachment(
-        file=uploaded, filename=uploaded.name[:255], mime_type=mime_type, size=uploaded.size
-    )
+    attachment = Attachment(filename=uploaded.name[:255], mime_type=mime_type, size=uploaded.size)
     is_note = request.POST.get("kind") == Message.Kind.NOTE
     try:
-        outcome = send_message(
-            conversation=conversation,
-            user=request.user,
-            client_id=client_id,
-            content=request.POST.get("content", "")[:20000],
-            kind=Message.Kind.NOTE if is_note else _kind_for(mime_type),
-            attachments=(attachment,),
-        )
+        with transaction.atomic():
+            store_after_commit(attachment, uploaded, uploaded.name)
+            outcome = send_message(
+                conversation=conversation,
+                user=request.user,
+                client_id=client_id,
+                content=request.POST.get("content", "")[:20000],
+                kind=Message.Kind.NOTE if is_note else _kind_for(mime_type),
+                attachments=(attachment,),
+            )
     except SendRejected as exc:
         return JsonResponse({"detail": str(exc)}, status=400)
     return JsonResponse(
         MessageSerializer(outcome.message).data, status=201 if outcome.created else 200
     )
+
+
+@require_POST
+@login_required
+def retry_download(request, attachment_id: int):
+    """The placeholder's retry button: fetch the media again now. The attachment fills in
+    through a `message.updated` event when the bytes arrive."""
+    attachment = Attachment.objects.select_related("message").filter(pk=attachment_id).first()
+    if attachment is None or not can_see_channel(request.user, attachment.message.channel_id):
+        return JsonResponse({"detail": "attachment not found"}, status=404)
+    if attachment.download_state != Attachment.DownloadState.FAILED:
+        return JsonResponse({"detail": "this attachment is already downloaded"}, status=409)
+    request_download_retry(attachment)
+    return JsonResponse({"queued": True}, status=202)
 
 
 def inbox_counts(user) -> dict:

@@ -36,7 +36,17 @@ def display_name(first_name: str, last_name: str, username: str) -> str:
 # Each shape is defined once, by a function of a plain row (a dict, as `.values()` returns it):
 # the read endpoints build pages from rows without instantiating models (~50 µs a row), and
 # the functions taking a model only copy its columns into such a row.
-ATTACHMENT_COLUMNS = ("id", "filename", "mime_type", "size", "width", "height", "duration_ms")
+ATTACHMENT_COLUMNS = (
+    "id",
+    "filename",
+    "mime_type",
+    "size",
+    "width",
+    "height",
+    "duration_ms",
+    "download_state",
+    "download_error",
+)
 MESSAGE_COLUMNS = (
     "id",
     "conversation_id",
@@ -89,6 +99,9 @@ def attachment_row_payload(row: dict) -> dict:
         "width": row["width"],
         "height": row["height"],
         "duration_ms": row["duration_ms"],
+        # "failed": the media could not be fetched yet; the page shows a retry placeholder.
+        "download_state": row["download_state"],
+        "download_error": row["download_error"],
         "url": attachment_url(Attachment(id=row["id"])),
     }
 
@@ -231,7 +244,18 @@ class AttachmentSerializer(_PayloadSerializer):
 
     class Meta:
         model = Attachment
-        fields = ["id", "filename", "mime_type", "size", "width", "height", "duration_ms", "url"]
+        fields = [
+            "id",
+            "filename",
+            "mime_type",
+            "size",
+            "width",
+            "height",
+            "duration_ms",
+            "download_state",
+            "download_error",
+            "url",
+        ]
 
 
 class MessageSerializer(_PayloadSerializer):

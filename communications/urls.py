@@ -9,4 +9,9 @@ urlpatterns = [
     path("inbox/counts/", pages.counts, name="inbox-counts"),
     path("inbox/c/<int:conversation_id>/", pages.conversation_open, name="inbox-conversation"),
     path("inbox/c/<int:conversation_id>/upload/", pages.upload, name="inbox-upload"),
+    path(
+        "inbox/attachments/<int:attachment_id>/retry/",
+        pages.retry_download,
+        name="inbox-retry-download",
+    ),
 ]

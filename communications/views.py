@@ -1,8 +1,15 @@
-"""Media served to the inbox: signed link + the viewer's access, with byte ranges."""
+"""Media served to the inbox and to API clients: signed link + the viewer's access, with Range.
 
-from django.contrib.auth.decorators import login_required
+A browser with a session uses the link as is; an API client sends `Authorization: Token <key>`
+(the same token as the JSON API). Whoever may not see the attachment gets a 404; only a
+browser navigating to the link without a session is sent to the login page.
+"""
+
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.views.decorators.http import require_GET
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
 
 from .access import can_see_channel
 from .media import attachment_id_from_token, serve_file_with_range
@@ -10,17 +17,39 @@ from .models import Attachment
 
 
 @require_GET
-@login_required
 def attachment_media(request, token: str):
+    user = _viewer(request)
+    if user is None:
+        if _is_browser_navigation(request):
+            return redirect_to_login(request.get_full_path())
+        raise Http404("attachment not found")
     attachment = (
         Attachment.objects.select_related("message")
         .filter(pk=attachment_id_from_token(token))
         .first()
     )
-    if attachment is None or not can_see_channel(request.user, attachment.message.channel_id):
+    if attachment is None or not can_see_channel(user, attachment.message.channel_id):
         raise Http404("attachment not found")
     if not attachment.file:
         raise Http404("the file of this attachment has not been downloaded")
     return serve_file_with_range(
         request, attachment.file.path, attachment.mime_type, attachment.filename
+    )
+
+
+def _viewer(request):
+    """The session's user, else the API token's; None when neither (a bad token is None too:
+    the answer is the same 404 as for a link the client may not see)."""
+    if get_authorization_header(request):
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            return None
+        return found[0] if found else None
+    return request.user if request.user.is_authenticated else None
+
+
+def _is_browser_navigation(request) -> bool:
+    return not get_authorization_header(request) and "text/html" in request.headers.get(
+        "Accept", ""
     )

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own origin (the CSP allows no CDN)
+    "csp",
     "django_htmx",
     "django_celery_beat",
     "channels",
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -231,6 +234,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "communications.api.schema.empty_query_values_mean_absent",
     ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "communications.models.Conversation.Status",
         "MessageStatusEnum": "communications.models.Message.Status",
@@ -290,6 +295,30 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     # HSTS preloading cannot be undone quickly; it is the operator's call (SECURE_HSTS_PRELOAD).
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# --- Content-Security-Policy (django-csp; Django 6 has one built in) ------------------------
+# Every page: scripts and styles only from our own static files (no inline code, no
+# handlers in attributes, no CDN), so injected markup cannot run. Media answers carry their
+# own, stricter sandbox policy (communications/media.py) and are left alone here.
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/media/", "/api/v1/"],  # JSON needs no page policy
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: for the Connect WhatsApp QR code and the empty favicon; blob: for previews.
+        "img-src": [SELF, "data:", "blob:"],
+        "media-src": [SELF, "blob:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('communications', '0004_delivery_claim'),
+        ('communications', '0005_attachment_download_state'),
     ]
 
     operations = [

@@ -27,8 +27,10 @@ from crm.bulk_sql import delete_rows, insert_new_rows, insert_rows, update_rows
 from crm.models import Contact
 
 from .. import events
+from ..files import store_after_commit
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
 from ..serializers import conversation_payload, message_payload
+from .attachments import queue_download_retry
 from .coalesce import Coalescer
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class InboundAttachment:
     filename: str = ""
     data: bytes | None = None  # downloaded by the provider before ingest
     provider_ref: str = ""
+    # Why the provider could not fetch the bytes: stored as a placeholder, retried later.
+    download_error: str = ""
     width: int | None = None
     height: int | None = None
     duration_ms: int | None = None
@@ -473,8 +477,13 @@ def _store_attachments(
         )
         if inbound.data is not None:
             attachment.size = len(inbound.data)
-            attachment.file.save(attachment.filename, ContentFile(inbound.data), save=False)
+            store_after_commit(attachment, ContentFile(inbound.data), attachment.filename)
+        elif inbound.download_error:
+            attachment.download_state = Attachment.DownloadState.FAILED
+            attachment.download_error = inbound.download_error[:1000]
         attachment.save()
+        if attachment.download_state == Attachment.DownloadState.FAILED:
+            queue_download_retry(attachment.pk, attempts=0)
         stored.append(attachment)
     return stored
 

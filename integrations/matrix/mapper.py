@@ -35,7 +35,9 @@ from communications.services.receipts import apply_receipt
 from communications.services.send import update_status_by_external_id
 from crm.models import Contact
 
+from ..media import MediaFetchError
 from .client import MatrixClient, MatrixError
+from .media import download
 from .models import MatrixConnection, MatrixRoom
 from .numbers import room_channel
 from .rooms import join_and_remember, remember_room, room_for
@@ -332,10 +334,14 @@ def _content_of(
     if "org.matrix.msc3245.voice" in content:
         metadata["voice"] = True
     mxc = content.get("url", "")
-    data = None
+    data, download_error = None, ""
     if mxc:
-        # Stored before the message is announced: the ingest path saves these bytes.
-        data = MatrixClient.for_connection(room.connection, config).download(mxc)
+        # Stored before the message is announced: the ingest path saves these bytes. A failed
+        # download keeps the message, with a placeholder that is retried.
+        try:
+            data = download(room.connection, mxc, config)
+        except MediaFetchError as exc:
+            download_error = exc.reason
     else:
         metadata["media_unavailable"] = "encrypted or missing media"
     attachment = InboundAttachment(
@@ -343,6 +349,7 @@ def _content_of(
         filename=filename[:255],
         data=data,
         provider_ref=mxc,
+        download_error=download_error,
         width=info.get("w"),
         height=info.get("h"),
         duration_ms=info.get("duration"),

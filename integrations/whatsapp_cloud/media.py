@@ -65,17 +65,16 @@ def _check(response: requests.Response, what: str) -> None:
         raise MediaDownloadError(f"{what}: HTTP {response.status_code}", temporary=False)
 
 
-def with_media(
-    channel: Channel, messages: list[InboundMessage], *, give_up: bool
-) -> list[InboundMessage]:
+def with_media(channel: Channel, messages: list[InboundMessage]) -> list[InboundMessage]:
     """The messages with their attachments' bytes filled in.
 
-    A temporary failure raises (the caller retries) unless `give_up`; then, like a permanent
-    one, the message is stored without the bytes and says why in its metadata.
+    Media that cannot be fetched (Meta down, an expired id) never costs the message: its
+    attachment carries the reason and is stored as a placeholder that is retried
+    (communications.services.attachments).
     """
     done = []
     for message in messages:
-        attachments, errors = [], []
+        attachments = []
         for attachment in message.attachments:
             if attachment.data is not None or not attachment.provider_ref:
                 attachments.append(attachment)
@@ -83,16 +82,12 @@ def with_media(
             try:
                 data, mime_type = download_media(channel, attachment.provider_ref)
             except MediaDownloadError as exc:
-                if exc.temporary and not give_up:
-                    raise
-                errors.append(exc.reason)
-                attachments.append(attachment)
+                attachments.append(dataclasses.replace(attachment, download_error=exc.reason))
                 continue
             attachments.append(
                 dataclasses.replace(
                     attachment, data=data, mime_type=attachment.mime_type or mime_type
                 )
             )
-        metadata = {**message.metadata, "media_errors": errors} if errors else message.metadata
-        done.append(dataclasses.replace(message, attachments=tuple(attachments), metadata=metadata))
+        done.append(dataclasses.replace(message, attachments=tuple(attachments)))
     return done

@@ -98,7 +98,7 @@ def _handle(request, channel_id: int):
                 channel.pk,
                 exc_info=True,
             )
-    stored = process_payload(channel, payload, give_up_on_media=True)
+    stored = process_payload(channel, payload)
     return JsonResponse({"queued": False, "stored": stored})
 
 
@@ -118,11 +118,11 @@ def _phone_number_id(channel: Channel) -> str:
     return str(channel.config.get("phone_number_id", ""))
 
 
-def process_payload(channel: Channel, payload: dict, *, give_up_on_media: bool) -> int:
+def process_payload(channel: Channel, payload: dict) -> int:
     """Ingest the messages (media downloaded first) in one batch, then apply the statuses.
 
-    Returns how many messages were newly stored. Raises `MediaDownloadError` on a temporary
-    media failure unless `give_up_on_media`.
+    Returns how many messages were newly stored. Media that cannot be downloaded is stored as
+    a placeholder attachment and retried; the message is never held back for it.
     """
     parsed = parse_payload(payload, phone_number_id=_phone_number_id(channel))
     messages = parsed.messages
@@ -134,7 +134,7 @@ def process_payload(channel: Channel, payload: dict, *, give_up_on_media: bool) 
             ).values_list("external_id", flat=True)
         )
         messages = [m for m in messages if m.external_id not in known]
-        messages = with_media(channel, messages, give_up=give_up_on_media)
+        messages = with_media(channel, messages)
     results = ingest_messages(channel, messages) if messages else []
     for status in parsed.statuses:
         update_status_by_external_id(channel.pk, status.external_id, status.status, status.reason)

@@ -59,6 +59,7 @@ export const api = {
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
   upload: (id, formData) => request("POST", `/inbox/c/${id}/upload/`, formData, { form: true }),
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
+  retryDownload: (attachmentId) => request("POST", `/inbox/attachments/${attachmentId}/retry/`, {}),
   update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
   counts: () => request("GET", "/inbox/counts/"),

@@ -39,6 +39,14 @@ const thread = new Thread({
   teams: boot.teams,
   actions: {
     retry: (message) => composer.retry(message),
+    retryDownload: async (attachment) => {
+      try {
+        await api.retryDownload(attachment.id);
+      } catch (error) {
+        toast(`Could not retry the download: ${error.detail || error.message}`);
+        throw error;
+      }
+    },
     lightbox,
     toast,
     updateConversation: async (id, changes) => {

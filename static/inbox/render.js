@@ -8,6 +8,8 @@ export function el(tag, attrs = {}, ...children) {
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
+    // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    else if (key === "style") node.style.cssText = value;
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
@@ -178,7 +180,31 @@ function fallBackToDownload(node, attachment) {
   node.replaceWith(downloadLink(attachment));
 }
 
+// Media the provider could not give us yet: the message is kept, the file is retried.
+function downloadPlaceholder(attachment, actions) {
+  const button = el("button", { type: "button", class: "retry-download", text: "Retry" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    button.textContent = "Retrying…";
+    try {
+      await actions.retryDownload(attachment);
+    } catch {
+      button.disabled = false;
+      button.textContent = "Retry";
+    }
+  });
+  return el(
+    "div",
+    { class: "file download-failed", dataset: { attachmentId: attachment.id } },
+    el("span", { class: "file-icon", "aria-hidden": "true", text: "⚠" }),
+    el("span", { class: "file-name", text: attachment.filename || "attachment" }),
+    el("span", { class: "file-size", title: attachment.download_error || "", text: "couldn't download — retry" }),
+    button,
+  );
+}
+
 export function renderAttachment(attachment, actions) {
+  if (attachment.download_state === "failed") return downloadPlaceholder(attachment, actions);
   if (attachment.uploading) {
     return el("div", { class: "file uploading" }, el("span", { class: "file-name", text: attachment.filename }),
       el("span", { class: "file-size", text: "uploading…" }));

@@ -46,10 +46,12 @@ message = Message.objects.create(
 )
 item = Attachment(message=message, filename="clip.mp4", mime_type="video/mp4", size=1000)
 item.file.save("clip.mp4", ContentFile(bytes(i % 251 for i in range(1000))), save=True)
+page = Attachment(message=message, filename="invoice.html", mime_type="text/html", size=30)
+page.file.save("invoice.html", ContentFile(b"<script>alert(document.cookie)</script>"), save=True)
 client = Client()
 client.force_login(user)
 print(json.dumps({"cookie": client.cookies["sessionid"].value, "url": attachment_url(item),
-                  "file": item.file.name}))
+                  "file": item.file.name, "html_url": attachment_url(page)}))
 """
 
 
@@ -206,6 +208,7 @@ http {{
             "cookie": app["cookie"],
             "media_url": app["url"],
             "media_file": app["file"],
+            "html_url": app["html_url"],
             "daphne_logs": logs,
             "nginx_check": checked.stderr,
         }
@@ -268,10 +271,30 @@ def test_protected_media_range_is_served_by_nginx_after_django_checks(stack):
 
     # Without a session Django refuses before any redirect; the internal location is closed.
     status, _, body = request(stack, "GET", stack["media_url"], {"Range": "bytes=0-9"})
-    assert status == 302  # to the login page
+    assert status == 404  # not a browser page load: no login redirect
     assert body != MEDIA_BYTES[:10]
+    status, headers, _ = request(stack, "GET", stack["media_url"], {"Accept": "text/html"})
+    assert status == 302 and "/accounts/login/" in headers["Location"]
     status, _, _ = request(stack, "GET", f"/protected-media/{stack['media_file']}")
     assert status == 404
+
+
+def test_media_served_by_nginx_keeps_the_safe_headers(stack):
+    """X-Accel path: an inline video and an uploaded HTML "document" (a download, no script)."""
+    cookie = {"Cookie": f"sessionid={stack['cookie']}"}
+    status, headers, _ = request(stack, "GET", stack["media_url"], cookie)
+    assert status == 200
+    assert headers["Content-Disposition"].startswith("inline")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in headers["Content-Security-Policy"]
+    assert "X-Accel-Redirect" not in headers
+
+    status, headers, body = request(stack, "GET", stack["html_url"], cookie)
+    assert status == 200 and body == b"<script>alert(document.cookie)</script>"
+    assert headers["Content-Disposition"] == 'attachment; filename="invoice.html"'
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "sandbox" in headers["Content-Security-Policy"]
 
 
 def test_websocket_upgrade_reaches_daphne(stack):

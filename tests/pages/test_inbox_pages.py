@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from communications import pages
+from communications import events, pages
 from communications.models import Attachment, Message, RealtimeEvent
 from tests import factories
 
@@ -125,21 +125,28 @@ def upload(browser, conversation, client_id="c-1", name="photo.png", data=b"\x89
     )
 
 
+@pytest.mark.django_db(transaction=True)
 def test_upload_stores_the_file_before_the_message_event(
-    browser, conversation, settings, tmp_path, django_capture_on_commit_callbacks
+    browser, conversation, settings, tmp_path, monkeypatch
 ):
     settings.MEDIA_ROOT = tmp_path
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = upload(browser, conversation)
+    files_at_broadcast = []
+
+    def broadcast(items):
+        files_at_broadcast.append([str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png")])
+
+    monkeypatch.setattr(events, "broadcast_events", broadcast)
+    response = upload(browser, conversation)
     assert response.status_code == 201
     message = Message.objects.get(client_id="c-1")
-    assert message.kind == "image" and message.status == "pending"
+    assert message.kind == "image"
     attachment = message.attachments.get()
+    # Written after commit, but before anybody is told of the message.
+    assert files_at_broadcast[0] == [attachment.file.name]
     assert attachment.file.read() == b"\x89PNG...."
     assert attachment.size == 8 and attachment.mime_type == "image/png"
     event = RealtimeEvent.objects.get(type="message.created", payload__id=message.pk)
     assert event.payload["attachments"][0]["filename"] == "photo.png"
-    assert len(callbacks) >= 1  # the broadcast waits for commit, after the file was written
     assert response.json()["attachments"][0]["url"].startswith("/media/a/")
 
 

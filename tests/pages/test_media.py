@@ -64,9 +64,37 @@ def test_a_leaked_url_is_404_for_a_manager_of_another_team(attachment):
     assert client.get(attachment_url(attachment)).status_code == 404
 
 
-def test_anonymous_is_sent_to_the_login(attachment):
-    response = Client().get(attachment_url(attachment))
+def test_a_browser_without_a_session_is_sent_to_the_login(attachment):
+    response = Client().get(attachment_url(attachment), HTTP_ACCEPT="text/html,*/*;q=0.8")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_anything_else_without_credentials_is_404_not_a_login_page(attachment):
+    response = Client().get(attachment_url(attachment), HTTP_ACCEPT="*/*")
+    assert response.status_code == 404
+
+
+def test_an_api_client_with_a_token_gets_the_file(api, attachment, count_queries):
+    url = attachment_url(attachment)
+    with count_queries() as counter:
+        response = api.get(url, HTTP_RANGE="bytes=0-9", HTTP_ACCEPT="text/html")
+    # token with its user, the attachment with its message, visible channels
+    assert counter.count == 3, counter.explain()
+    assert response.status_code == 206 and body(response) == DATA[:10]
+
+
+def test_an_api_client_without_access_or_with_a_bad_token_gets_404(attachment):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    outsider = factories.UserFactory(username="api-outsider")
+    factories.TeamFactory().members.add(outsider)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=outsider).key}")
+    assert client.get(attachment_url(attachment), HTTP_ACCEPT="text/html").status_code == 404
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-key")
+    response = client.get(attachment_url(attachment), HTTP_ACCEPT="text/html")
+    assert response.status_code == 404 and "Location" not in response
 
 
 def test_forged_and_expired_links_are_404(browser, attachment, monkeypatch):

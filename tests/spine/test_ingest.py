@@ -130,17 +130,20 @@ def test_outbound_from_elsewhere_is_stored_as_sent_not_inbound(channel):
     assert Conversation.objects.get().unread_count == 1
 
 
-def test_attachment_is_stored_with_the_message(channel, settings, tmp_path):
+def test_attachment_is_stored_with_the_message(
+    channel, settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.MEDIA_ROOT = tmp_path
-    result = ingest_message(
-        channel,
-        inbound(
-            external_id="img",
-            text="",
-            kind="image",
-            attachments=(InboundAttachment("image/png", "p.png", data=b"\x89PNG fake"),),
-        ),
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        result = ingest_message(
+            channel,
+            inbound(
+                external_id="img",
+                text="",
+                kind="image",
+                attachments=(InboundAttachment("image/png", "p.png", data=b"\x89PNG fake"),),
+            ),
+        )
     attachment = result.message.attachments.get()
     assert attachment.size == 9
     assert attachment.file.read() == b"\x89PNG fake"

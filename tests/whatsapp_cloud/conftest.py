@@ -33,6 +33,8 @@ class FakeGraphApi:
         # Answers for /…/messages, in order, as (status, json body); then a success.
         self.message_answers: list[tuple[int, dict]] = []
         self.media: dict[str, tuple[bytes, str]] = {}
+        # Statuses the media lookup of an id answers first, in order, before it succeeds.
+        self.media_failures: dict[str, list[int]] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,6 +78,10 @@ class FakeGraphApi:
                 if self.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
                     return self._answer(401, b'{"error":{"code":190}}', "application/json")
                 parts = self.path.strip("/").split("/")
+                failures = outer.media_failures.get(parts[-1])
+                if parts[0] != "media-bytes" and failures:
+                    status = failures.pop(0)
+                    return self._answer(status, b'{"error":{"code":2}}', "application/json")
                 if parts[0] == "media-bytes" and parts[-1] in outer.media:
                     data, mime_type = outer.media[parts[-1]]
                     return self._answer(200, data, mime_type)

@@ -1,0 +1,33 @@
+"""Fetching an attachment's media again from the provider that first named it.
+
+Used by the retry of a download that failed at ingest (communications.services.attachments):
+an `mxc://` URI comes from the Matrix homeserver, any other reference on a WhatsApp channel
+is a Cloud API media id.
+"""
+
+from communications.models import Attachment, Channel
+
+
+class MediaFetchError(Exception):
+    """The media could not be fetched this time; `reason` is shown to staff as it is."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def fetch_attachment(attachment: Attachment) -> tuple[bytes, str]:
+    """The bytes and MIME type of the attachment's media. Raises MediaFetchError."""
+    ref = attachment.provider_ref
+    if ref.startswith("mxc://"):
+        from .matrix.media import download_for_message
+
+        return download_for_message(attachment.message, ref)
+    if ref and attachment.message.channel.kind == Channel.Kind.WHATSAPP:
+        from .whatsapp_cloud.media import MediaDownloadError, download_media
+
+        try:
+            return download_media(attachment.message.channel, ref)
+        except MediaDownloadError as exc:
+            raise MediaFetchError(exc.reason) from exc
+    raise MediaFetchError("this attachment's media cannot be fetched again")
