@@ -9,10 +9,8 @@ from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone
 
-from integrations.base import PermanentDeliveryError, TemporaryDeliveryError
-from integrations.registry import provider_for
-
 from .models import EarlyStatus, Message, RealtimeEvent
+from .providers import PermanentDeliveryError, TemporaryDeliveryError, provider_for
 from .services.send import queue_delivery, retry_delay, update_message_status
 
 logger = logging.getLogger(__name__)
