@@ -426,8 +426,7 @@ def _broadcast_presence(user, kind: str, conversation_id):
 
 def _send_typing_to_channel(conversation, user) -> None:
     """The provider's optional `send_typing` hook; failures are logged, never raised."""
-    from integrations.base import DeliveryError
-    from integrations.registry import provider_for
+    from .providers import DeliveryError, provider_for
 
     try:
         provider = provider_for(conversation.channel)

@@ -356,7 +356,7 @@ class ConversationSerializer(_PayloadSerializer):
 
 
 def conversation_detail_payload(conversation: Conversation) -> dict:
-    from integrations.registry import reply_unavailable_reason
+    from .providers import reply_unavailable_reason
 
     payload = conversation_payload(conversation, with_orders=True)
     payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel)

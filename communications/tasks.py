@@ -9,14 +9,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from integrations.base import (
+from .models import EarlyStatus, Message, RealtimeEvent
+from .providers import (
     AmbiguousDeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    provider_for,
 )
-from integrations.registry import provider_for
-
-from .models import EarlyStatus, Message, RealtimeEvent
 from .services import delivery
 from .services.send import queue_delivery, update_message_status
 

@@ -20,6 +20,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", login_view, name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The API channel's inbound endpoint belongs to its provider, under the same public path.
+    path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("communications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file (the CSP refuses inline scripts);

@@ -5,6 +5,10 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
 
     def ready(self):
+        # Plug our providers (API, WhatsApp Cloud / Matrix by mode) into the core's registry.
+        from .registry import register_providers
+
+        register_providers()
         # Matrix sync lag in /health/ (not required: appservice-only deployments have no sync).
         from crm.health import register_check
 

@@ -1,9 +1,11 @@
-"""Which provider carries a channel's messages."""
+"""Which provider carries a channel's messages: integrations' registrations into the core's
+registry (`communications.providers`), made by `IntegrationsConfig.ready()`."""
 
 from communications.models import Channel
+from communications.providers import provider_for, register_provider, reply_unavailable_reason
 
 from .api.provider import ApiChannelProvider
-from .base import PermanentDeliveryError, Provider
+from .base import PermanentDeliveryError
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
@@ -36,25 +38,14 @@ def _whatsapp_provider_class() -> type | None:
 # --- end WhatsApp mode switch ----------------------------------------------------------------
 
 
-def provider_for(channel: Channel) -> Provider:
-    if channel.kind == Channel.Kind.WHATSAPP:
-        return _whatsapp_provider_class()(channel)
-    provider_class = PROVIDERS.get(channel.kind)
-    if provider_class is None:
-        raise PermanentDeliveryError(
-            f"sending through {channel.get_kind_display()} channels is not available in this "
-            "version of Switchboard yet"
-        )
-    return provider_class(channel)
+def _whatsapp_provider(channel: Channel):
+    return _whatsapp_provider_class()(channel)
 
 
-def reply_unavailable_reason(channel: Channel) -> str:
-    """Why replies cannot be sent on this channel in this version ("" when they can): shown
-    above the reply box before anyone types, not only as a failed message after."""
-    try:
-        provider = provider_for(channel)
-    except PermanentDeliveryError as exc:
-        return exc.reason
-    # A provider may know more about this channel (a WhatsApp number that was disconnected).
-    unavailable = getattr(provider, "reply_unavailable", None)
-    return unavailable() if unavailable else ""
+def register_providers() -> None:
+    for kind, provider_class in PROVIDERS.items():
+        register_provider(kind, provider_class)
+    register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)
+
+
+__all__ = ["provider_for", "register_providers", "reply_unavailable_reason"]

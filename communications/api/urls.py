@@ -1,7 +1,5 @@
 from django.urls import path
 
-from integrations.api.views import ApiChannelInboundView
-
 from . import views
 
 urlpatterns = [
@@ -23,9 +21,4 @@ urlpatterns = [
     ),
     path("messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
-    path(
-        "channels/<int:channel_id>/inbound/",
-        ApiChannelInboundView.as_view(),
-        name="api-channel-inbound",
-    ),
 ]

@@ -1,5 +1,5 @@
 """WhatsApp through Meta's Cloud API: the `classical` side of the WhatsApp mode switch (R6).
 
 Webhook: `/webhooks/whatsapp/<channel_id>/` (GET verification, POST signed deliveries).
-Outbound: `CloudApiProvider`, registered in `integrations.registry.WHATSAPP_PROVIDERS`.
+Outbound: `CloudApiProvider`, registered by `integrations.registry.register_providers()` (WhatsApp mode "classical").
 """

@@ -148,8 +148,7 @@ def test_typing_hook_is_throttled_per_conversation_and_its_errors_stay_off_the_s
     memory_layer, monkeypatch
 ):
     """No Synapse needed: a provider whose `send_typing` counts, then one that raises."""
-    from communications import consumers
-    from integrations import registry
+    from communications import consumers, providers
 
     channel = factories.ChannelFactory()
     team = factories.TeamFactory()
@@ -168,7 +167,7 @@ def test_typing_hook_is_throttled_per_conversation_and_its_errors_stay_off_the_s
                 raise RuntimeError("platform down")
             calls.append((conv.pk, user.pk, clock.now))  # the test waits before moving it
 
-    monkeypatch.setattr(registry, "provider_for", Provider)
+    monkeypatch.setattr(providers, "provider_for", Provider)
     clock = _Clock()
     monkeypatch.setattr(consumers, "time", clock)
     cookies = {}

@@ -1,0 +1,101 @@
+"""The provider interface every channel implements, and the registry channels plug into.
+
+A provider only translates: inbound payloads into `InboundMessage`s for the ingest path, and a
+stored outbound `Message` into one call to its platform. Storing, dedup, retries, statuses and
+realtime events belong to the funnels in `communications.services`, never to a provider.
+
+The core owns this interface and never imports a provider: each provider app registers itself
+in its `AppConfig.ready()` with `register_provider(kind, factory)`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .models import Channel, Message
+
+
+class DeliveryError(Exception):
+    """The platform did not take the message. `reason` is shown to staff as it is."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Worth retrying later: timeouts, 5xx, rate limits, the homeserver being down."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: rejected recipient, outside the messaging window, bad config."""
+
+
+class AmbiguousDeliveryError(DeliveryError):
+    """The request may have reached the platform but its answer did not reach us (a read
+    timeout, a connection dropped after the body was sent). On a provider whose resend is
+    not safe the message becomes "unknown" for staff to decide; one with `resend_is_safe`
+    (Matrix: the transaction id returns the first event) simply retries."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    external_id: str | None = None
+
+
+class Provider(Protocol):
+    kind: str
+    # True when sending the same message again cannot double it on the platform (an
+    # idempotency key the platform honours). Then a worker that died mid-call, or an
+    # ambiguous timeout, is retried; otherwise the message becomes "unknown" for staff.
+    resend_is_safe: bool
+
+    def __init__(self, channel: Channel): ...
+
+    def send(self, message: Message) -> SendResult:
+        """Deliver one stored outbound message; idempotent by `message.pk` where possible."""
+        ...
+
+    # Optional hooks: a provider that does not define one simply lacks the feature.
+    #
+    # def send_typing(self, conversation: Conversation, user) -> None:
+    #     """A manager is typing in `conversation`: show it to the customer where the channel
+    #     can (one short-lived notice; the inbox socket calls it at most every 3 s per
+    #     conversation, off the event loop). Errors may raise: the caller logs them."""
+    #
+    # Inbound translation lives in each provider's own webhook view, which hands
+    # `InboundMessage`s to `communications.services.ingest`. A provider says why it cannot
+    # reply by raising `PermanentDeliveryError` from its factory (see `reply_unavailable_reason`).
+
+
+# channel kind → factory(channel) → Provider. A provider class is such a factory; a kind whose
+# provider depends on runtime settings (WhatsApp's mode switch) registers a resolver function.
+ProviderFactory = Callable[[Channel], Provider]
+_FACTORIES: dict[str, ProviderFactory] = {}
+
+
+def register_provider(kind: str, factory: ProviderFactory) -> None:
+    """Called from a provider app's `AppConfig.ready()`; registering a kind again replaces it."""
+    _FACTORIES[kind] = factory
+
+
+def provider_for(channel: Channel) -> Provider:
+    factory = _FACTORIES.get(channel.kind)
+    if factory is None:
+        raise PermanentDeliveryError(
+            f"sending through {channel.get_kind_display()} channels is not available in this "
+            "version of Switchboard yet"
+        )
+    return factory(channel)
+
+
+def reply_unavailable_reason(channel: Channel) -> str:
+    """Why replies cannot be sent on this channel in this version ("" when they can): shown
+    above the reply box before anyone types, not only as a failed message after."""
+    try:
+        provider = provider_for(channel)
+    except PermanentDeliveryError as exc:
+        return exc.reason
+    # A provider may know more about this channel (a WhatsApp number that was disconnected).
+    unavailable = getattr(provider, "reply_unavailable", None)
+    return unavailable() if unavailable else ""
