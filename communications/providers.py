@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import Channel, Message
+from .models import Attachment, Channel, Message
 
 
 class DeliveryError(Exception):
@@ -99,3 +99,28 @@ def reply_unavailable_reason(channel: Channel) -> str:
     # A provider may know more about this channel (a WhatsApp number that was disconnected).
     unavailable = getattr(provider, "reply_unavailable", None)
     return unavailable() if unavailable else ""
+
+
+# --- Media that failed to download at ingest is fetched again through the provider. -------
+class MediaFetchError(Exception):
+    """The media could not be fetched this time; `reason` is shown to staff as it is."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+MediaFetcher = Callable[[Attachment], tuple[bytes, str]]
+_MEDIA_FETCHERS: list[MediaFetcher] = []
+
+
+def register_media_fetcher(fetcher: MediaFetcher) -> None:
+    """`fetcher(attachment)` → (bytes, MIME type), or MediaFetchError."""
+    if fetcher not in _MEDIA_FETCHERS:
+        _MEDIA_FETCHERS.append(fetcher)
+
+
+def fetch_attachment(attachment: Attachment) -> tuple[bytes, str]:
+    if not _MEDIA_FETCHERS:
+        raise MediaFetchError("no provider can fetch this attachment's media")
+    return _MEDIA_FETCHERS[0](attachment)

@@ -12,11 +12,13 @@ from django.utils import timezone
 from .models import EarlyStatus, Message, RealtimeEvent
 from .providers import (
     AmbiguousDeliveryError,
+    MediaFetchError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    fetch_attachment,
     provider_for,
 )
-from .services import delivery
+from .services import attachments, delivery
 from .services.send import queue_delivery, update_message_status
 
 logger = logging.getLogger(__name__)
@@ -178,3 +180,18 @@ def _delete_older_than(model, cutoff, batch_size: int) -> int:
         if not ids:
             return deleted
         deleted += model.objects.filter(pk__in=ids).delete()[0]
+
+
+@shared_task(acks_late=True)
+def retry_attachment_download(attachment_id: int, manual: bool = False) -> str:
+    """Fetch a placeholder attachment's media once more. Safe to run twice: a stored one is
+    skipped, and only the first of two concurrent successes fills it in."""
+    attachment = attachments.failed_attachment(attachment_id)
+    if attachment is None:
+        return "skipped"
+    try:
+        data, mime_type = fetch_attachment(attachment)
+    except MediaFetchError as exc:
+        attachments.record_download_failure(attachment_id, exc.reason, automatic=not manual)
+        return "failed"
+    return "stored" if attachments.record_download(attachment_id, data, mime_type) else "skipped"

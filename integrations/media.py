@@ -6,14 +6,7 @@ is a Cloud API media id.
 """
 
 from communications.models import Attachment, Channel
-
-
-class MediaFetchError(Exception):
-    """The media could not be fetched this time; `reason` is shown to staff as it is."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+from communications.providers import MediaFetchError
 
 
 def fetch_attachment(attachment: Attachment) -> tuple[bytes, str]:

@@ -2,10 +2,16 @@
 registry (`communications.providers`), made by `IntegrationsConfig.ready()`."""
 
 from communications.models import Channel
-from communications.providers import provider_for, register_provider, reply_unavailable_reason
+from communications.providers import (
+    provider_for,
+    register_media_fetcher,
+    register_provider,
+    reply_unavailable_reason,
+)
 
 from .api.provider import ApiChannelProvider
 from .base import PermanentDeliveryError
+from .media import fetch_attachment
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
@@ -46,6 +52,7 @@ def register_providers() -> None:
     for kind, provider_class in PROVIDERS.items():
         register_provider(kind, provider_class)
     register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)
+    register_media_fetcher(fetch_attachment)
 
 
 __all__ = ["provider_for", "register_providers", "reply_unavailable_reason"]

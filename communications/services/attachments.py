@@ -4,7 +4,8 @@ An inbound message is never dropped because its media failed to download: ingest
 with an attachment in state FAILED (the reason in `download_error`), and this module retries
 the download, automatically with exponential backoff (`queue_download_retry`, after commit)
 and on demand from the inbox. The bytes come from the provider
-(`integrations.media.fetch_attachment`, run by `integrations.tasks.retry_attachment_download`);
+(`communications.providers.fetch_attachment`, which integrations register, run by
+`communications.tasks.retry_attachment_download`);
 when they arrive the attachment is filled in and a `message.updated` event goes out.
 """
 
@@ -30,7 +31,7 @@ def retry_delay(attempts: int) -> int:
 def queue_download_retry(attachment_id: int, *, attempts: int) -> None:
     """Schedule the next automatic download attempt after the surrounding transaction
     commits."""
-    from integrations.tasks import retry_attachment_download
+    from ..tasks import retry_attachment_download
 
     delay = retry_delay(attempts)
     transaction.on_commit(
@@ -40,7 +41,7 @@ def queue_download_retry(attachment_id: int, *, attempts: int) -> None:
 
 def request_download_retry(attachment: Attachment) -> None:
     """A manager asked for the download now (the inbox's retry button)."""
-    from integrations.tasks import retry_attachment_download
+    from ..tasks import retry_attachment_download
 
     transaction.on_commit(
         lambda: retry_attachment_download.apply_async((attachment.pk,), {"manual": True})

@@ -12,7 +12,7 @@ def process_whatsapp_delivery(self, channel_id: int, payload: dict) -> int:
     """Download the media of one webhook delivery, then ingest it (idempotent by wamid).
 
     Media that fails to download is stored as a placeholder and retried on its own
-    (integrations.tasks.retry_attachment_download): the message is stored now either way."""
+    (communications.tasks.retry_attachment_download): the message is stored now either way."""
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return 0
