@@ -4,10 +4,12 @@ from communications.models import Channel
 
 from .api.provider import ApiChannelProvider
 from .base import PermanentDeliveryError, Provider
+from .email.provider import EmailProvider
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
     Channel.Kind.API: ApiChannelProvider,
+    Channel.Kind.EMAIL: EmailProvider,
 }
 
 
