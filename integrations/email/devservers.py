@@ -167,6 +167,7 @@ class SmtpServer:
     def stop(self) -> None:
         if self._controller:
             self._controller.stop()
+            self._controller = None
 
     def __enter__(self):
         return self.start()

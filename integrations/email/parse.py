@@ -25,12 +25,16 @@ MAX_STORED_HTML = 200_000
 MAX_REFERENCES = 50
 
 # What HTML mail may keep: nh3's safe defaults (no script/style/on*) plus layout attributes
-# mail clients rely on. Images stay, with their source moved aside (see `block_remote_images`).
+# mail clients rely on. Image sources are checked by nh3, then moved aside (see `block_remote_images`).
 HTML_ATTRIBUTES = {
     "*": {"align", "valign", "width", "height", "colspan", "rowspan", "dir"},
-    "img": {"alt", "data-src", "width", "height"},
+    "img": {"alt", "src", "width", "height"},
     "a": {"href", "title"},
 }
+
+
+# Links and images may point only here; `cid:` names an inline image of the same mail.
+URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 
 
 @dataclass
@@ -111,7 +115,9 @@ def parse_mail(raw: bytes) -> ParsedMail:
 
 
 def sanitise_html(markup: str) -> str:
-    return block_remote_images(nh3.clean(markup, attributes=HTML_ATTRIBUTES))
+    return block_remote_images(
+        nh3.clean(markup, attributes=HTML_ATTRIBUTES, url_schemes=URL_SCHEMES)
+    )
 
 
 _IMG_SRC = re.compile(r"<img\b([^>]*?)\bsrc=(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
