@@ -134,15 +134,14 @@ def _answered_message(message: Message) -> Message | None:
         picked = Message.objects.filter(pk=message.reply_to_id).first()
         if picked is not None and picked.external_id:
             return picked
+    # By arrival (id), not by Date header: a customer's clock, or a Date in whole seconds,
+    # must not make our own earlier reply look newer than the mail that answered it.
     return (
         Message.objects.filter(
-            conversation_id=message.conversation_id,
-            external_id__isnull=False,
-            created_at__lte=message.created_at,
+            conversation_id=message.conversation_id, external_id__isnull=False, pk__lt=message.pk
         )
-        .exclude(pk=message.pk)
         .exclude(kind=Message.Kind.NOTE)
-        .order_by("-created_at", "-id")
+        .order_by("-id")
         .first()
     )
 
@@ -155,7 +154,7 @@ def _recipient(message: Message, parent: Message | None) -> str:
         else Message.objects.filter(
             conversation_id=message.conversation_id, direction=Message.Direction.INBOUND
         )
-        .order_by("-created_at", "-id")
+        .order_by("-id")
         .first()
     )
     if last_inbound is not None:
