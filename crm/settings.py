@@ -184,6 +184,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.matrix.tasks.recover_stale_backfills",
         "schedule": 60.0,
     },
+    # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
+    "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
 }
 
 # --- Auth, API ------------------------------------------------------------------------------

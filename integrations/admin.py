@@ -1,3 +1,4 @@
 """Admin registrations of the integrations, one module per provider."""
 
+from .email import admin as email_admin  # noqa: F401
 from .matrix import admin as matrix_admin  # noqa: F401

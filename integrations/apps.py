@@ -16,6 +16,8 @@ class IntegrationsConfig(AppConfig):
 
         register_check("matrix_sync", sync_health, required=False)
         # Celery finds `<app>.tasks` by itself; the Matrix tasks live one level down.
+        # Email: beat's mailbox poll.
+        from .email import tasks as _email_tasks  # noqa: F401
         from .matrix import tasks as _matrix_tasks  # noqa: F401
 
         # WhatsApp Cloud API: media deliveries are processed in this task.

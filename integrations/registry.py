@@ -11,11 +11,13 @@ from communications.providers import (
 
 from .api.provider import ApiChannelProvider
 from .base import PermanentDeliveryError
+from .email.provider import EmailProvider
 from .media import fetch_attachment
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
     Channel.Kind.API: ApiChannelProvider,
+    Channel.Kind.EMAIL: EmailProvider,
 }
 
 
