@@ -56,7 +56,9 @@ def test_html_is_sanitised_and_remote_images_blocked():
     assert mail.text == "Hi there\nx"  # the script and style are gone, not turned into text
 
 
-def test_a_10_mb_attachment_is_stored_before_the_message_is_announced(account, imap):
+def test_a_10_mb_attachment_is_stored_before_the_message_is_announced(
+    account, imap, django_capture_on_commit_callbacks
+):
     from email.message import EmailMessage
 
     data = os.urandom(10 * 1024 * 1024)
@@ -70,7 +72,8 @@ def test_a_10_mb_attachment_is_stored_before_the_message_is_announced(account, i
         b"\x89PNG fake", maintype="image", subtype="png", filename="logo.png", cid="<logo@x>"
     )
     imap.append(bytes(mail))
-    poll_account(account)
+    with django_capture_on_commit_callbacks(execute=True):  # files are written after commit
+        poll_account(account)
     message = Message.objects.get(channel=account.channel)
     assert message.content == "see attached"
     attachments = {a.filename: a for a in message.attachments.all()}
