@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { Composer } from "./composer.js";
 import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
+import { layout } from "./layout.js";
 import { el } from "./render.js";
 import { Thread } from "./thread.js";
 
@@ -62,7 +63,8 @@ list.show(boot.conversations, boot.next_cursor);
 let viewingTimer = null;
 async function openConversation(id) {
   list.markSelected(id);
-  history.replaceState(null, "", `${location.pathname}${location.search}#c${id}`);
+  history.replaceState(history.state, "", `${location.pathname}${location.search}#c${id}`);
+  layout.show("thread");
   let conversation;
   try {
     conversation = await thread.open(id);
@@ -191,7 +193,7 @@ function readFilters() {
 }
 function applyFilters() {
   const values = readFilters();
-  history.replaceState(null, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
+  history.replaceState(history.state, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
   for (const chip of document.querySelectorAll(".chip[data-status]")) {
     chip.setAttribute("aria-pressed", (values.status || "") === chip.dataset.status ? "true" : "false");
   }
