@@ -5,7 +5,6 @@ Built to stay fast with millions of messages: no full-table counts on the big li
 select_related, raw id widgets instead of giant dropdowns.
 """
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
@@ -13,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from . import events
+from .channel_forms import channel_form_for, fieldsets_for, settings_for
 from .models import (
     Attachment,
     Channel,
@@ -44,50 +44,6 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-# Secrets a channel may hold, by what they are for; each is a write-only field in the form.
-CHANNEL_SECRETS = {
-    "inbound_token": "API channel: token integrators send as 'Authorization: Bearer …'.",
-    "callback_secret": "API channel: HMAC secret that signs outbound callbacks.",
-    "access_token": "WhatsApp Cloud API: system-user access token.",
-    "app_secret": "WhatsApp Cloud API: app secret that signs Meta's webhooks.",
-    "verify_token": "WhatsApp Cloud API: the verify token set in Meta's webhook settings.",
-}
-
-
-class ChannelForm(forms.ModelForm):
-    """Secrets are write-only: a blank field keeps the stored value."""
-
-    class Meta:
-        model = Channel
-        fields = ["kind", "name", "config", "teams", "is_active"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        stored = (self.instance.secrets or {}) if self.instance.pk else {}
-        for key, purpose in CHANNEL_SECRETS.items():
-            state = "set: leave blank to keep it" if stored.get(key) else "not set"
-            self.fields[key].help_text = f"{purpose} ({state})"
-
-    def save(self, commit=True):
-        channel = super().save(commit=False)
-        stored = dict(channel.secrets or {})
-        for key in CHANNEL_SECRETS:
-            value = self.cleaned_data.get(key)
-            if value:
-                stored[key] = value
-        channel.secrets = stored
-        if commit:
-            channel.save()
-            self.save_m2m()
-        return channel
-
-
-for _key, _purpose in CHANNEL_SECRETS.items():
-    ChannelForm.base_fields[_key] = ChannelForm.declared_fields[_key] = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), help_text=_purpose
-    )
-
-
 class ChangesAccessAdmin(admin.ModelAdmin):
     """For what decides who sees which channel (channels, teams, users): once a save or a
     delete commits, open inboxes re-read their access (joined channels, a reload)."""
@@ -107,15 +63,47 @@ class ChangesAccessAdmin(admin.ModelAdmin):
 
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
-    form = ChannelForm
+    """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
+    (`?kind=` picks it; a small script reloads the page when the select changes)."""
+
     list_display = ["name", "kind", "is_active", "secrets_set"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name"]
     filter_horizontal = ["teams"]
 
+    class Media:
+        js = ["admin_sb/channel_kind.js"]
+
+    def _kind(self, request, obj) -> str | None:
+        if obj is not None:
+            return obj.kind
+        kind = request.POST.get("kind") or request.GET.get("kind")
+        return kind if kind in Channel.Kind.values else None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = channel_form_for(self._kind(request, obj))
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        return fieldsets_for(self._kind(request, obj), adding=obj is None)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["kind"] if obj is not None else []
+
+    def get_changeform_initial_data(self, request):
+        return {**super().get_changeform_initial_data(request), "kind": self._kind(request, None)}
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new channel's settings are on its change page: go there rather than to the list.
+        if "_addanother" not in request.POST and "_popup" not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)
+
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:
-        return ", ".join(sorted(obj.secrets)) or "—"
+        labels = {key: label for key, (label, _) in settings_for(obj.kind).secrets.items()}
+        return ", ".join(sorted(labels.get(key, key) for key in obj.secrets)) or "—"
 
 
 @admin.register(Conversation)
