@@ -66,7 +66,7 @@ class ChannelAdmin(ChangesAccessAdmin):
     """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
     (`?kind=` picks it; a small script reloads the page when the select changes)."""
 
-    list_display = ["name", "kind", "is_active", "secrets_set"]
+    list_display = ["name", "kind", "is_active", "configuration", "secrets_set"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name"]
     filter_horizontal = ["teams"]
@@ -99,6 +99,24 @@ class ChannelAdmin(ChangesAccessAdmin):
             request.POST = request.POST.copy()
             request.POST["_continue"] = "1"
         return super().response_add(request, obj, post_url_continue)
+
+    @admin.display(description="configuration")
+    def configuration(self, obj: Channel) -> str:
+        from integrations.registry import configuration_problems
+
+        return "; ".join(p.text for p in configuration_problems(obj)) or "OK"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # What the channel's settings lack, said on the channel itself (managers see only
+        # "not connected yet — ask an admin").
+        if request.method == "GET":
+            from integrations.registry import configuration_problems
+
+            channel = self.get_object(request, object_id)
+            for problem in configuration_problems(channel) if channel else []:
+                level = messages.ERROR if problem.blocks_replies else messages.WARNING
+                self.message_user(request, problem.text, level)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:

@@ -28,6 +28,15 @@ class PermanentDeliveryError(DeliveryError):
 
 
 @dataclass(frozen=True)
+class ConfigProblem:
+    """Something missing from a channel's settings, in staff's words, naming the admin field.
+    `blocks_replies`: managers cannot reply until it is fixed (they are told so up front)."""
+
+    text: str
+    blocks_replies: bool = True
+
+
+@dataclass(frozen=True)
 class SendResult:
     external_id: str | None = None
 
@@ -42,6 +51,10 @@ class Provider(Protocol):
         ...
 
     # Optional hooks: a provider that does not define one simply lacks the feature.
+    #
+    # def configuration_problems(self) -> list[ConfigProblem]:
+    #     """What the channel's settings lack (no I/O: read config and secrets only). Shown on
+    #     the channel in the admin; a blocking one tells managers before they type."""
     #
     # def send_typing(self, conversation: Conversation, user) -> None:
     #     """A manager is typing in `conversation`: show it to the customer where the channel

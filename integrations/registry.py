@@ -3,7 +3,7 @@
 from communications.models import Channel
 
 from .api.provider import ApiChannelProvider
-from .base import PermanentDeliveryError, Provider
+from .base import ConfigProblem, PermanentDeliveryError, Provider
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
@@ -48,11 +48,33 @@ def provider_for(channel: Channel) -> Provider:
     return provider_class(channel)
 
 
+def configuration_problems(channel: Channel) -> list[ConfigProblem]:
+    """What this channel's settings lack for the provider that carries it now (none when its
+    provider is not built: that is not something staff can fix in the settings)."""
+    try:
+        provider = provider_for(channel)
+    except PermanentDeliveryError:
+        return []
+    check = getattr(provider, "configuration_problems", None)
+    return check() if check else []
+
+
+# What managers read when a channel is not set up: their words, not the settings' names.
+NOT_CONNECTED = {
+    Channel.Kind.WHATSAPP: "this WhatsApp number isn't connected yet — ask an admin",
+}
+
+
 def reply_unavailable_reason(channel: Channel) -> str:
-    """Why replies cannot be sent on this channel in this version ("" when they can): shown
-    above the reply box before anyone types, not only as a failed message after."""
+    """Why replies cannot be sent on this channel ("" when they can): shown above the reply
+    box before anyone types, not only as a failed message after."""
     try:
         provider_for(channel)
     except PermanentDeliveryError as exc:
         return exc.reason
+    if any(problem.blocks_replies for problem in configuration_problems(channel)):
+        return NOT_CONNECTED.get(
+            channel.kind,
+            f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
+        )
     return ""
