@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { Composer } from "./composer.js";
 import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
+import { refreshListTimes, watchThread } from "./day-separators.js";
 import { layout } from "./layout.js";
 import { el } from "./render.js";
 import { Thread } from "./thread.js";
@@ -58,6 +59,8 @@ const list = new ConversationList({
   onSelect: (id) => openConversation(id),
 });
 list.show(boot.conversations, boot.next_cursor);
+watchThread($("#messages"));
+refreshListTimes($("#conversations"));
 
 // --- opening a conversation ---------------------------------------------------------------
 let viewingTimer = null;
