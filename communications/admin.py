@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from . import events
+from .channel_forms import channel_form_for, fieldsets_for, settings_for
 from .models import (
     Attachment,
     Channel,
@@ -48,50 +49,6 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-# Secrets a channel may hold, by what they are for; each is a write-only field in the form.
-CHANNEL_SECRETS = {
-    "inbound_token": "API channel: token integrators send as 'Authorization: Bearer …'.",
-    "callback_secret": "API channel: HMAC secret that signs outbound callbacks.",
-    "access_token": "WhatsApp Cloud API: system-user access token.",
-    "app_secret": "WhatsApp Cloud API: app secret that signs Meta's webhooks.",
-    "verify_token": "WhatsApp Cloud API: the verify token set in Meta's webhook settings.",
-}
-
-
-class ChannelForm(forms.ModelForm):
-    """Secrets are write-only: a blank field keeps the stored value."""
-
-    class Meta:
-        model = Channel
-        fields = ["kind", "name", "address", "config", "teams", "is_active"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        stored = (self.instance.secrets or {}) if self.instance.pk else {}
-        for key, purpose in CHANNEL_SECRETS.items():
-            state = "set: leave blank to keep it" if stored.get(key) else "not set"
-            self.fields[key].help_text = f"{purpose} ({state})"
-
-    def save(self, commit=True):
-        channel = super().save(commit=False)
-        stored = dict(channel.secrets or {})
-        for key in CHANNEL_SECRETS:
-            value = self.cleaned_data.get(key)
-            if value:
-                stored[key] = value
-        channel.secrets = stored
-        if commit:
-            channel.save()
-            self.save_m2m()
-        return channel
-
-
-for _key, _purpose in CHANNEL_SECRETS.items():
-    ChannelForm.base_fields[_key] = ChannelForm.declared_fields[_key] = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), help_text=_purpose
-    )
-
-
 class ChangesAccessAdmin(admin.ModelAdmin):
     """For what decides who sees which channel (channels, teams, users): once a save or a
     delete commits, open inboxes re-read their access (joined channels, a reload)."""
@@ -111,15 +68,65 @@ class ChangesAccessAdmin(admin.ModelAdmin):
 
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
-    form = ChannelForm
-    list_display = ["name", "kind", "address", "is_active", "secrets_set"]
+    """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
+    (`?kind=` picks it; a small script reloads the page when the select changes)."""
+
+    list_display = ["name", "kind", "address", "is_active", "configuration", "secrets_set"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
 
+    class Media:
+        js = ["admin_sb/channel_kind.js"]
+
+    def _kind(self, request, obj) -> str | None:
+        if obj is not None:
+            return obj.kind
+        kind = request.POST.get("kind") or request.GET.get("kind")
+        return kind if kind in Channel.Kind.values else None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = channel_form_for(self._kind(request, obj))
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        return fieldsets_for(self._kind(request, obj), adding=obj is None)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["kind"] if obj is not None else []
+
+    def get_changeform_initial_data(self, request):
+        return {**super().get_changeform_initial_data(request), "kind": self._kind(request, None)}
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new channel's settings are on its change page: go there rather than to the list.
+        if "_addanother" not in request.POST and "_popup" not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.display(description="configuration")
+    def configuration(self, obj: Channel) -> str:
+        from integrations.registry import configuration_problems
+
+        return "; ".join(p.text for p in configuration_problems(obj)) or "OK"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # What the channel's settings lack, said on the channel itself (managers see only
+        # "not connected yet — ask an admin").
+        if request.method == "GET":
+            from integrations.registry import configuration_problems
+
+            channel = self.get_object(request, object_id)
+            for problem in configuration_problems(channel) if channel else []:
+                level = messages.ERROR if problem.blocks_replies else messages.WARNING
+                self.message_user(request, problem.text, level)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:
-        return ", ".join(sorted(obj.secrets)) or "—"
+        labels = {key: label for key, (label, _) in settings_for(obj.kind).secrets.items()}
+        return ", ".join(sorted(labels.get(key, key) for key in obj.secrets)) or "—"
 
 
 class ConversationAdminForm(forms.ModelForm):

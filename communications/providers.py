@@ -98,7 +98,43 @@ def reply_unavailable_reason(channel: Channel) -> str:
         return exc.reason
     # A provider may know more about this channel (a WhatsApp number that was disconnected).
     unavailable = getattr(provider, "reply_unavailable", None)
-    return unavailable() if unavailable else ""
+    reason = unavailable() if unavailable else ""
+    if not reason and any(p.blocks_replies for p in _problems_of(provider)):
+        reason = NOT_CONNECTED.get(
+            channel.kind,
+            f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
+        )
+    return reason
+
+
+# What managers read when a channel is not set up: their words, not the settings' names.
+NOT_CONNECTED = {
+    Channel.Kind.WHATSAPP: "this WhatsApp number isn't connected yet — ask an admin",
+}
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """Something missing from a channel's settings, in staff's words, naming the admin field.
+    `blocks_replies`: managers cannot reply until it is fixed (they are told so up front)."""
+
+    text: str
+    blocks_replies: bool = True
+
+
+def _problems_of(provider) -> list[ConfigProblem]:
+    check = getattr(provider, "configuration_problems", None)
+    return check() if check else []
+
+
+def configuration_problems(channel: Channel) -> list[ConfigProblem]:
+    """What this channel's settings lack for the provider that carries it now (none when its
+    provider is not built: that is not something staff can fix in the settings)."""
+    try:
+        provider = provider_for(channel)
+    except PermanentDeliveryError:
+        return []
+    return _problems_of(provider)
 
 
 # --- Media that failed to download at ingest is fetched again through the provider. -------

@@ -3,7 +3,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from communications.views import attachment_media
 
@@ -24,14 +28,24 @@ urlpatterns = [
     path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("communications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # The split view serves its start-up script as a file (the CSP refuses inline scripts);
-    # its page keeps a small inline <style>, and Swagger UI styles its widgets inline.
+    # Swagger UI and ReDoc from our own static files (drf-spectacular-sidecar): they render
+    # offline, and the split view serves its init script as a file (the CSP refuses inline
+    # scripts). Both style their widgets inline at run time, so their pages allow that.
     path(
         "api/docs/",
         csp_update({"style-src": ["'unsafe-inline'"]})(
-            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+            SpectacularSwaggerSplitView.as_view(
+                url_name="api-schema", template_name="api/swagger_ui.html"
+            )
         ),
         name="api-docs",
+    ),
+    path(
+        "api/redoc/",
+        csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]})(
+            SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html")
+        ),
+        name="api-redoc",
     ),
     path("media/a/<str:token>/", attachment_media, name="attachment-media"),
     # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.

@@ -6,6 +6,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from communications.providers import (  # noqa: F401
     AmbiguousDeliveryError,
+    ConfigProblem,
     DeliveryError,
     PermanentDeliveryError,
     Provider,

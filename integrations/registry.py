@@ -3,6 +3,7 @@ registry (`communications.providers`), made by `IntegrationsConfig.ready()`."""
 
 from communications.models import Channel
 from communications.providers import (
+    configuration_problems,
     provider_for,
     register_media_fetcher,
     register_provider,
@@ -57,4 +58,9 @@ def register_providers() -> None:
     register_media_fetcher(fetch_attachment)
 
 
-__all__ = ["provider_for", "register_providers", "reply_unavailable_reason"]
+__all__ = [
+    "configuration_problems",
+    "provider_for",
+    "register_providers",
+    "reply_unavailable_reason",
+]

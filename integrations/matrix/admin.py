@@ -2,6 +2,8 @@
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -15,17 +17,25 @@ from .models import (
 )
 from .numbers import pretty_phone
 
-SECRET_FIELDS = {
-    "registration_shared_secret": "Synapse registration_shared_secret (auth mode admin_login)",
-    "as_token": "as_token of Switchboard's appservice registration",
-    "hs_token": "hs_token of Switchboard's appservice registration",
-    "provisioning_secret": "mautrix-whatsapp provisioning.shared_secret",
+# Stored secret key → (label staff read, where the value comes from).
+SECRETS = {
+    "registration_shared_secret": (
+        "Registration shared secret",
+        "Synapse's registration_shared_secret (for the admin registration sign-in)",
+    ),
+    "as_token": ("Appservice token", "as_token of Switchboard's appservice registration"),
+    "hs_token": ("Homeserver token", "hs_token of Switchboard's appservice registration"),
+    "provisioning_secret": (
+        "Bridge provisioning secret",
+        "mautrix-whatsapp's provisioning.shared_secret",
+    ),
 }
+SECRET_FIELDS = {name: purpose for name, (_label, purpose) in SECRETS.items()}
 
 
 def _secret_field(name: str) -> forms.CharField:
     return forms.CharField(
-        label=name,
+        label=SECRETS[name][0],
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text=SECRET_FIELDS[name],
@@ -41,9 +51,10 @@ class MatrixSettingsForm(forms.ModelForm):
     provisioning_secret = _secret_field("provisioning_secret")
     clear_secrets = forms.MultipleChoiceField(
         required=False,
-        choices=[(name, name) for name in SECRET_FIELDS],
+        choices=[(name, label) for name, (label, _purpose) in SECRETS.items()],
         widget=forms.CheckboxSelectMultiple,
-        help_text="remove these stored secrets",
+        label="Remove stored secrets",
+        help_text="Tick a secret to remove its stored value.",
     )
 
     class Meta:
@@ -56,6 +67,19 @@ class MatrixSettingsForm(forms.ModelForm):
             "bridge_bot_user_id",
             "appservice_id",
         ]
+        labels = {
+            "whatsapp_mode": "WhatsApp mode",
+            "channel": "WhatsApp channel",
+            "homeserver_url": "Homeserver URL",
+            "server_name": "Server name",
+            "auth_mode": "Sign-in method",
+            "bridge_bot_user_id": "Bridge bot user ID",
+            "appservice_id": "Appservice ID",
+        }
+        help_texts = {
+            "channel": "The channel every Matrix conversation is stored in (made when first "
+            "needed).",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,8 +116,31 @@ class SuperuserOnly:
 
 @admin.register(MatrixSettings)
 class MatrixSettingsAdmin(SuperuserOnly, admin.ModelAdmin):
+    """One object (pk=1): the list opens its form directly (the add form until it exists)."""
+
     form = MatrixSettingsForm
-    list_display = ["__str__", "whatsapp_mode", "server_name", "auth_mode", "updated_at"]
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        if MatrixSettings.objects.filter(pk=1).exists():
+            return redirect("admin:integrations_matrixsettings_change", 1)
+        if self.has_add_permission(request):
+            return redirect("admin:integrations_matrixsettings_add")
+        raise PermissionDenied
+
+    def response_change(self, request, obj):
+        # "Save" goes back to the form (the list is the form), with Django's message.
+        if "_save" in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_change(request, obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_save" in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)
 
     def has_add_permission(self, request):
         return request.user.is_superuser and not MatrixSettings.objects.exists()

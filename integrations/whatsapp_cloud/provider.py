@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from communications.models import Channel, Message
 
-from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError, request_failure
+from ..base import (
+    ConfigProblem,
+    PermanentDeliveryError,
+    SendResult,
+    TemporaryDeliveryError,
+    request_failure,
+)
 from .parse import OUTSIDE_WINDOW, error_reason
 
 DEFAULT_GRAPH_API_BASE = "https://graph.facebook.com/v21.0"
@@ -31,7 +37,7 @@ def auth_headers(channel: Channel) -> dict:
     token = channel.secrets.get("access_token", "")
     if not token:
         raise PermanentDeliveryError(
-            "this WhatsApp channel has no access token: set secrets.access_token"
+            "this WhatsApp channel has no access token: an admin sets it in admin → Channels"
         )
     return {"Authorization": f"Bearer {token}"}
 
@@ -43,6 +49,23 @@ class CloudApiProvider:
 
     def __init__(self, channel: Channel):
         self.channel = channel
+
+    def configuration_problems(self) -> list[ConfigProblem]:
+        config, secrets = self.channel.config or {}, self.channel.secrets or {}
+        problems = []
+        if not config.get("phone_number_id"):
+            problems.append(ConfigProblem("Phone number ID is not set: nothing can be sent"))
+        if not secrets.get("access_token"):
+            problems.append(ConfigProblem("Access token is not set: nothing can be sent"))
+        if not secrets.get("app_secret"):
+            problems.append(
+                ConfigProblem("App secret is not set: Meta's webhooks are refused", False)
+            )
+        if not secrets.get("verify_token"):
+            problems.append(
+                ConfigProblem("Webhook verify token is not set: Meta cannot subscribe", False)
+            )
+        return problems
 
     def send(self, message: Message) -> SendResult:
         conversation = message.conversation
@@ -57,7 +80,7 @@ class CloudApiProvider:
         phone_number_id = self.channel.config.get("phone_number_id", "")
         if not phone_number_id:
             raise PermanentDeliveryError(
-                "this WhatsApp channel has no phone number id: set config.phone_number_id"
+                "this WhatsApp channel has no phone number ID: an admin sets it in admin → Channels"
             )
         body = {
             "messaging_product": "whatsapp",

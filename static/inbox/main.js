@@ -4,6 +4,8 @@ import { api } from "./api.js";
 import { Composer } from "./composer.js";
 import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
+import { refreshListTimes, watchThread } from "./day-separators.js";
+import { layout } from "./layout.js";
 import { el } from "./render.js";
 import { Thread } from "./thread.js";
 
@@ -65,12 +67,15 @@ const list = new ConversationList({
   onSelect: (id) => openConversation(id),
 });
 list.show(boot.conversations, boot.next_cursor);
+watchThread($("#messages"));
+refreshListTimes($("#conversations"));
 
 // --- opening a conversation ---------------------------------------------------------------
 let viewingTimer = null;
 async function openConversation(id) {
   list.markSelected(id);
-  history.replaceState(null, "", `${location.pathname}${location.search}#c${id}`);
+  history.replaceState(history.state, "", `${location.pathname}${location.search}#c${id}`);
+  layout.show("thread");
   let conversation;
   try {
     conversation = await thread.open(id);
@@ -222,7 +227,7 @@ function readFilters() {
 }
 function applyFilters() {
   const values = readFilters();
-  history.replaceState(null, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
+  history.replaceState(history.state, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
   for (const chip of document.querySelectorAll(".chip[data-status]")) {
     chip.setAttribute("aria-pressed", (values.status || "") === chip.dataset.status ? "true" : "false");
   }

@@ -1,5 +1,6 @@
 // DOM building for the inbox. Text from customers only ever goes in through textContent or
 // text nodes; links are built as elements with http(s) hrefs only.
+import { clockTime, fullTime } from "./dates.js";
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -62,20 +63,8 @@ export function avatar(name, size = "") {
   return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name));
 }
 
-export function shortTime(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  const now = new Date();
-  if (date.toDateString() === now.toDateString()) {
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
-  const sameYear = date.getFullYear() === now.getFullYear();
-  return date.toLocaleDateString([], { day: "numeric", month: "short", year: sameYear ? undefined : "2-digit" });
-}
-
-export function fullTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
-}
+// Dates are formatted in one place (dates.js); these names stay for the modules using them.
+export { relativeTime as shortTime, fullTime, clockTime } from "./dates.js";
 
 export function contactName(contact) {
   return contact.name || contact.phone || contact.email || contact.username || `Contact #${contact.id}`;
@@ -124,7 +113,7 @@ export function renderMessage(message, actions) {
     "div",
     { class: "meta" },
     message.sender_name && outbound ? el("span", { class: "who", text: message.sender_name }) : null,
-    el("time", { datetime: message.created_at, title: fullTime(message.created_at), text: shortTime(message.created_at) }),
+    el("time", { datetime: message.created_at, title: fullTime(message.created_at), text: clockTime(message.created_at) }),
     message.is_edited ? el("span", { class: "edited", text: "edited" }) : null,
     outbound && !note
       ? el("span", { class: "tick", title: STATUS_LABEL[message.status] || "", text: STATUS_ICON[message.status] || "" })

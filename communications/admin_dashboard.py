@@ -1,0 +1,93 @@
+"""What staff see first on the admin index: open conversations per team, failed sends, worker
+and Matrix health, each linking to the filtered list behind it.
+
+Cheap whatever the table sizes: every count is bounded (COUNT over a LIMITed subquery, shown
+as "1000+"), failed sends are read through the partial index on failed messages, the health
+checks read the cache (and Matrix at most one row). Never COUNT(*) over messages.
+"""
+
+from dataclasses import dataclass
+
+from django.db import connection
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from crm.models import Team
+
+from .models import Conversation, Message
+
+COUNT_CAP = 1000  # counts above this show as "1000+"
+TEAM_ROWS = 50  # the dashboard lists this many teams at most
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    count: int
+    url: str
+
+    @property
+    def shown(self) -> str:
+        return f"{COUNT_CAP}+" if self.count > COUNT_CAP else str(self.count)
+
+
+def _conversations_url(**filters) -> str:
+    base = reverse("admin:communications_conversation_changelist")
+    return f"{base}?{urlencode({'status__exact': 'open', 'is_archived__exact': '0', **filters})}"
+
+
+def open_conversations_per_team() -> list[Tile]:
+    """One query: each team (by name) and "No team", with its open conversations counted up
+    to COUNT_CAP + 1 (the team_id index finds them; the LIMIT bounds the work)."""
+    conversation = Conversation._meta.db_table
+    team = Team._meta.db_table
+    bounded = (
+        f"(SELECT count(*) FROM (SELECT 1 FROM {conversation} c WHERE {{where}}"
+        " AND c.status = %s AND NOT c.is_archived LIMIT %s) bounded)"
+    )
+    sql = (
+        f"(SELECT t.id, t.name, {bounded.format(where='c.team_id = t.id')} AS open"
+        f" FROM {team} t ORDER BY t.name, t.id LIMIT %s)"
+        f" UNION ALL (SELECT NULL, NULL, {bounded.format(where='c.team_id IS NULL')})"
+    )
+    status, limit = Conversation.Status.OPEN, COUNT_CAP + 1
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [status, limit, TEAM_ROWS, status, limit])
+        rows = cursor.fetchall()
+    return [
+        Tile(name, count, _conversations_url(team__id__exact=team_id))
+        if team_id is not None
+        else Tile("No team", count, _conversations_url(team__isnull="True"))
+        for team_id, name, count in rows
+    ]
+
+
+def failed_sends() -> Tile:
+    """Served by the partial index on failed messages; bounded all the same."""
+    count = (
+        Message.objects.filter(status=Message.Status.FAILED).values("pk")[: COUNT_CAP + 1].count()
+    )
+    url = reverse("admin:communications_message_changelist") + "?delivery=failed"
+    return Tile("Failed sends", count, url)
+
+
+def health() -> list[dict]:
+    """The worker and Matrix checks of /health/, in words."""
+    from crm.health import check_worker
+    from integrations.matrix.sync import sync_health
+
+    rows = []
+    for label, check in (("Background worker", check_worker), ("Matrix sync", sync_health)):
+        try:
+            result = check()
+        except Exception as exc:  # the dashboard reports a failing check, it does not raise
+            result = {"status": "down", "detail": f"{exc.__class__.__name__}: {exc}"[:200]}
+        detail = result.get("detail") or ", ".join(
+            f"{key.replace('_', ' ')}: {value}" for key, value in result.items() if key != "status"
+        )
+        rows.append({"label": label, "status": result["status"], "detail": detail})
+    return rows
+
+
+def dashboard() -> dict:
+    return {"teams": open_conversations_per_team(), "failed": failed_sends(), "health": health()}
