@@ -107,7 +107,7 @@ class ChannelAdmin(ChangesAccessAdmin):
 
     @admin.display(description="configuration")
     def configuration(self, obj: Channel) -> str:
-        from integrations.registry import configuration_problems
+        from .providers import configuration_problems
 
         return "; ".join(p.text for p in configuration_problems(obj)) or "OK"
 
@@ -115,7 +115,7 @@ class ChannelAdmin(ChangesAccessAdmin):
         # What the channel's settings lack, said on the channel itself (managers see only
         # "not connected yet — ask an admin").
         if request.method == "GET":
-            from integrations.registry import configuration_problems
+            from .providers import configuration_problems
 
             channel = self.get_object(request, object_id)
             for problem in configuration_problems(channel) if channel else []:

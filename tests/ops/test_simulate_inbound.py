@@ -72,21 +72,22 @@ def test_running_again_with_the_same_run_id_stores_nothing_new(channel):
 
 
 @pytest.mark.django_db
-def test_channel_by_kind_and_media(settings, tmp_path):
+def test_channel_by_kind_and_media(settings, tmp_path, django_capture_on_commit_callbacks):
     settings.MEDIA_ROOT = tmp_path
     factories.ChannelFactory(kind=Channel.Kind.API)
     telegram = factories.ChannelFactory(kind=Channel.Kind.TELEGRAM)
-    output = simulate(
-        "--channel",
-        "telegram",
-        "--rate",
-        "5000",
-        "--seconds",
-        "0.08",
-        "--media",
-        "--seed",
-        "11",
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # files are written after commit
+        output = simulate(
+            "--channel",
+            "telegram",
+            "--rate",
+            "5000",
+            "--seconds",
+            "0.08",
+            "--media",
+            "--seed",
+            "11",
+        )
     assert f"channel {telegram.pk} (telegram)" in output
     assert Message.objects.filter(channel=telegram).count() == 400
     images = Attachment.objects.filter(message__channel=telegram)

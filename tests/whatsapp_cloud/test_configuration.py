@@ -57,7 +57,8 @@ def test_in_the_matrix_mode_cloud_settings_are_not_needed():
     MatrixSettings(whatsapp_mode="matrix").save()
     channel = whatsapp()
     assert configuration_problems(channel) == []
-    assert reply_unavailable_reason(channel) == ""
+    # Matrix speaks for itself: a channel that is no connected number is read-only (issue 10).
+    assert reply_unavailable_reason(channel) == "this WhatsApp channel has no connected number"
 
 
 def test_the_admin_shows_the_problem_on_the_channel(client):
