@@ -213,7 +213,6 @@ def appservice(db):
         homeserver_url=homeserver.url,
         server_name=SERVER,
         auth_mode=MatrixSettings.AuthMode.APPSERVICE,
-        channel=channel,
         secrets={"as_token": "as", "hs_token": "hs"},
     )
     settings_cache.invalidate()
@@ -222,7 +221,11 @@ def appservice(db):
         user=owner, matrix_user_id=f"@manager:{SERVER}", secrets={"access_token": "t"}
     )
     MatrixRoom.objects.create(
-        room_id=ROOM, connection=connection, kind=MatrixRoom.Kind.PORTAL, receiver="15550000000"
+        room_id=ROOM,
+        connection=connection,
+        kind=MatrixRoom.Kind.PORTAL,
+        receiver="15550000000",
+        channel=channel,  # one channel per connected number (issue 10)
     )
     yield
     settings_cache.invalidate()
