@@ -9,6 +9,8 @@ and on demand from the inbox. The bytes come from the provider
 when they arrive the attachment is filled in and a `message.updated` event goes out.
 """
 
+import logging
+
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
@@ -18,6 +20,8 @@ from .. import events
 from ..files import store_after_commit
 from ..models import Attachment, Message
 from ..serializers import message_payload
+
+logger = logging.getLogger(__name__)
 
 # Automatic attempts after the first failure: 30 s, 2 min, 8 min, 32 min, ~2 h, ~8.5 h.
 MAX_AUTOMATIC_ATTEMPTS = 6
@@ -35,7 +39,7 @@ def queue_download_retry(attachment_id: int, *, attempts: int) -> None:
 
     delay = retry_delay(attempts)
     transaction.on_commit(
-        lambda: retry_attachment_download.apply_async((attachment_id,), countdown=delay)
+        lambda: _publish(retry_attachment_download, (attachment_id,), {}, countdown=delay)
     )
 
 
@@ -44,8 +48,17 @@ def request_download_retry(attachment: Attachment) -> None:
     from ..tasks import retry_attachment_download
 
     transaction.on_commit(
-        lambda: retry_attachment_download.apply_async((attachment.pk,), {"manual": True})
+        lambda: _publish(retry_attachment_download, (attachment.pk,), {"manual": True})
     )
+
+
+def _publish(task, args, kwargs, **options) -> None:
+    """A broker that is down must not turn a stored message into a 500: the placeholder stays
+    failed and visible, and the inbox's retry button queues it again later."""
+    try:
+        task.apply_async(args, kwargs, **options)
+    except Exception:
+        logger.warning("could not queue %s%s; the broker is unreachable", task.name, args)
 
 
 def failed_attachment(attachment_id: int) -> Attachment | None:
