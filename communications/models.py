@@ -341,3 +341,61 @@ class RealtimeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk}"
+
+
+class WebhookDelivery(models.Model):
+    """One HTTP delivery from a platform, kept before it is processed (communications/webhooks.py).
+
+    The door writes the verdict; a worker on the webhook queue turns accepted deliveries into
+    messages and statuses in batches. Staff read and replay them in the admin.
+    """
+
+    class Verdict(models.TextChoices):
+        ACCEPTED = "accepted", "accepted"
+        DUPLICATE = "duplicate", "duplicate (already received)"
+        BAD_SIGNATURE = "bad_signature", "bad signature or token"
+        MALFORMED = "malformed", "malformed"
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "waiting to be processed"
+        PROCESSING = "processing", "being processed"
+        DONE = "done", "processed"
+        FAILED = "failed", "processing failed"
+        SKIPPED = "skipped", "not processed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=32)
+    received_at = models.DateTimeField(default=timezone.now)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField()
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    reason = models.TextField(blank=True)
+    # What makes two deliveries the same one (Telegram's update_id, the API's external_id, else
+    # the body's SHA-256); unique per channel among accepted deliveries.
+    dedup_key = models.CharField(max_length=128, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="webhook_delivery_waiting",
+                condition=Q(outcome__in=["pending", "processing"]),
+            ),
+            models.Index(fields=["channel", "-received_at"], name="webhook_delivery_by_channel"),
+            models.Index(fields=["received_at"], name="webhook_delivery_by_age"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "dedup_key"],
+                name="webhook_delivery_once",
+                condition=Q(verdict="accepted"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} delivery #{self.pk} ({self.verdict})"

@@ -195,3 +195,29 @@ def retry_attachment_download(attachment_id: int, manual: bool = False) -> str:
         attachments.record_download_failure(attachment_id, exc.reason, automatic=not manual)
         return "failed"
     return "stored" if attachments.record_download(attachment_id, data, mime_type) else "skipped"
+
+
+# --- the webhook log (communications/webhooks.py) --------------------------------------------
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def process_webhook_deliveries() -> int:
+    """Drain the webhook log in batches. Safe to run twice: claims are leased rows."""
+    from . import webhooks
+
+    return webhooks.drain()
+
+
+@shared_task
+def sweep_webhook_deliveries() -> int:
+    """Beat: drain what no kick reached (broker was down, a killed worker's lease ran out)."""
+    from . import webhooks
+
+    return webhooks.drain()
+
+
+@shared_task
+def prune_webhook_deliveries() -> int:
+    from . import webhooks
+
+    return webhooks.prune()

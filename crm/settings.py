@@ -146,6 +146,14 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 # Deployments (or test runs) sharing one Redis keep their tasks apart by queue name.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
+# Arrivals have their own queue, so a backlog of sends never delays them (compose runs a worker
+# for each; a worker started without -Q consumes both).
+CELERY_WEBHOOK_QUEUE = env("CELERY_WEBHOOK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE + "-webhooks")
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, CELERY_WEBHOOK_QUEUE: {}}
+CELERY_TASK_ROUTES = {
+    "communications.tasks.process_webhook_deliveries": {"queue": CELERY_WEBHOOK_QUEUE},
+    "communications.tasks.sweep_webhook_deliveries": {"queue": CELERY_WEBHOOK_QUEUE},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -184,6 +192,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.matrix.tasks.recover_stale_backfills",
         "schedule": 60.0,
     },
+    # Drains the webhook log when no kick reached a worker (communications/webhooks.py).
+    "sweep-webhook-deliveries": {
+        "task": "communications.tasks.sweep_webhook_deliveries",
+        "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=30.0),
+    },
+    "prune-webhook-deliveries": {
+        "task": "communications.tasks.prune_webhook_deliveries",
+        "schedule": 3600.0,
+    },
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
 }
@@ -205,6 +222,13 @@ TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 # Authenticated webhook deliveries, per channel (Meta sends from a handful of addresses).
 WEBHOOK_RATE_LIMIT = env("WEBHOOK_RATE_LIMIT", default="120000/minute")
 # Failed webhook authentications (bad token/signature, unknown channel), per source address.
+# The webhook log (communications/webhooks.py).
+WEBHOOK_LOG_RETENTION_DAYS = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=14)
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=500)
+WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=300)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+WEBHOOK_KICK_SECONDS = env.int("WEBHOOK_KICK_SECONDS", default=5)
 WEBHOOK_AUTH_FAILURE_LIMIT = env("WEBHOOK_AUTH_FAILURE_LIMIT", default="30/minute")
 # Sign-in attempts (/accounts/login/ and /admin/login/): per address + username, per address.
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/300s")

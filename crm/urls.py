@@ -10,6 +10,7 @@ from drf_spectacular.views import (
 )
 
 from communications.views import attachment_media
+from communications.webhook_views import receive_webhook
 
 from .health import health
 from .login import admin_login_view, login_view
@@ -51,6 +52,6 @@ urlpatterns = [
     # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
-    path("webhooks/whatsapp/", include("integrations.whatsapp_cloud.urls")),
+    path("webhooks/<slug:source>/<int:channel_id>/", receive_webhook, name="webhook"),
     path("", include("communications.urls")),
 ]

@@ -19,6 +19,3 @@ class IntegrationsConfig(AppConfig):
         # Email: beat's mailbox poll.
         from .email import tasks as _email_tasks  # noqa: F401
         from .matrix import tasks as _matrix_tasks  # noqa: F401
-
-        # WhatsApp Cloud API: media deliveries are processed in this task.
-        from .whatsapp_cloud import tasks as _whatsapp_cloud_tasks  # noqa: F401

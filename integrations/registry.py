@@ -52,6 +52,13 @@ def _whatsapp_provider(channel: Channel):
 
 
 def register_providers() -> None:
+    from communications.webhooks import register_receiver
+
+    from .api.views import RECEIVER as api_receiver
+    from .whatsapp_cloud.webhook import WhatsAppCloudReceiver
+
+    register_receiver(api_receiver)
+    register_receiver(WhatsAppCloudReceiver())
     for kind, provider_class in PROVIDERS.items():
         register_provider(kind, provider_class)
     register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)

@@ -3,23 +3,28 @@
 import base64
 import binascii
 import hmac
+import json
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from communications import webhook_guard, webhooks
 from communications.api.schema import ErrorSerializer, errors
-from communications.models import Channel, Message
+from communications.models import Channel, Message, WebhookDelivery
 from communications.serializers import MessageSerializer
 from communications.services.ingest import (
     InboundAttachment,
     InboundMessage,
     InboundSender,
     ingest_message,
+    ingest_messages,
 )
-from integrations import webhook_guard
+from crm.safe_json import JSONRejected, SafeJSONParser, load_json
 
+Verdict = WebhookDelivery.Verdict
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 
 
@@ -80,7 +85,8 @@ class ApiChannelInboundView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-    # Throttled per channel and per failed authentication (integrations/webhook_guard.py).
+    parser_classes = [SafeJSONParser]  # the raw body is logged and parsed again by the worker
+    # Throttled per channel and per failed authentication (communications/webhook_guard.py).
     throttle_classes: list = []
 
     @extend_schema(
@@ -90,7 +96,10 @@ class ApiChannelInboundView(APIView):
             200: OpenApiResponse(
                 MessageSerializer, description="already stored (same external_id)"
             ),
-            **errors(400, 404, 409),
+            202: OpenApiResponse(
+                description="logged; processed by the worker (`Prefer: respond-async`)"
+            ),
+            **errors(400, 401, 404, 409),
             429: OpenApiResponse(ErrorSerializer, description="too many deliveries; retry later"),
         },
         summary="Deliver an inbound message (Authorization: Bearer <the channel's inbound token>)",
@@ -111,48 +120,134 @@ class ApiChannelInboundView(APIView):
         if channel is None:
             webhook_guard.note_failed_authentication(request, channel_id)
             return Response({"detail": "no API channel with this id"}, status=404)
-        expected = channel.secrets.get("inbound_token", "")
-        header = request.headers.get("Authorization", "")
-        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        body = request.body
+        headers = webhooks.kept_headers(RECEIVER, request)
+        try:
+            RECEIVER.authenticate(channel, request, body)
+        except webhooks.WebhookRejected as rejected:
             webhook_guard.note_failed_authentication(request, channel_id)
-            return Response(
-                {"detail": "missing or wrong channel token (Authorization: Bearer <token>)"},
-                status=status.HTTP_401_UNAUTHORIZED,
+            webhooks.log_rejected(
+                channel, RECEIVER.source, headers, body, Verdict.BAD_SIGNATURE, rejected.reason
             )
+            return Response({"detail": rejected.reason}, status=rejected.status)
         webhook_guard.admit_delivery(channel.pk)
         if not channel.is_active:
             return Response({"detail": "this channel is disabled"}, status=status.HTTP_409_CONFLICT)
         serializer = InboundPayloadSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        sender = data["sender"]
-        result = ingest_message(
-            channel,
-            InboundMessage(
-                sender=InboundSender(
-                    external_id=sender["id"],
-                    name=sender["name"],
-                    username=sender["username"],
-                    phone=sender["phone"],
-                    email=sender["email"],
-                    avatar_url=sender["avatar_url"],
-                ),
-                content=data["text"],
-                kind=_kind_for(data["attachments"]),
-                external_id=data["external_id"],
-                conversation_external_id=data["conversation_id"],
-                subject=data["subject"],
-                timestamp=data["timestamp"],
-                attachments=tuple(
-                    InboundAttachment(
-                        mime_type=a["mime_type"], filename=a["filename"], data=a["data_base64"]
-                    )
-                    for a in data["attachments"]
-                ),
-            ),
+        if not serializer.is_valid():
+            webhooks.log_rejected(
+                channel,
+                RECEIVER.source,
+                headers,
+                body,
+                Verdict.MALFORMED,
+                json.dumps(serializer.errors),
+            )
+            raise ValidationError(serializer.errors)
+        external_id = serializer.validated_data["external_id"]
+        if _wants_async(request):
+            delivery_id, duplicate = webhooks.log_accepted(
+                channel, RECEIVER.source, headers, body, dedup_key=external_id
+            )
+            if not duplicate:
+                webhooks.accepted(delivery_id)
+            return Response(
+                {"delivery_id": delivery_id, "duplicate": duplicate},
+                status=status.HTTP_202_ACCEPTED,
+            )
+        # Synchronous: the delivery is logged already claimed and processed in this request,
+        # so the answer can carry the stored message.
+        delivery_id, duplicate = webhooks.log_accepted(
+            channel, RECEIVER.source, headers, body, dedup_key=external_id, claim=True
         )
+        if duplicate:  # the first copy may still wait in the log: ingest is idempotent
+            ingest_message(channel, inbound_message(serializer.validated_data))
+        else:
+            webhooks.process_claimed([delivery_id])
+        message = Message.objects.filter(
+            channel=channel, direction=Message.Direction.INBOUND, external_id=external_id
+        ).first()
+        if message is None:
+            return Response(
+                {
+                    "detail": "stored for processing; it will appear shortly",
+                    "delivery_id": delivery_id,
+                },
+                status=status.HTTP_202_ACCEPTED,
+            )
         return Response(
-            MessageSerializer(result.message).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+            MessageSerializer(message).data,
+            status=status.HTTP_200_OK if duplicate else status.HTTP_201_CREATED,
         )
+
+
+def _wants_async(request) -> bool:
+    """RFC 7240: `Prefer: respond-async` answers 202 once the delivery is logged."""
+    prefer = request.headers.get("Prefer", "")
+    return any(part.strip().lower() == "respond-async" for part in prefer.split(","))
+
+
+def inbound_message(data: dict) -> InboundMessage:
+    sender = data["sender"]
+    return InboundMessage(
+        sender=InboundSender(
+            external_id=sender["id"],
+            name=sender["name"],
+            username=sender["username"],
+            phone=sender["phone"],
+            email=sender["email"],
+            avatar_url=sender["avatar_url"],
+        ),
+        content=data["text"],
+        kind=_kind_for(data["attachments"]),
+        external_id=data["external_id"],
+        conversation_external_id=data["conversation_id"],
+        subject=data["subject"],
+        timestamp=data["timestamp"],
+        attachments=tuple(
+            InboundAttachment(
+                mime_type=a["mime_type"], filename=a["filename"], data=a["data_base64"]
+            )
+            for a in data["attachments"]
+        ),
+    )
+
+
+class ApiChannelReceiver(webhooks.WebhookReceiver):
+    """The API channel's deliveries in the webhook log (also served at /webhooks/api/<id>/)."""
+
+    source = "api"
+    channel_kinds = (Channel.Kind.API,)
+
+    def authenticate(self, channel, request, body: bytes) -> None:
+        expected = channel.secrets.get("inbound_token", "")
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise webhooks.WebhookRejected(
+                "missing or wrong channel token (Authorization: Bearer <token>)"
+            )
+
+    def inspect(self, channel, body: bytes) -> webhooks.Inspection:
+        return webhooks.Inspection(dedup_key=self._validated(body)["external_id"])
+
+    def process(self, channel, deliveries) -> None:
+        items = [inbound_message(self._validated(bytes(d.body))) for d in deliveries]
+        if len(items) == 1:  # concurrent requests of one process share a batch (coalesce.py)
+            ingest_message(channel, items[0])
+        else:
+            ingest_messages(channel, items)
+
+    @staticmethod
+    def _validated(body: bytes) -> dict:
+        try:
+            data = load_json(body)
+        except JSONRejected as exc:
+            raise webhooks.Malformed(str(exc)) from exc
+        serializer = InboundPayloadSerializer(data=data)
+        if not serializer.is_valid():
+            raise webhooks.Malformed(json.dumps(serializer.errors))
+        return serializer.validated_data
+
+
+RECEIVER = ApiChannelReceiver()

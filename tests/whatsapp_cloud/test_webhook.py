@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from communications.models import Attachment, Contact, Conversation, Message
+from communications.models import Attachment, Contact, Conversation, Message, WebhookDelivery
 from tests import factories
 
 from .conftest import VERIFY_TOKEN, fixture_bytes, post_signed
@@ -74,7 +74,7 @@ def test_signed_text_is_stored_once_even_when_redelivered(client, wa_channel):
     body = fixture_bytes("text_message.json")
     first = post_signed(client, wa_channel, body)
     assert first.status_code == 200, first.content
-    assert first.json()["stored"] == 1
+    assert first.json() == {"received": True, "duplicate": False}
     conversation = Conversation.objects.get()
     assert conversation.channel == wa_channel and conversation.external_id == "16505551234"
     contact = Contact.objects.get()
@@ -87,8 +87,10 @@ def test_signed_text_is_stored_once_even_when_redelivered(client, wa_channel):
     assert conversation.last_inbound_at is not None
 
     again = post_signed(client, wa_channel, body)
-    assert again.status_code == 200 and again.json()["stored"] == 0
+    assert again.status_code == 200 and again.json()["duplicate"] is True
     assert Message.objects.count() == 1
+    verdicts = list(WebhookDelivery.objects.order_by("id").values_list("verdict", "outcome"))
+    assert verdicts == [("accepted", "done"), ("duplicate", "skipped")]
     assert Conversation.objects.count() == 1 and Contact.objects.count() == 1
 
 
@@ -98,7 +100,8 @@ def test_reply_context_links_the_quoted_message(client, wa_channel):
     second = {**first, "id": "wamid.SECOND", "context": {"from": "15550783881", "id": TEXT_WAMID}}
     payload["entry"][0]["changes"][0]["value"]["messages"] = [first, second]
     response = post_signed(client, wa_channel, json.dumps(payload).encode())
-    assert response.json()["stored"] == 2
+    assert response.status_code == 200
+    assert Message.objects.filter(direction="in").count() == 2
     reply = Message.objects.get(external_id="wamid.SECOND")
     assert reply.reply_to.external_id == TEXT_WAMID
 

@@ -1,0 +1,360 @@
+"""The webhook log: every platform delivery is kept, answered fast and processed in batches.
+
+The door (`webhook_views.receive_webhook`) does the least that makes a delivery safe: it
+authenticates it, checks its shape, stores the raw body with its verdict in one INSERT and
+answers. A worker on the webhook queue (`drain`) claims accepted deliveries in batches and
+hands each channel's share to its receiver, which translates them into the one ingest path.
+Delivery is at least once: a claim has a lease, so a killed worker's batch is taken again
+when it runs out, and ingest is idempotent. Staff read and replay deliveries in the admin.
+
+A provider registers one `WebhookReceiver` per URL segment in its AppConfig.ready():
+
+    register_receiver(TelegramReceiver())        # serves /webhooks/telegram/<channel_id>/
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+
+from .models import Channel, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+Verdict = WebhookDelivery.Verdict
+Outcome = WebhookDelivery.Outcome
+
+# A rejected delivery is kept for inspection, but only its head: anyone can post garbage.
+REJECTED_BODY_BYTES = 4096
+KICK_KEY = "switchboard:webhooks:kick"
+
+
+class WebhookRejected(Exception):
+    """The delivery is not from the platform (bad signature or token): 401, nothing processed."""
+
+    def __init__(self, reason: str, status: int = 401):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Malformed(Exception):
+    """Authentic but not a payload we understand: 400 with the reason, kept for inspection."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the door learns from a body: the key that makes two deliveries the same one
+    (empty: the body's SHA-256, which is what a platform's redelivery repeats)."""
+
+    dedup_key: str = ""
+
+
+class WebhookReceiver:
+    """What a platform's webhook must do; `integrations/<provider>/webhook.py` subclasses it."""
+
+    source = ""  # the URL segment: /webhooks/<source>/<channel_id>/
+    channel_kinds: tuple[str, ...] = ()
+    kept_headers: tuple[str, ...] = ()  # stored with the body, for staff reading the log
+
+    def handshake(self, channel: Channel, request) -> HttpResponse:
+        """A GET (Meta's subscription challenge). Default: not allowed."""
+        return JsonResponse({"detail": "this webhook accepts POST only"}, status=405)
+
+    def authenticate(self, channel: Channel, request, body: bytes) -> None:
+        """Raise WebhookRejected unless the request carries the channel's signature/token.
+        Compare in constant time (hmac.compare_digest)."""
+        raise NotImplementedError
+
+    def inspect(self, channel: Channel, body: bytes) -> Inspection:
+        """Check the body's shape quickly; raise Malformed with a reason a human can act on."""
+        raise NotImplementedError
+
+    def process(self, channel: Channel, deliveries: list[WebhookDelivery]) -> None:
+        """In the worker: turn the deliveries (oldest first) into ingest calls, statuses and
+        edits — ideally one `ingest_messages` batch for all of them. Must be idempotent: a
+        delivery can be processed again (replay, a worker killed mid-batch)."""
+        raise NotImplementedError
+
+    def respond(self, delivery: WebhookDelivery, duplicate: bool) -> HttpResponse:
+        """The answer to an accepted delivery (some platforms want a specific body)."""
+        return JsonResponse({"received": True, "duplicate": duplicate})
+
+
+_receivers: dict[str, WebhookReceiver] = {}
+
+
+def register_receiver(receiver: WebhookReceiver) -> None:
+    _receivers[receiver.source] = receiver
+
+
+def receiver_for(source: str) -> WebhookReceiver | None:
+    return _receivers.get(source)
+
+
+# --- the door -------------------------------------------------------------------------------
+
+
+def kept_headers(receiver: WebhookReceiver, request) -> dict:
+    names = ("Content-Type", "User-Agent", *receiver.kept_headers)
+    return {name: request.headers[name] for name in names if name in request.headers}
+
+
+def log_rejected(channel, source, headers, body, verdict, reason) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(
+        channel=channel,
+        source=source,
+        headers=headers,
+        body=bytes(body[:REJECTED_BODY_BYTES]),
+        verdict=verdict,
+        reason=reason[:2000],
+        outcome=Outcome.SKIPPED,
+    )
+
+
+def log_accepted(
+    channel: Channel,
+    source: str,
+    headers: dict,
+    body: bytes,
+    dedup_key: str = "",
+    claim: bool = False,
+) -> tuple[int, bool]:
+    """Store an authentic delivery; returns (delivery id, duplicate). One INSERT: the unique
+    constraint on (channel, dedup_key) decides duplicates, also between concurrent requests.
+    `claim` stores it already claimed by the caller, who processes it now (`process_claimed`)."""
+    import json
+
+    key = dedup_key or "sha256:" + hashlib.sha256(body).hexdigest()
+    now = timezone.now()
+    ops = connection.ops
+    lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS) if claim else None
+    table = WebhookDelivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict,"
+            " reason, dedup_key, outcome, attempts, lease_until, processed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s, %s, %s, NULL)"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            [
+                channel.pk,
+                source,
+                ops.adapt_datetimefield_value(now),
+                json.dumps(headers),
+                body,
+                Verdict.ACCEPTED,
+                key[:128],
+                Outcome.PROCESSING if claim else Outcome.PENDING,
+                1 if claim else 0,
+                ops.adapt_datetimefield_value(lease),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0], False
+    duplicate = WebhookDelivery.objects.create(
+        channel=channel,
+        source=source,
+        received_at=now,
+        headers=headers,
+        body=body,
+        verdict=Verdict.DUPLICATE,
+        reason=f"same delivery as an earlier one ({key[:80]})",
+        outcome=Outcome.SKIPPED,
+    )
+    return duplicate.pk, True
+
+
+def kick() -> bool:
+    """Make sure a worker drains the log soon: at most one queued drain task per few seconds.
+    Returns False when no worker could be asked (the broker is down).
+
+    The drain clears the flag when it finds the log empty and then looks once more, so a
+    delivery stored in between is never left waiting for the sweeper."""
+    from .tasks import process_webhook_deliveries
+
+    try:
+        if not cache.add(KICK_KEY, 1, timeout=settings.WEBHOOK_KICK_SECONDS):
+            return True
+    except Exception:  # the cache (Redis) is down: queue anyway; the broker decides
+        logger.warning("webhook kick flag unavailable", exc_info=True)
+    try:
+        process_webhook_deliveries.delay()
+    except Exception:
+        logger.warning("could not queue webhook processing", exc_info=True)
+        _clear_kick()
+        return False
+    return True
+
+
+def accepted(delivery_id: int) -> None:
+    """After the door stored a delivery: wake a worker; with the broker down, process this
+    delivery in the request rather than leave the customer's message waiting for it."""
+    if not kick():
+        process_one(delivery_id)
+
+
+def process_one(delivery_id: int) -> int:
+    """Claim and process one delivery now, unless a worker has it already."""
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(_claimable(now), pk=delivery_id).update(
+        outcome=Outcome.PROCESSING,
+        lease_until=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+    )
+    return process_claimed([delivery_id]) if claimed else 0
+
+
+# --- the worker -----------------------------------------------------------------------------
+
+
+def _claimable(now) -> Q:
+    return Q(outcome=Outcome.PENDING) | Q(outcome=Outcome.PROCESSING, lease_until__lt=now)
+
+
+def claim_batch(limit: int | None = None) -> list[int]:
+    """Claim up to `limit` waiting deliveries, oldest first, for one lease. Concurrent workers
+    skip each other's rows (SKIP LOCKED on PostgreSQL)."""
+    limit = limit or settings.WEBHOOK_BATCH_SIZE
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(_claimable(now))
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            WebhookDelivery.objects.filter(id__in=ids).update(
+                outcome=Outcome.PROCESSING,
+                lease_until=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
+                attempts=F("attempts") + 1,
+            )
+    return ids
+
+
+def process_claimed(ids: list[int]) -> int:
+    """Process claimed deliveries, a channel's share at a time; returns how many succeeded.
+    A failing batch is retried delivery by delivery, so one bad delivery fails alone."""
+    deliveries = list(
+        WebhookDelivery.objects.filter(id__in=ids, outcome=Outcome.PROCESSING)
+        .select_related("channel")
+        .order_by("id")
+    )
+    groups: dict[tuple[str, int], list[WebhookDelivery]] = {}
+    for delivery in deliveries:
+        groups.setdefault((delivery.source, delivery.channel_id), []).append(delivery)
+    done = 0
+    for (source, _channel_id), group in groups.items():
+        receiver = receiver_for(source)
+        channel = group[0].channel
+        if receiver is None:
+            _settle(group, Outcome.FAILED, f"no webhook receiver is registered for '{source}'")
+            continue
+        if not channel.is_active:
+            _settle(group, Outcome.SKIPPED, "the channel is disabled")
+            continue
+        try:
+            receiver.process(channel, group)
+        except Exception:
+            if len(group) == 1:
+                _failed(group[0])
+                continue
+            logger.warning("webhook batch of %s failed; retrying one by one", len(group))
+            for delivery in group:
+                try:
+                    receiver.process(channel, [delivery])
+                except Exception:
+                    _failed(delivery)
+                else:
+                    _settle([delivery], Outcome.DONE)
+                    done += 1
+        else:
+            _settle(group, Outcome.DONE)
+            done += len(group)
+    return done
+
+
+def _settle(deliveries, outcome: str, reason: str = "") -> None:
+    WebhookDelivery.objects.filter(id__in=[d.pk for d in deliveries]).update(
+        outcome=outcome, reason=reason, lease_until=None, processed_at=timezone.now()
+    )
+
+
+def _failed(delivery: WebhookDelivery) -> None:
+    """Retry later with backoff (the lease doubles as the retry time), then give up visibly."""
+    logger.exception("webhook delivery %s failed", delivery.pk)
+    import traceback
+
+    reason = traceback.format_exc(limit=3)[-2000:]
+    if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        _settle([delivery], Outcome.FAILED, reason)
+        return
+    backoff = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        outcome=Outcome.PROCESSING,
+        reason=reason,
+        lease_until=timezone.now() + timedelta(seconds=backoff),
+    )
+
+
+def _clear_kick() -> None:
+    try:
+        cache.delete(KICK_KEY)
+    except Exception:  # the flag only expires later: the next kick waits a few seconds
+        logger.warning("webhook kick flag could not be cleared", exc_info=True)
+
+
+def drain(max_seconds: float = 50.0) -> int:
+    """Process batches until the log is empty (or time is up); returns deliveries processed."""
+    deadline = timezone.now() + timedelta(seconds=max_seconds)
+    total = 0
+    looked_again = False
+    while timezone.now() < deadline:
+        ids = claim_batch()
+        if ids:
+            total += process_claimed(ids)
+            looked_again = False
+            continue
+        if looked_again:
+            break
+        _clear_kick()
+        looked_again = True
+    else:
+        kick()  # time is up with work left: hand over to a fresh task
+    return total
+
+
+def replay(ids) -> int:
+    """Process these deliveries again (staff's replay). Ingest is idempotent, so a replay of
+    what is already stored changes nothing. Returns how many were queued."""
+    count = WebhookDelivery.objects.filter(
+        id__in=list(ids), verdict__in=[Verdict.ACCEPTED, Verdict.DUPLICATE]
+    ).update(outcome=Outcome.PENDING, lease_until=None, reason="", processed_at=None)
+    if count:
+        transaction.on_commit(kick)
+    return count
+
+
+def waiting_count() -> int:
+    return WebhookDelivery.objects.filter(outcome__in=[Outcome.PENDING, Outcome.PROCESSING]).count()
+
+
+def prune(days: int | None = None) -> int:
+    days = settings.WEBHOOK_LOG_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = WebhookDelivery.objects.filter(
+        received_at__lt=cutoff, outcome__in=[Outcome.DONE, Outcome.SKIPPED, Outcome.FAILED]
+    ).delete()
+    return deleted
