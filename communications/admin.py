@@ -5,14 +5,17 @@ Built to stay fast with millions of messages: no full-table counts on the big li
 select_related, raw id widgets instead of giant dropdowns.
 """
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
-from . import events
+from . import events, webhooks
 from .channel_forms import channel_form_for, fieldsets_for, settings_for
 from .models import (
     Attachment,
@@ -22,6 +25,7 @@ from .models import (
     EarlyStatus,
     Message,
     RealtimeEvent,
+    WebhookDelivery,
 )
 from .services.conversations import (
     assignee_rejection,
@@ -346,3 +350,63 @@ class EarlyStatusAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Every platform delivery with its verdict (communications/webhooks.py). Read-only; staff
+    replay a delivery after fixing what made it fail — ingest is idempotent, so replaying one
+    that was stored already changes nothing."""
+
+    list_display = ["id", "received_at", "channel", "source", "verdict", "outcome", "attempts"]
+    list_filter = ["verdict", "outcome", "source", "channel"]
+    list_select_related = ["channel"]
+    search_fields = ["=dedup_key"]
+    ordering = ["-id"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    actions = ["replay"]
+    fields = [
+        "channel",
+        "source",
+        "received_at",
+        "verdict",
+        "outcome",
+        "reason",
+        "attempts",
+        "processed_at",
+        "dedup_key",
+        "headers",
+        "body_text",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="body")
+    def body_text(self, obj) -> str:
+        raw = bytes(obj.body or b"")
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text[:100_000])
+
+    @admin.action(description="Replay selected deliveries (nothing already stored is doubled)")
+    def replay(self, request, queryset):
+        refused = queryset.exclude(verdict__in=["accepted", "duplicate"]).count()
+        count = webhooks.replay(queryset.values_list("id", flat=True))
+        self.message_user(request, f"{count} deliveries queued for processing again.")
+        if refused:
+            self.message_user(
+                request,
+                f"{refused} rejected deliveries (bad signature or malformed) cannot be replayed: "
+                "they were never authentic or never understood.",
+                level=messages.WARNING,
+            )

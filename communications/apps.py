@@ -10,3 +10,7 @@ class CommunicationsConfig(AppConfig):
         from .services.delivery import outbound_health
 
         register_check("outbound", outbound_health, required=False)
+
+        from .webhooks import webhook_health
+
+        register_check("webhooks", webhook_health, required=False)

@@ -358,3 +358,17 @@ def prune(days: int | None = None) -> int:
         received_at__lt=cutoff, outcome__in=[Outcome.DONE, Outcome.SKIPPED, Outcome.FAILED]
     ).delete()
     return deleted
+
+
+def webhook_health() -> dict:
+    """/health/'s "webhooks" entry: "stale" while deliveries wait longer than they should (no
+    webhook worker is running, or the broker is down)."""
+    now = timezone.now()
+    waiting = WebhookDelivery.objects.filter(_claimable(now))
+    stalled = waiting.filter(
+        received_at__lt=now - timedelta(seconds=settings.WEBHOOK_STALL_SECONDS)
+    ).count()
+    failed = WebhookDelivery.objects.filter(
+        outcome=Outcome.FAILED, received_at__gte=now - timedelta(days=1)
+    ).count()
+    return {"status": "stale" if stalled else "ok", "stalled": stalled, "failed_last_day": failed}

@@ -229,6 +229,7 @@ WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=300)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
 WEBHOOK_KICK_SECONDS = env.int("WEBHOOK_KICK_SECONDS", default=5)
+WEBHOOK_STALL_SECONDS = env.int("WEBHOOK_STALL_SECONDS", default=120)
 WEBHOOK_AUTH_FAILURE_LIMIT = env("WEBHOOK_AUTH_FAILURE_LIMIT", default="30/minute")
 # Sign-in attempts (/accounts/login/ and /admin/login/): per address + username, per address.
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/300s")

@@ -1,0 +1,1 @@
+from tests.whatsapp_cloud.conftest import graph, wa_channel  # noqa: F401 - fixtures
