@@ -35,6 +35,8 @@ class FakeGraphApi:
         self.media: dict[str, tuple[bytes, str]] = {}
         # Statuses the media lookup of an id answers first, in order, before it succeeds.
         self.media_failures: dict[str, list[int]] = {}
+        # Called with each request's record after it is recorded, before it is answered.
+        self.on_request = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,6 +49,8 @@ class FakeGraphApi:
                         "body": body,
                     }
                 )
+                if outer.on_request is not None:
+                    outer.on_request(outer.requests[-1])
 
             def _answer(self, status: int, body: bytes, content_type: str):
                 self.send_response(status)
