@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from communications.admin import ChangesAccessAdmin
 
-from .models import Contact, Order, Team
+from .models import Contact, Job, Order, Team
 
 
 class OrderInline(admin.TabularInline):
@@ -43,3 +43,21 @@ admin.site.unregister(get_user_model())
 @admin.register(get_user_model())
 class SwitchboardUserAdmin(ChangesAccessAdmin, UserAdmin):
     """Django's user admin; saving a user makes their open inboxes re-read their access."""
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Long jobs (imports, exports): read-only; started where their resource lives."""
+
+    list_display = ["pk", "kind", "title", "state", "progress", "attempt", "requested_by"]
+    list_display += ["created_at", "heartbeat_at", "finished_at"]
+    list_filter = ["state", "kind"]
+    search_fields = ["title", "lock_key", "error"]
+    list_select_related = ["requested_by"]
+    ordering = ["-id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -50,3 +50,50 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+
+class Job(models.Model):
+    """A long job (R14): a mailbox import, an export. queued → running → done | failed.
+
+    One queued-or-running job per (kind, lock_key), guaranteed by a partial unique constraint;
+    `attempt` fences a run, so a run the stale-run recovery has given up on stops at its next
+    heartbeat (crm/jobs.py)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    kind = models.CharField(max_length=40)
+    lock_key = models.CharField(max_length=120, help_text="one active job per kind and key")
+    title = models.CharField(max_length=255, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    # Counters the runner reports ({"scanned": 1200, "stored": 1187, "total": 10000}).
+    progress = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "lock_key"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="job_one_active_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="job_by_state")]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.kind} #{self.pk}"

@@ -201,6 +201,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "communications.tasks.prune_webhook_deliveries",
         "schedule": 3600.0,
     },
+    # Long jobs (crm/jobs.py): re-queue quiet runs, fail overlong ones, resend lost tasks.
+    "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
 }

@@ -11,8 +11,10 @@ from drf_spectacular.views import (
 
 from communications.views import attachment_media
 from communications.webhook_views import receive_webhook
+from integrations.email.api import EmailImportView
 
 from .health import health
+from .job_views import JobDetailView
 from .login import admin_login_view, login_view
 
 handler404 = "crm.errors.not_found"
@@ -26,6 +28,12 @@ urlpatterns = [
     path("accounts/login/", login_view, name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The API channel's inbound endpoint belongs to its provider, under the same public path.
+    path("api/v1/jobs/<int:job_id>/", JobDetailView.as_view(), name="api-job"),
+    path(
+        "api/v1/channels/<int:channel_id>/email-import/",
+        EmailImportView.as_view(),
+        name="api-email-import",
+    ),
     path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("communications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -9,6 +9,9 @@ class IntegrationsConfig(AppConfig):
         from .registry import register_providers
 
         register_providers()
+        from .email.import_job import register as register_email_import
+
+        register_email_import()
         # Matrix sync lag in /health/ (not required: appservice-only deployments have no sync).
         from crm.health import register_check
 

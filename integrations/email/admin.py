@@ -2,8 +2,13 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from crm.jobs import JobBusy
 
 from .connections import test_connection
+from .import_job import start_import
 from .models import EmailAccount, MailboxState
 
 SECRET_FIELDS = {
@@ -79,7 +84,7 @@ class EmailAccountAdmin(admin.ModelAdmin):
     ]
     readonly_fields = ["last_polled_at", "last_poll_error"]
     inlines = [MailboxStateInline]
-    actions = ["check_connection"]
+    actions = ["check_connection", "import_mailbox"]
     fieldsets = [
         (None, {"fields": ["channel", "from_address", "from_name"]}),
         (
@@ -111,3 +116,25 @@ class EmailAccountAdmin(admin.ModelAdmin):
             for line in test_connection(account):
                 level = messages.SUCCESS if ": OK" in line else messages.ERROR
                 self.message_user(request, f"{account.from_address} — {line}", level)
+
+    @admin.action(description="Import the whole mailbox now (a job with progress)")
+    def import_mailbox(self, request, queryset):
+        for account in queryset.select_related("channel"):
+            try:
+                job = start_import(account, request.user)
+            except JobBusy as busy:
+                job, verb, level = busy.job, "is already", messages.WARNING
+            else:
+                verb, level = "queued:", messages.SUCCESS
+            url = reverse("admin:crm_job_change", args=[job.pk])
+            self.message_user(
+                request,
+                format_html(
+                    '{} — import {} <a href="{}">job #{}</a> (progress there)',
+                    account.from_address,
+                    verb,
+                    url,
+                    job.pk,
+                ),
+                level,
+            )

@@ -35,6 +35,7 @@ class PollResult:
     fetched: int = 0
     stored: int = 0
     uidvalidity_reset: bool = False
+    remaining: int = 0  # new mails left in the folder after the last batch
 
 
 def poll_account(
@@ -66,7 +67,9 @@ def poll_account(
                         )
                         result.uidvalidity_reset = True
                     state.uidvalidity, state.last_uid = uidvalidity, 0
-                uids = _new_uids(conn, state.last_uid)[:batch_size]
+                new = _new_uids(conn, state.last_uid)
+                uids = new[:batch_size]
+                result.remaining = len(new) - len(uids)
                 if not uids:
                     state.save(update_fields=["uidvalidity", "last_uid", "updated_at"])
                     break
