@@ -341,8 +341,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        # data: for the Connect WhatsApp QR code and the empty favicon; blob: for previews.
-        "img-src": [SELF, "data:", "blob:"],
+        # data: for the Connect WhatsApp QR code and the empty favicon; blob: for previews;
+        # https: for an email's remote images, loaded only when the manager asks (email.js).
+        "img-src": [SELF, "data:", "blob:", "https:"],
         "media-src": [SELF, "blob:"],
         "connect-src": [SELF],
         "font-src": [SELF],

@@ -1,6 +1,7 @@
 // DOM building for the inbox. Text from customers only ever goes in through textContent or
 // text nodes; links are built as elements with http(s) hrefs only.
 import { clockTime, fullTime } from "./dates.js";
+import { renderEmailBody } from "./email.js";
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -107,7 +108,9 @@ export function renderMessage(message, actions) {
     bubble.append(el("em", { class: "deleted", text: "This message was deleted" }));
   } else {
     for (const attachment of message.attachments || []) bubble.append(renderAttachment(attachment, actions));
-    if (message.content) bubble.append(el("div", { class: "text" }, linkify(message.content)));
+    const email = renderEmailBody(message);
+    if (email) bubble.append(email);
+    else if (message.content) bubble.append(el("div", { class: "text" }, linkify(message.content)));
   }
   const meta = el(
     "div",
