@@ -386,8 +386,19 @@ class ConversationUpdateSerializer(serializers.Serializer):
     is_archived = serializers.BooleanField(required=False)
 
 
+class EmailRecipientsSerializer(serializers.Serializer):
+    to = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=20)
+    cc = serializers.ListField(
+        child=serializers.EmailField(), required=False, default=list, max_length=20
+    )
+
+
 class SendMessageSerializer(serializers.Serializer):
     client_id = serializers.CharField(max_length=64)
+    email = EmailRecipientsSerializer(
+        required=False,
+        help_text="email conversations only: who the reply goes to (default: the customer)",
+    )
     content = serializers.CharField(allow_blank=True, required=False, default="", max_length=20000)
     kind = serializers.ChoiceField(
         choices=[Message.Kind.TEXT, Message.Kind.NOTE], default=Message.Kind.TEXT

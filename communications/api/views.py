@@ -134,6 +134,7 @@ class MessageListView(APIView):
                 content=data["content"],
                 kind=data["kind"],
                 reply_to_id=data.get("reply_to_id"),
+                email=data.get("email"),
             )
         except SendRejected as exc:
             raise ValidationError({"detail": str(exc)}) from exc

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import events
-from ..models import Conversation, EarlyStatus, Message
+from ..models import Channel, Conversation, EarlyStatus, Message
 from ..serializers import conversation_payload, message_payload
 from .ingest import preview_text
 
@@ -70,8 +70,10 @@ def send_message(
     kind: str = Message.Kind.TEXT,
     reply_to_id: int | None = None,
     attachments: tuple = (),
+    email: dict | None = None,
 ) -> SendOutcome:
-    """Store an outbound message (or a private note) once per `client_id`."""
+    """Store an outbound message (or a private note) once per `client_id`. `email` ({"to": […],
+    "cc": […]}) chooses an email reply's recipients; the provider reads it from metadata."""
     existing = Message.objects.filter(client_id=client_id).first()
     if existing is not None:
         return _same_request(existing, conversation)
@@ -82,6 +84,8 @@ def send_message(
         and not Message.objects.filter(pk=reply_to_id, conversation=conversation).exists()
     ):
         raise SendRejected("reply_to_id does not name a message of this conversation")
+    if email and conversation.channel.kind != Channel.Kind.EMAIL:
+        raise SendRejected("email recipients apply to email conversations only")
     is_note = kind == Message.Kind.NOTE
     now = timezone.now()
     try:
@@ -96,6 +100,9 @@ def send_message(
                 client_id=client_id,
                 sender_user=user,
                 reply_to_id=reply_to_id,
+                metadata={"email": {"to": email["to"], "cc": email.get("cc", [])}}
+                if email and not is_note
+                else {},
                 created_at=now,
                 deliver_after=None if is_note else now,
             )

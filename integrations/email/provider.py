@@ -42,7 +42,8 @@ class EmailProvider:
     def send(self, message: Message) -> SendResult:
         message_id = self._record_message_id(message)
         parent = _answered_message(message)
-        recipient = _recipient(message, parent)
+        chosen = (message.metadata or {}).get("email") or {}
+        recipient = ", ".join(chosen.get("to") or []) or _recipient(message, parent)
         if not recipient:
             raise PermanentDeliveryError("the customer has no email address to reply to")
         mail = self.build(message, message_id=message_id, parent=parent, recipient=recipient)
@@ -102,6 +103,9 @@ class EmailProvider:
         mail["Date"] = format_datetime(message.created_at or timezone.now())
         mail["From"] = Address(_display_name(message, account), addr_spec=account.from_address)
         mail["To"] = recipient
+        cc = ((message.metadata or {}).get("email") or {}).get("cc") or []
+        if cc:
+            mail["Cc"] = ", ".join(cc)
         mail["Subject"] = reply_subject(message.conversation.subject)
         if parent is not None and parent.external_id:
             references = (parent.metadata.get("email") or {}).get("references") or []

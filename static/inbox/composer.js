@@ -2,6 +2,7 @@
 // double click, a slow network or a retried request never shows or stores a message twice.
 
 import { api } from "./api.js";
+import { EmailFields } from "./email-composer.js";
 import { el, humanSize } from "./render.js";
 
 const EMOJI = ["😀", "😊", "👍", "🙏", "🎉", "❤️", "😅", "🤔", "👌", "🙌", "📦", "✅"];
@@ -18,6 +19,7 @@ export class Composer {
     this.noteOnly = false; // notes only because the channel cannot send replies
     this.lastTyping = 0;
     this.pending = new Map(); // client_id -> the optimistic message and how to send it again
+    this.emailFields = new EmailFields(form);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
@@ -62,6 +64,7 @@ export class Composer {
 
   // The opened conversation: where replies cannot be sent yet, say so and write notes only.
   useConversation(conversation) {
+    this.emailFields.use(conversation);
     const reason = conversation.reply_unavailable || "";
     this.replyTab.disabled = Boolean(reason);
     this.notice.hidden = !reason;
@@ -109,13 +112,20 @@ export class Composer {
   submit() {
     const content = this.text.value;
     if (!content.trim() || !this.thread.id) return;
+    const kind = this.mode === "note" ? "note" : "text";
+    let extra;
+    try {
+      extra = this.emailFields.payload(kind);
+    } catch (error) {
+      this.showError(error.message);
+      return;
+    }
     this.text.value = ""; // cleared at once: a second Enter or click has nothing to send
     this.showError("");
     const clientId = crypto.randomUUID();
-    const kind = this.mode === "note" ? "note" : "text";
     const conversationId = this.thread.id;
     this.dispatch(clientId, conversationId, { content, kind }, () =>
-      api.send(conversationId, { client_id: clientId, content, kind }),
+      api.send(conversationId, { client_id: clientId, content, kind, ...extra }),
     );
   }
 

@@ -7,6 +7,8 @@ from playwright.sync_api import expect
 
 from communications.models import Channel
 from communications.services.ingest import InboundMessage, InboundSender, ingest_message
+from integrations.email.devservers import SmtpServer
+from integrations.email.models import EmailAccount, Security
 from integrations.email.parse import parse_mail
 from tests import factories
 
@@ -68,7 +70,7 @@ def email_inbox(transactional_db, live_server_url):
         )
 
     result = off_the_loop(store)
-    return {"conversation": result.message.conversation}
+    return {"conversation": result.message.conversation, "channel": channel}
 
 
 def test_email_shows_its_headers_folds_quotes_and_loads_images_only_on_request(
@@ -103,3 +105,40 @@ def test_email_shows_its_headers_folds_quotes_and_loads_images_only_on_request(
     message.get_by_role("button", name="Load remote images").click()
     expect(pixel).to_have_attribute("src", "https://tracker.example/pixel.gif")
     assert violations(page, console) == []
+
+
+def test_the_reply_box_says_it_sends_an_email_and_the_manager_adds_a_cc(
+    live_server_url, chromium, email_inbox, screenshot
+):
+    with SmtpServer() as smtp:
+        EmailAccount.objects.create(
+            channel=email_inbox["channel"],
+            imap_host="127.0.0.1",
+            imap_port=1,
+            imap_security=Security.NONE,
+            imap_user="unused",
+            polling_enabled=False,
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security=Security.NONE,
+            from_address="support@shop.test",
+            from_name="Shop Support",
+        )
+        context = chromium.new_context(viewport={"width": 1440, "height": 900})
+        page = login(context, live_server_url, "alice")
+        open_conversation(page, email_inbox["conversation"])
+        fields = page.locator(".email-fields")
+        expect(fields).to_contain_text("Sends an email")
+        expect(fields.locator(".email-subject")).to_have_text("Re: Order 1042")
+        expect(fields.get_by_label("To")).to_have_attribute(
+            "placeholder", "dana@example.com (the customer)"
+        )
+        fields.get_by_label("Cc").fill("courier@example.net")
+        page.locator("#composer textarea").fill("We asked the courier, you are in copy.")
+        page.locator("#composer textarea").press("Enter")
+        expect(page.locator(".msg.out .tick").last).to_have_text("✓", timeout=15000)
+        screenshot(page, "email-reply")
+        [sent] = smtp.messages
+        assert sent["To"] == "dana@example.com" and sent["Cc"] == "courier@example.net"
+        assert sent["Subject"] == "Re: Order 1042"
+        assert sent["In-Reply-To"] == "<reply-1@example.com>"

@@ -102,3 +102,47 @@ def test_attachments_are_sent(
     assert part.get_filename() == "invoice.pdf"
     assert part.get_content_type() == "application/pdf"
     assert part.get_content() == b"%PDF"
+
+
+def test_the_manager_chooses_to_and_cc_from_the_api(
+    conversation, smtp, email_manager, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(email_manager)
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    bad = client.post(url, {"client_id": "x", "content": "Hi", "email": {"to": ["nope"]}}, "json")
+    assert bad.status_code == 400 and "to" in bad.json()["email"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url,
+            {
+                "client_id": "cc-1",
+                "content": "Looping in our courier",
+                "email": {"to": ["dana@example.com"], "cc": ["courier@example.net"]},
+            },
+            "json",
+        )
+    assert response.status_code == 201, response.content
+    [sent] = smtp.messages
+    assert sent["To"] == "dana@example.com" and sent["Cc"] == "courier@example.net"
+    assert set(sent.envelope_rcpt) == {"dana@example.com", "courier@example.net"}
+
+
+def test_email_recipients_are_refused_on_other_channels(manager):
+    from rest_framework.test import APIClient
+
+    from tests import factories
+
+    other = factories.ConversationFactory()
+    other.channel.teams.add(*manager.teams.all())
+    client = APIClient()
+    client.force_authenticate(manager)
+    response = client.post(
+        f"/api/v1/conversations/{other.pk}/messages/",
+        {"client_id": "y", "content": "Hi", "email": {"to": ["a@example.com"]}},
+        "json",
+    )
+    assert response.status_code == 400
+    assert "email conversations only" in response.json()["detail"]
