@@ -7,7 +7,13 @@ them replies threading onto earlier ones), then times `poll_account` — fetch b
 thread, ingest — and prints one JSON document: mails/s and the process's peak RSS before and
 after the import (the IMAP server's own copy of the mailbox is in the "before" figure).
 Target: ≥ 200 mails/s on 2 cores, memory flat (batches of 100, nothing kept between them).
-Not measured yet: the 1,000-reply send burst through a worker (not built).
+Anchor: parsing the same mails alone, in this process (the ceiling of the import).
+
+Then the send burst (with REDIS_URL set, so a real worker can run): `--replies` replies
+(5 per conversation, over the imported conversations) stored through the one send path and
+delivered by a `celery worker` subprocess to an aiosmtpd server in this process; mails/s from
+the first send to the last mail received. Anchor: the same number of mails sent straight
+with smtplib over one connection (the ceiling of the SMTP server here).
 """
 
 import argparse
@@ -43,11 +49,15 @@ def _mail(i: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mails", type=int, default=10_000)
+    parser.add_argument("--replies", type=int, default=1_000)
     args = parser.parse_args()
+
+    import logging
 
     import django
 
     django.setup()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -79,10 +89,18 @@ def main() -> None:
         result = poll_account(account)
         seconds = time.perf_counter() - started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        from integrations.email.parse import parse_mail
+
+        started = time.perf_counter()
+        for i in range(args.mails):
+            parse_mail(_mail(i))
+        parse_rate = args.mails / (time.perf_counter() - started)
     rate = result.stored / seconds if seconds else 0
+    burst = _send_burst(account, args.replies) if os.environ.get("REDIS_URL") else None
     print(
         json.dumps(
             {
+                "anchor_parse_only_mails_per_s": round(parse_rate, 1),
                 "mails": args.mails,
                 "stored": result.stored,
                 "stored_in_db": Message.objects.filter(channel=channel).count(),
@@ -93,10 +111,89 @@ def main() -> None:
                 "peak_rss_mb_before_import": round(rss_before / 1024, 1),
                 "peak_rss_mb_after_import": round(rss_after / 1024, 1),
                 "target_met": rate >= 200,
+                "send_burst": burst or "skipped: set REDIS_URL (a real worker sends)",
             },
             indent=2,
         )
     )
+
+
+def _send_burst(account, replies: int) -> dict:
+    """Replies through the send path and a real worker to a local SMTP server."""
+    import smtplib
+    import subprocess
+    import uuid
+    from email.message import EmailMessage
+
+    from django.db import transaction
+
+    from communications.models import Message
+    from communications.services.send import send_message
+    from crm.celery import app as celery_app
+    from crm.models import Team
+    from integrations.email.devservers import SmtpServer
+    from integrations.email.models import Security
+    from tests.factories import UserFactory
+
+    queue = f"bench-email-{uuid.uuid4().hex[:6]}"
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_default_queue = queue
+    user = UserFactory(username=f"bench-{uuid.uuid4().hex[:6]}")
+    team = Team.objects.create(name=f"bench {queue}")
+    team.members.add(user)
+    account.channel.teams.add(team)
+    conversations = list(account.channel.conversations.order_by("id")[: max(replies // 5, 1)])
+    with SmtpServer() as smtp:
+        # Anchor: the SMTP server's own ceiling over one connection.
+        started = time.perf_counter()
+        with smtplib.SMTP(smtp.host, smtp.port) as conn:
+            for i in range(replies):
+                mail = EmailMessage()
+                mail["From"], mail["To"], mail["Subject"] = "a@b.test", "c@d.test", f"anchor {i}"
+                mail.set_content("anchor")
+                conn.send_message(mail)
+        anchor_rate = replies / (time.perf_counter() - started)
+        smtp.messages.clear()
+        type(account).objects.filter(pk=account.pk).update(
+            smtp_host=smtp.host, smtp_port=smtp.port, smtp_security=Security.NONE, smtp_user=""
+        )
+        env = {**os.environ, "CELERY_QUEUE": queue, "CELERY_TASK_ALWAYS_EAGER": "false"}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "crm", "worker", "-Q", queue,
+             "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(4)  # the worker connects to the broker
+            started = time.perf_counter()
+            for i in range(replies):
+                with transaction.atomic():
+                    send_message(
+                        conversation=conversations[i % len(conversations)],
+                        user=user,
+                        client_id=f"{queue}-{i}",
+                        content=f"Reply {i}: your parcel is on its way.",
+                    )
+            stored_s = time.perf_counter() - started
+            deadline = time.monotonic() + 600
+            while len(smtp.messages) < replies and time.monotonic() < deadline:
+                time.sleep(0.2)
+            seconds = time.perf_counter() - started
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+        received = len(smtp.messages)
+    sent = Message.objects.filter(client_id__startswith=queue, status="sent").count()
+    return {
+        "replies": replies,
+        "conversations": len(conversations),
+        "worker_concurrency": 4,
+        "stored_seconds": round(stored_s, 1),
+        "received_by_smtp": received,
+        "marked_sent": sent,
+        "mails_per_s": round(received / seconds, 1),
+        "anchor_smtplib_one_connection_mails_per_s": round(anchor_rate, 1),
+    }
 
 
 if __name__ == "__main__":
