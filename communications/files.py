@@ -36,7 +36,8 @@ def store_after_commit(attachment: Attachment, content, filename: str) -> None:
 
 def _write(storage, name: str, content) -> None:
     # The caller's transaction may have saved no row after all (a repeated client_id).
-    if not Attachment.objects.filter(file=name).exists():
+    row = Attachment.objects.filter(file=name).values_list("id", "mime_type").first()
+    if row is None:
         return
     try:
         stored = storage.save(name, content)
@@ -50,3 +51,6 @@ def _write(storage, name: str, content) -> None:
         return
     if stored != name:
         Attachment.objects.filter(file=name).update(file=stored)
+    from .thumbnails import queue_thumbnail_if_previewable
+
+    queue_thumbnail_if_previewable(*row)

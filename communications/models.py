@@ -321,6 +321,8 @@ class Attachment(models.Model):
     )
     download_error = models.TextField(blank=True)
     download_attempts = models.PositiveSmallIntegerField(default=0)
+    # A PNG preview rendered by the worker (a PDF's first page: communications/thumbnails.py).
+    thumbnail = models.FileField(upload_to="thumbnails/%Y/%m/%d/", max_length=500, blank=True)
 
     def __str__(self) -> str:
         return self.filename or self.file.name

@@ -46,6 +46,7 @@ ATTACHMENT_COLUMNS = (
     "duration_ms",
     "download_state",
     "download_error",
+    "thumbnail",
 )
 MESSAGE_COLUMNS = (
     "id",
@@ -103,6 +104,10 @@ def attachment_row_payload(row: dict) -> dict:
         "download_state": row["download_state"],
         "download_error": row["download_error"],
         "url": attachment_url(Attachment(id=row["id"])),
+        # A PNG preview (a PDF's first page), once the worker has rendered it.
+        "thumbnail_url": attachment_url(Attachment(id=row["id"])) + "?variant=thumbnail"
+        if row["thumbnail"]
+        else None,
     }
 
 
@@ -241,6 +246,9 @@ class _PayloadSerializer(serializers.ModelSerializer):
 class AttachmentSerializer(_PayloadSerializer):
     payload = staticmethod(attachment_payload)
     url = serializers.CharField(read_only=True, help_text="signed, expiring media link")
+    thumbnail_url = serializers.CharField(
+        read_only=True, allow_null=True, help_text="a PNG preview (a PDF's first page), or null"
+    )
 
     class Meta:
         model = Attachment
@@ -255,6 +263,7 @@ class AttachmentSerializer(_PayloadSerializer):
             "download_state",
             "download_error",
             "url",
+            "thumbnail_url",
         ]
 
 

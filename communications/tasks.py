@@ -221,3 +221,23 @@ def prune_webhook_deliveries() -> int:
     from . import webhooks
 
     return webhooks.prune()
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def make_thumbnail(attachment_id: int) -> str:
+    """Render a PDF's first page as the attachment's preview. Safe to run twice."""
+    from .models import Attachment
+    from .services.attachments import record_thumbnail
+    from .thumbnails import MAX_SOURCE_BYTES, render_pdf_first_page
+
+    attachment = Attachment.objects.filter(pk=attachment_id).first()
+    if attachment is None or attachment.thumbnail or not attachment.file:
+        return "skipped"
+    if attachment.size > MAX_SOURCE_BYTES:
+        return "too large"
+    try:
+        png = render_pdf_first_page(attachment.file.path)
+    except (ValueError, OSError) as exc:
+        logger.info("no preview for attachment %s: %s", attachment_id, exc)
+        return "not renderable"
+    return "stored" if record_thumbnail(attachment_id, png) else "skipped"

@@ -30,6 +30,10 @@ def attachment_media(request, token: str):
     )
     if attachment is None or not can_see_channel(user, attachment.message.channel_id):
         raise Http404("attachment not found")
+    if request.GET.get("variant") == "thumbnail":
+        if not attachment.thumbnail:
+            raise Http404("this attachment has no preview (yet)")
+        return serve_file_with_range(request, attachment.thumbnail.path, "image/png", "preview.png")
     if not attachment.file:
         raise Http404("the file of this attachment has not been downloaded")
     return serve_file_with_range(

@@ -10,6 +10,7 @@ when they arrive the attachment is filled in and a `message.updated` event goes 
 """
 
 import logging
+import uuid
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -125,3 +126,21 @@ def _announce(message_id: int) -> None:
         conversation_id=message.conversation_id,
         payload=message_payload(message),
     )
+
+
+def record_thumbnail(attachment_id: int, png: bytes) -> bool:
+    """The worker rendered a preview: store it (after commit, like every file) and tell the
+    inbox, whose next copy of the message carries `thumbnail_url`."""
+    with transaction.atomic():
+        attachment = Attachment.objects.select_for_update().filter(pk=attachment_id).first()
+        if attachment is None or attachment.thumbnail:
+            return False
+        name = attachment.thumbnail.field.generate_filename(
+            attachment, f"{attachment_id}-{uuid.uuid4().hex[:8]}.png"
+        )
+        attachment.thumbnail.name = name
+        storage = attachment.thumbnail.storage
+        attachment.save(update_fields=["thumbnail"])
+        transaction.on_commit(lambda: storage.save(name, ContentFile(png)))
+        _announce(attachment.message_id)
+    return True

@@ -221,6 +221,19 @@ export function renderAttachment(attachment, actions) {
     media.addEventListener("error", () => fallBackToDownload(media, attachment), { once: true });
     return media;
   }
+  if (attachment.thumbnail_url) {
+    // A preview the worker rendered (a PDF's first page): it opens the file.
+    return el(
+      "div",
+      { class: "file-preview" },
+      el(
+        "a",
+        { href: attachment.url, target: "_blank", rel: "noopener", title: attachment.filename },
+        el("img", { src: attachment.thumbnail_url, alt: `First page of ${attachment.filename || "the document"}`, loading: "lazy" }),
+      ),
+      downloadLink(attachment),
+    );
+  }
   return downloadLink(attachment);
 }
 
