@@ -1,11 +1,13 @@
 from django.urls import path
 
+from crm.parallel import parallel_view
+
 from .views import ApiChannelInboundView
 
 urlpatterns = [
     path(
         "channels/<int:channel_id>/inbound/",
-        ApiChannelInboundView.as_view(),
+        parallel_view(ApiChannelInboundView.as_view()),
         name="api-channel-inbound",
     ),
 ]
