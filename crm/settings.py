@@ -224,9 +224,6 @@ TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 # Authenticated webhook deliveries, per channel (Meta sends from a handful of addresses).
 WEBHOOK_RATE_LIMIT = env("WEBHOOK_RATE_LIMIT", default="120000/minute")
 # Failed webhook authentications (bad token/signature, unknown channel), per source address.
-# The hot endpoints (webhooks, API inbound) run on the thread pool, not on the one thread
-# every sync view of an ASGI process shares (crm/parallel.py).
-PARALLEL_SYNC_VIEWS = env.bool("PARALLEL_SYNC_VIEWS", default=True)
 # The webhook log (communications/webhooks.py).
 WEBHOOK_LOG_RETENTION_DAYS = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=14)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=500)

@@ -16,7 +16,6 @@ from integrations.email.api import EmailImportView
 from .health import health
 from .job_views import JobDetailView
 from .login import admin_login_view, login_view
-from .parallel import parallel_view
 
 handler404 = "crm.errors.not_found"
 
@@ -61,10 +60,6 @@ urlpatterns = [
     # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
-    path(
-        "webhooks/<slug:source>/<int:channel_id>/",
-        parallel_view(receive_webhook),
-        name="webhook",
-    ),
+    path("webhooks/<slug:source>/<int:channel_id>/", receive_webhook, name="webhook"),
     path("", include("communications.urls")),
 ]

@@ -19,13 +19,6 @@ def eager_celery():
 
 
 @pytest.fixture(autouse=True)
-def shared_thread_views(settings):
-    """In-process requests see the test's transaction only on the test's own thread; the
-    servers the live tests start run the hot views on the thread pool (crm/parallel.py)."""
-    settings.PARALLEL_SYNC_VIEWS = False
-
-
-@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
