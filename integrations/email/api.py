@@ -19,6 +19,7 @@ class EmailImportView(APIView):
         request=None,
         responses={
             202: JobSerializer,
+            403: OpenApiResponse(description="only staff may import a mailbox"),
             404: OpenApiResponse(description="no email account on this channel"),
             409: OpenApiResponse(JobSerializer, description="an import is already queued/running"),
         },
