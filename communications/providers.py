@@ -43,6 +43,17 @@ class SendResult:
     external_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What a platform says about a participant (R12). Empty fields mean "not known": they never
+    overwrite what is stored. `avatar` is the picture's bytes, fetched by the provider."""
+
+    name: str = ""
+    username: str = ""
+    avatar: bytes | None = None
+    avatar_content_type: str = ""
+
+
 class Provider(Protocol):
     kind: str
     # True when sending the same message again cannot double it on the platform (an
@@ -62,6 +73,17 @@ class Provider(Protocol):
     #     """A manager is typing in `conversation`: show it to the customer where the channel
     #     can (one short-lived notice; the inbox socket calls it at most every 3 s per
     #     conversation, off the event loop). Errors may raise: the caller logs them."""
+    #
+    # def fetch_profile(self, identity: ContactIdentity) -> Profile | None:
+    #     """The participant's name, username and picture from the platform (R12). Called by a
+    #     worker task in the background (first sight, then when older than the configured age),
+    #     never during ingest. Raise `TemporaryDeliveryError` to be retried later; None when the
+    #     platform has nothing to say."""
+    #
+    # def check_connection(self) -> str:
+    #     """The admin's "test connection" action: one cheap authenticated call (Graph `me`,
+    #     Telegram `getMe`). Returns what the platform answered in staff's words ("Connected as
+    #     @shop_bot"); raises `DeliveryError` with the reason when it fails."""
     #
     # Inbound translation lives in each provider's own webhook view, which hands
     # `InboundMessage`s to `communications.services.ingest`. A provider says why it cannot
