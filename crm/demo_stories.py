@@ -12,9 +12,16 @@ from decimal import Decimal
 from django.core.files.base import ContentFile
 
 from communications.files import store_after_commit
-from communications.models import Attachment, Channel, ContactIdentity, Conversation, Message
+from communications.models import (
+    Attachment,
+    Channel,
+    ContactIdentity,
+    Conversation,
+    Message,
+    WebhookDelivery,
+)
 from crm import demo_media
-from crm.models import Contact, Order
+from crm.models import Contact, Job, Order
 
 IN, OUT, NOTE = "in", "out", "note"
 SHOP = "support@example.com"
@@ -245,7 +252,89 @@ def load_stories(channels: dict[str, Channel], users: dict, team, rng: random.Ra
     """Create every story's contact, orders, identity, conversation and messages."""
     for index, story in enumerate(STORIES):
         _load(story, index, channels[story.kind], users, team, rng, now)
+    _webhook_log(channels, now)
+    _finished_import(channels[K.EMAIL], users["manager"], now)
     return len(STORIES)
+
+
+def _webhook_log(channels: dict[str, Channel], now) -> None:
+    """A few deliveries in the webhook log, errors included, so admin → Webhook deliveries and
+    the dashboard show what staff will see when a platform misbehaves."""
+    api, whatsapp = channels[K.API], channels[K.WHATSAPP]
+    Verdict, Outcome = WebhookDelivery.Verdict, WebhookDelivery.Outcome
+    rows = [
+        (
+            api,
+            "api",
+            40,
+            b'{"external_id":"web-1","sender":{"id":"web-priya-7f3a"},"text":"Hi"}',
+            Verdict.ACCEPTED,
+            Outcome.DONE,
+            "",
+            "web-1",
+        ),
+        (
+            api,
+            "api",
+            39,
+            b'{"external_id":"web-1","sender":{"id":"web-priya-7f3a"},"text":"Hi"}',
+            Verdict.DUPLICATE,
+            Outcome.SKIPPED,
+            "already received as delivery web-1",
+            "",
+        ),
+        (
+            whatsapp,
+            "whatsapp",
+            25,
+            b'{"object":"whatsapp_business_account","entry":[]}',
+            Verdict.BAD_SIGNATURE,
+            Outcome.SKIPPED,
+            "X-Hub-Signature-256 does not match the body signed with the app secret",
+            "",
+        ),
+        (
+            whatsapp,
+            "whatsapp",
+            12,
+            b'{"object": "whatsapp_business_account", "entry": [',
+            Verdict.MALFORMED,
+            Outcome.SKIPPED,
+            "the body is not JSON: Expecting value at byte 50",
+            "",
+        ),
+    ]
+    for channel, source, minutes, body, verdict, outcome, reason, key in rows:
+        WebhookDelivery.objects.create(
+            channel=channel,
+            source=source,
+            received_at=now - timedelta(minutes=minutes),
+            headers={"Content-Type": "application/json"},
+            body=body,
+            verdict=verdict,
+            reason=reason,
+            dedup_key=key,
+            outcome=outcome,
+            attempts=1 if outcome == Outcome.DONE else 0,
+            processed_at=now - timedelta(minutes=minutes) if outcome == Outcome.DONE else None,
+        )
+
+
+def _finished_import(channel: Channel, user, now) -> None:
+    """A mailbox import that ran (admin → Jobs), as staff see one after the first import."""
+    Job.objects.create(
+        kind="email_import",
+        lock_key="email-account:demo",
+        title=f"Import the mailbox of {channel.name}",
+        params={"channel_id": channel.pk},
+        state=Job.State.DONE,
+        progress={"scanned": 1240, "stored": 1187, "total": 1240},
+        result={"scanned": 1240, "stored": 1187},
+        requested_by=user,
+        started_at=now - timedelta(days=2, minutes=4),
+        heartbeat_at=now - timedelta(days=2),
+        finished_at=now - timedelta(days=2),
+    )
 
 
 def _load(story: Story, index: int, channel: Channel, users: dict, team, rng, now) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from communications.models import Attachment, Channel, Conversation, Message
+from communications.models import Attachment, Channel, Conversation, Message, WebhookDelivery
 from crm import health
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +71,8 @@ def test_seed_demo_is_idempotent():
     }
     assert Message.objects.filter(metadata__email__subject__startswith="Wrong size").exists()
     assert len(set(Message.objects.values_list("content", flat=True))) > 30
+    verdicts = set(WebhookDelivery.objects.values_list("verdict", flat=True))
+    assert verdicts == set(WebhookDelivery.Verdict.values)
 
 
 def _manage(*args, env_overrides):
