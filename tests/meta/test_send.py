@@ -5,6 +5,8 @@ import json
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.test import Client
 from werkzeug import Response
 
 from communications import webhooks
@@ -333,3 +335,24 @@ def test_graph_answer_that_is_not_json_still_counts_as_sent(
     )
     message = send(conversation, manager, django_capture_on_commit_callbacks)
     assert message.status == Message.Status.SENT and message.external_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_echo_overtaking_the_send_answer_is_not_a_second_message(
+    client, messenger, graph, manager, django_capture_on_commit_callbacks
+):
+    """Meta may deliver the echo while our Send API call is still waiting for its answer."""
+    conversation = open_conversation(messenger, PSID)
+
+    def echo_first(request):
+        message = Message.objects.get(client_id="c-1")
+        assert message.status == Message.Status.SENDING
+        body = _echo("m_RACE", message.content, f"switchboard:{message.pk}")
+        assert post_signed(Client(), messenger, body).status_code == 200
+        connection.close()  # this runs in the fake server's thread
+        return Response(json.dumps({"recipient_id": PSID, "message_id": "m_RACE"}), 200)
+
+    graph.expect_oneshot_request(SEND_PATH, method="POST").respond_with_handler(echo_first)
+    message = send(conversation, manager, django_capture_on_commit_callbacks)
+    assert Message.objects.count() == 1
+    assert (message.status, message.external_id) == ("sent", "m_RACE")
