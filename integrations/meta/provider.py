@@ -155,6 +155,8 @@ class MetaProvider:
         return self._post(json=payload)
 
     def _post_file(self, recipient: dict, options: dict, attachment, message: Message) -> str:
+        if self.kind == Channel.Kind.INSTAGRAM:
+            return self._post_instagram_file(recipient, options, attachment)
         body = self._tagged(
             {
                 "attachment": {
@@ -175,10 +177,38 @@ class MetaProvider:
             }
             return self._post(data=data, files=files)
 
+    def _post_instagram_file(self, recipient: dict, options: dict, attachment) -> str:
+        """Instagram takes files in two steps: upload to the page's `message_attachments`
+        (platform instagram), then send the attachment id."""
+        kind = attachment_type(attachment.mime_type)
+        upload = {
+            "platform": "instagram",
+            "message": json.dumps(
+                {"attachment": {"type": kind, "payload": {"is_reusable": False}}}
+            ),
+        }
+        with attachment.file.open("rb") as handle:
+            files = {
+                "filedata": (
+                    attachment.filename or "file",
+                    handle,
+                    attachment.mime_type or "application/octet-stream",
+                )
+            }
+            answer = self._call("me/message_attachments", data=upload, files=files)
+        attachment_id = answer.get("attachment_id")
+        if not attachment_id:
+            raise PermanentDeliveryError("Instagram took the file but named no attachment id")
+        body = {"attachment": {"type": kind, "payload": {"attachment_id": str(attachment_id)}}}
+        return self._post(json={"recipient": recipient, **options, "message": body})
+
     def _post(self, **kwargs) -> str:
+        return str(self._call("me/messages", **kwargs).get("message_id") or "")
+
+    def _call(self, path: str, **kwargs) -> dict:
         try:
             response = requests.post(
-                f"{graph.graph_base()}/me/messages",
+                f"{graph.graph_base()}/{path}",
                 headers=graph.auth_headers(self.channel),
                 timeout=graph.timeout(),
                 **kwargs,
@@ -188,10 +218,11 @@ class MetaProvider:
         if response.status_code >= 400:
             raise graph.graph_error(self.channel, response)
         try:
-            return str(response.json()["message_id"])
-        except (ValueError, KeyError, TypeError):
+            answer = response.json()
+        except ValueError:
             # Accepted all the same: failing it would invite a duplicate on retry.
-            return ""
+            return {}
+        return answer if isinstance(answer, dict) else {}
 
     # --- optional hooks ------------------------------------------------------------------
     def check_connection(self) -> str:

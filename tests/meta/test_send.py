@@ -356,3 +356,32 @@ def test_an_echo_overtaking_the_send_answer_is_not_a_second_message(
     message = send(conversation, manager, django_capture_on_commit_callbacks)
     assert Message.objects.count() == 1
     assert (message.status, message.external_id) == ("sent", "m_RACE")
+
+
+def test_an_instagram_file_is_uploaded_then_sent_by_attachment_id(
+    instagram, graph, manager, django_capture_on_commit_callbacks
+):
+    conversation = open_conversation(instagram, IGSID)
+    upload = Attachment(filename="look.mp4", mime_type="video/mp4", size=4)
+    upload.file.save("look.mp4", ContentFile(b"mp4!"), save=False)
+    graph.expect_oneshot_request(
+        "/v21.0/me/message_attachments", method="POST", headers=AUTH
+    ).respond_with_json({"attachment_id": "1857777774821032"})
+    answer_ok(graph, "ig_VIDEO", recipient=IGSID)
+    message = send(
+        conversation, manager, django_capture_on_commit_callbacks, text="", attachments=(upload,)
+    )
+    assert (message.status, message.external_id) == ("sent", "ig_VIDEO")
+    upload_request, send_request = [r for r, _ in graph.log]
+    assert upload_request.form["platform"] == "instagram"
+    assert json.loads(upload_request.form["message"]) == {
+        "attachment": {"type": "video", "payload": {"is_reusable": False}}
+    }
+    assert upload_request.files["filedata"].read() == b"mp4!"
+    assert send_request.get_json() == {
+        "recipient": {"id": IGSID},
+        "messaging_type": "RESPONSE",
+        "message": {
+            "attachment": {"type": "video", "payload": {"attachment_id": "1857777774821032"}}
+        },
+    }
