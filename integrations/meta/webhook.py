@@ -109,7 +109,8 @@ def _echoes_to_store(channel: Channel, echoes: list[Echo]) -> list[InboundMessag
     if not fresh:
         return []
     # Without our metadata (Instagram) an echo may overtake the answer of a send in flight,
-    # or name a part of a multi-part send: look at the conversations' own outbound messages.
+    # name a part of a multi-part send, or be the proof that a reply left "unknown" arrived:
+    # look at the conversations' own outbound messages.
     chats = {e.message.conversation_external_id for e in fresh}
     outbound = list(
         Message.objects.filter(
@@ -119,26 +120,35 @@ def _echoes_to_store(channel: Channel, echoes: list[Echo]) -> list[InboundMessag
             status__in=[Message.Status.SENDING, Message.Status.SENT, Message.Status.UNKNOWN],
         )
         .order_by("-id")
-        .values("status", "metadata", "conversation__external_id")[:200]
+        .values("id", "status", "content", "external_id", "metadata", "conversation__external_id")[
+            :200
+        ]
     )
     part_mids = {
         str(mid)
         for row in outbound
         for mid in ((row["metadata"] or {}).get("meta_parts") or {}).values()
     }
-    in_flight = {
+    sending = {
         row["conversation__external_id"]
         for row in outbound
-        if row["status"] in (Message.Status.SENDING, Message.Status.UNKNOWN)
+        if row["status"] == Message.Status.SENDING
+    }
+    unknown = {
+        (row["conversation__external_id"], row["content"]): row["id"]
+        for row in outbound
+        if row["status"] == Message.Status.UNKNOWN and not row["external_id"]
     }
     stored = []
     for echo in fresh:
-        if echo.message.external_id in part_mids:
+        mid, chat = echo.message.external_id, echo.message.conversation_external_id
+        if mid in part_mids:
             continue
-        if echo.message.conversation_external_id in in_flight:
-            raise EchoBeforeAnswer(
-                f"echo {echo.message.external_id} may be of a reply still being sent"
-            )
+        if (chat, echo.message.content) in unknown:
+            _attach_mid(channel, unknown.pop((chat, echo.message.content)), mid)
+            continue
+        if chat in sending:
+            raise EchoBeforeAnswer(f"echo {mid} may be of a reply still being sent")
         stored.append(echo.message)
     return stored
 

@@ -385,3 +385,36 @@ def test_an_instagram_file_is_uploaded_then_sent_by_attachment_id(
             "attachment": {"type": "video", "payload": {"attachment_id": "1857777774821032"}}
         },
     }
+
+
+def test_an_instagram_echo_of_a_reply_left_unknown_marks_it_sent(instagram, manager):
+    conversation = open_conversation(instagram, IGSID)
+    lost = Message.objects.create(
+        conversation=conversation,
+        channel=instagram,
+        direction=Message.Direction.OUTBOUND,
+        status=Message.Status.UNKNOWN,
+        content="Yes we do",
+        failure_reason="Instagram did not answer",
+        created_at=conversation.last_message_at,
+    )
+    echo = {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": "17841400000000001",
+                "messaging": [
+                    {
+                        "sender": {"id": "17841400000000001"},
+                        "recipient": {"id": IGSID},
+                        "timestamp": 1569262490000,
+                        "message": {"mid": "ig_LOST", "text": "Yes we do", "is_echo": True},
+                    }
+                ],
+            }
+        ],
+    }
+    assert process_payloads(instagram, [echo]) == 0
+    lost.refresh_from_db()
+    assert (lost.status, lost.external_id) == ("sent", "ig_LOST")
+    assert Message.objects.count() == 1
