@@ -127,14 +127,14 @@ def reply_unavailable_reason(channel: Channel, conversation: Conversation | None
     # A provider may know more about this channel (a WhatsApp number that was disconnected).
     unavailable = getattr(provider, "reply_unavailable", None)
     reason = unavailable() if unavailable else ""
-    for_conversation = getattr(provider, "reply_unavailable_for", None)
-    if not reason and conversation is not None and for_conversation:
-        reason = for_conversation(conversation)
     if not reason and any(p.blocks_replies for p in _problems_of(provider)):
         reason = NOT_CONNECTED.get(
             channel.kind,
             f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
         )
+    for_conversation = getattr(provider, "reply_unavailable_for", None)
+    if not reason and conversation is not None and for_conversation:
+        reason = for_conversation(conversation)
     return reason
 
 

@@ -73,6 +73,11 @@ def test_a_channel_without_token_says_so_and_cannot_reply(db):
     assert reply_unavailable_reason(channel) == (
         "this Messenger channel isn't set up yet — ask an admin"
     )
+    # Setting it up comes first, whatever the conversation's window says.
+    closed = open_conversation(channel, PSID, hours_ago=30)
+    assert reply_unavailable_reason(channel, closed) == (
+        "this Messenger channel isn't set up yet — ask an admin"
+    )
 
 
 def test_test_connection_asks_graph_me(staff_client, messenger, graph):
