@@ -72,7 +72,8 @@ def process_payloads(channel: Channel, payloads: list[dict]) -> int:
     parsed = [parse_payload(p, kind=channel.kind, account=account) for p in payloads]
     messages = [m for one in parsed for m in one.messages]
     echoes = [e for one in parsed for e in one.echoes]
-    items = messages + _echoes_to_store(channel, echoes)
+    from_echoes, waiting = _echoes_to_store(channel, echoes)
+    items = messages + from_echoes
     if any(one.has_media for one in parsed):
         # A redelivery must not download again what is already stored.
         known = set(
@@ -84,13 +85,19 @@ def process_payloads(channel: Channel, payloads: list[dict]) -> int:
     results = ingest_messages(channel, items) if items else []
     for one in parsed:
         _apply_changes(channel, one)
+    if waiting:
+        # Everything else is stored; the retry (idempotent) finds these echoes' sends settled.
+        raise EchoBeforeAnswer(f"echoes {', '.join(waiting)} may be of replies still being sent")
     return sum(1 for result in results if result.created)
 
 
-def _echoes_to_store(channel: Channel, echoes: list[Echo]) -> list[InboundMessage]:
-    """The echoes that are messages we do not have yet: sent from Meta's own apps."""
+def _echoes_to_store(
+    channel: Channel, echoes: list[Echo]
+) -> tuple[list[InboundMessage], list[str]]:
+    """The echoes that are messages we do not have yet (sent from Meta's own apps), and the
+    mids of those that must wait for a send in flight."""
     if not echoes:
-        return []
+        return [], []
     mids = [e.message.external_id for e in echoes]
     known = set(
         Message.objects.filter(channel=channel, external_id__in=mids).values_list(
@@ -107,7 +114,7 @@ def _echoes_to_store(channel: Channel, echoes: list[Echo]) -> list[InboundMessag
             continue
         fresh.append(echo)
     if not fresh:
-        return []
+        return [], []
     # Without our metadata (Instagram) an echo may overtake the answer of a send in flight,
     # name a part of a multi-part send, or be the proof that a reply left "unknown" arrived:
     # look at the conversations' own outbound messages.
@@ -139,7 +146,7 @@ def _echoes_to_store(channel: Channel, echoes: list[Echo]) -> list[InboundMessag
         for row in outbound
         if row["status"] == Message.Status.UNKNOWN and not row["external_id"]
     }
-    stored = []
+    stored, waiting = [], []
     for echo in fresh:
         mid, chat = echo.message.external_id, echo.message.conversation_external_id
         if mid in part_mids:
@@ -148,9 +155,10 @@ def _echoes_to_store(channel: Channel, echoes: list[Echo]) -> list[InboundMessag
             _attach_mid(channel, unknown.pop((chat, echo.message.content)), mid)
             continue
         if chat in sending:
-            raise EchoBeforeAnswer(f"echo {mid} may be of a reply still being sent")
+            waiting.append(mid)
+            continue
         stored.append(echo.message)
-    return stored
+    return stored, waiting
 
 
 def _attach_mid(channel: Channel, message_id: int, mid: str) -> None:

@@ -293,12 +293,21 @@ def test_an_instagram_echo_overtaking_the_answer_waits_for_it(instagram, manager
             }
         ],
     }
+    customer_writes = {
+        "sender": {"id": IGSID},
+        "recipient": {"id": "17841400000000001"},
+        "timestamp": 1569262491000,
+        "message": {"mid": "ig_CUSTOMER", "text": "Great!"},
+    }
+    echo["entry"][0]["messaging"].append(customer_writes)
     with pytest.raises(EchoBeforeAnswer):
         process_payloads(instagram, [echo])
+    # The customer's message in the same delivery did not wait for the echo.
+    assert Message.objects.filter(external_id="ig_CUSTOMER").exists()
     # The send's answer arrives; the retried delivery then finds the id.
     Message.objects.filter(pk=sending.pk).update(status="sent", external_id="ig_OURS")
     assert process_payloads(instagram, [echo]) == 0
-    assert Message.objects.count() == 1
+    assert Message.objects.count() == 2
 
 
 def test_a_message_sent_from_metas_inbox_appears_as_outbound(client, messenger):
