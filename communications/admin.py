@@ -79,6 +79,7 @@ class ChannelAdmin(ChangesAccessAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
+    actions = ["test_connection"]
 
     class Media:
         js = ["admin_sb/channel_kind.js"]
@@ -94,7 +95,25 @@ class ChannelAdmin(ChangesAccessAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        return fieldsets_for(self._kind(request, obj), adding=obj is None)
+        fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
+        source = settings_for(obj.kind).webhook_source if obj is not None else ""
+        if source:
+            url = request.build_absolute_uri(f"/webhooks/{source}/{obj.pk}/")
+            fieldsets.append(
+                (
+                    "Webhook",
+                    {
+                        "fields": (),
+                        "description": format_html(
+                            "Webhook URL to paste into the platform's webhook settings: "
+                            '<code class="webhook-url">{}</code><br>with the verify token or '
+                            "secret set above.",
+                            url,
+                        ),
+                    },
+                )
+            )
+        return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         return ["kind"] if obj is not None else []
@@ -126,6 +145,26 @@ class ChannelAdmin(ChangesAccessAdmin):
                 level = messages.ERROR if problem.blocks_replies else messages.WARNING
                 self.message_user(request, problem.text, level)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        """One cheap authenticated call per channel (Graph `me`, Telegram `getMe`), through the
+        provider's optional `check_connection` hook; its answer or failure said in plain words."""
+        from .providers import DeliveryError, provider_for
+
+        for channel in queryset:
+            try:
+                check = getattr(provider_for(channel), "check_connection", None)
+                if check is None:
+                    self.message_user(
+                        request,
+                        f"{channel}: this kind of channel has no connection test",
+                        messages.WARNING,
+                    )
+                    continue
+                self.message_user(request, f"{channel}: {check()}", messages.SUCCESS)
+            except DeliveryError as exc:
+                self.message_user(request, f"{channel}: {exc.reason}", messages.ERROR)
 
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:

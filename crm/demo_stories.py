@@ -412,7 +412,7 @@ def _message(story, conversation, contact, users, who, text, extras, created, po
     if story.kind == K.EMAIL and who != NOTE:
         metadata["email"] = _email_metadata(story, conversation, text, inbound, extras, position)
     if extras.get("story"):
-        metadata["instagram"] = {"story_reply": True}
+        metadata["story_reply"] = {"id": "", "url": ""}
     message = Message.objects.create(
         conversation=conversation,
         channel=conversation.channel,

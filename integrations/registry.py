@@ -14,11 +14,14 @@ from .api.provider import ApiChannelProvider
 from .base import PermanentDeliveryError
 from .email.provider import EmailProvider
 from .media import fetch_attachment
+from .meta.provider import MetaProvider
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
     Channel.Kind.API: ApiChannelProvider,
     Channel.Kind.EMAIL: EmailProvider,
+    Channel.Kind.MESSENGER: MetaProvider,
+    Channel.Kind.INSTAGRAM: MetaProvider,
 }
 
 
@@ -55,10 +58,12 @@ def register_providers() -> None:
     from communications.webhooks import register_receiver
 
     from .api.views import RECEIVER as api_receiver
+    from .meta.webhook import MetaReceiver
     from .whatsapp_cloud.webhook import WhatsAppCloudReceiver
 
     register_receiver(api_receiver)
     register_receiver(WhatsAppCloudReceiver())
+    register_receiver(MetaReceiver())
     for kind, provider_class in PROVIDERS.items():
         register_provider(kind, provider_class)
     register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)

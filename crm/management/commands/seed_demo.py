@@ -63,10 +63,55 @@ class Command(BaseCommand):
         users = {"manager": manager, "alex": colleague}
         by_kind = {channel.kind: channel for channel in channels}
         stories = load_stories(by_kind, users, team, rng, now)
+        _seed_meta(channels, now)
         Token.objects.get_or_create(user=manager)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
+        )
+
+
+def _seed_meta(channels: list[Channel], now) -> None:
+    """Messenger and Instagram set up as staff would (page / account id, tokens), so their
+    conversations inside the 24-hour window can be answered from the inbox and the older ones
+    show the closed window. The tokens are placeholders: paste real ones in admin → Channels
+    to reach Meta (docs/meta.md)."""
+    for channel in channels:
+        if channel.kind not in (Channel.Kind.MESSENGER, Channel.Kind.INSTAGRAM):
+            continue
+        key = "page_id" if channel.kind == Channel.Kind.MESSENGER else "instagram_account_id"
+        channel.config = {key: "108456123456789" if key == "page_id" else "17841400000000001"}
+        channel.secrets = {
+            "page_access_token": "demo-page-access-token",
+            "app_secret": secrets.token_urlsafe(24),
+            "verify_token": secrets.token_urlsafe(12),
+        }
+        channel.save()
+        if channel.kind != Channel.Kind.INSTAGRAM:
+            continue
+        conversation = (
+            Conversation.objects.filter(channel=channel).order_by("-last_message_at").first()
+        )
+        if conversation is None:
+            continue
+        at = now - timedelta(minutes=20)
+        Message.objects.create(
+            conversation=conversation,
+            channel=channel,
+            direction=Message.Direction.INBOUND,
+            content="Love these colours! Is the linen shirt back in stock?\n\n"
+            "[Replied to your story: https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1]",
+            status=Message.Status.RECEIVED,
+            external_id=f"demo-ig-story-{conversation.pk}",
+            sender_contact=conversation.contact,
+            metadata={"meta_type": "message", "story_reply": {"id": "1", "url": ""}},
+            created_at=at,
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=at,
+            last_inbound_at=at,
+            last_message_preview="Love these colours! Is the linen shirt back in stock?",
+            unread_count=conversation.unread_count + 1,
         )
