@@ -159,7 +159,7 @@ STORIES = [
         K.INSTAGRAM,
         "emma.j",
         assignee="alex",
-        hours_ago=8,
+        hours_ago=31,
         status=S.RESOLVED,
         lines=[
             (IN, "Is the discount code still valid?", {}),

@@ -3,6 +3,7 @@ conversations with realistic messages. Safe to run again: it adds nothing the se
 
 import random
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -10,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from communications.models import Channel, Conversation
+from communications.models import Channel, Conversation, Message
 from crm.demo_stories import load_stories
 from crm.models import Team
 
