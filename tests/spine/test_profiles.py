@@ -363,3 +363,18 @@ def test_a_contact_without_a_stored_picture_keeps_the_platforms_url(channel, man
     browser.force_login(manager)
     rows = browser.get("/api/v1/conversations/").json()["results"]
     assert rows[0]["contact"]["avatar_url"] == "https://cdn.example.com/ann.jpg"
+
+
+def test_demo_data_has_customers_with_pictures(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from django.core.management import call_command
+
+    settings.MEDIA_ROOT = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo")
+    with_pictures = Contact.objects.exclude(avatar="")
+    assert with_pictures.count() == 4
+    for contact in with_pictures:
+        with Image.open(contact.avatar.path) as stored:
+            assert stored.size == (128, 128)

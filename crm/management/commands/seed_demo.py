@@ -155,9 +155,40 @@ class Command(BaseCommand):
             conversation.unread_count = unread
             conversation.save()
         Token.objects.get_or_create(user=manager)
+        _seed_avatars()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {len(CUSTOMERS)} conversations on {len(channels)} channels. "
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
         )
+
+
+# Customers whose platform gave a picture (R12): stored as the background refresh stores one.
+AVATAR_COLOURS = {
+    "Marek Nowak": ((40, 110, 200), (250, 200, 60)),
+    "Sophie Martin": ((200, 60, 90), (255, 230, 210)),
+    "Lukas Schneider": ((30, 150, 110), (230, 250, 240)),
+    "Noah Jansen": ((120, 70, 190), (250, 180, 90)),
+}
+
+
+def _seed_avatars() -> None:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from communications.providers import Profile
+    from communications.services.profiles import store_profile
+
+    identities = ContactIdentity.objects.filter(contact__name__in=list(AVATAR_COLOURS))
+    for identity in identities.select_related("contact"):
+        background, face = AVATAR_COLOURS[identity.contact.name]
+        image = Image.new("RGB", (160, 160), background)
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((50, 28, 110, 88), fill=face)  # a head
+        draw.ellipse((22, 96, 138, 200), fill=face)  # shoulders
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        profile = Profile(avatar=out.getvalue(), avatar_content_type="image/png")
+        store_profile(identity.pk, profile)  # the files are written once the seed commits
