@@ -26,7 +26,12 @@ from communications.providers import (
     register_provider,
 )
 from communications.services import profiles
-from communications.services.ingest import InboundMessage, InboundSender, ingest_message
+from communications.services.ingest import (
+    InboundMessage,
+    InboundSender,
+    ingest_message,
+    ingest_messages,
+)
 from communications.tasks import refresh_profile
 from crm.models import Contact
 from tests import factories
@@ -292,8 +297,6 @@ def test_ingest_of_a_known_sender_costs_no_extra_query(
 def test_ingest_of_new_senders_costs_no_extra_query(channel, platform, count_queries):
     if connection.vendor != "postgresql":
         pytest.skip("the batch statements are PostgreSQL's")
-    from communications.services.ingest import ingest_messages
-
     batch = [inbound(sender=f"new-{n % 5}", external_id=f"n-{n}") for n in range(20)]
     with count_queries() as queries:
         ingest_messages(channel, batch)
@@ -304,9 +307,25 @@ def test_ingest_of_new_senders_costs_no_extra_query(channel, platform, count_que
 def test_fifty_concurrent_first_messages_of_one_sender_fetch_the_profile_once(channel, platform):
     if connection.vendor != "postgresql":
         pytest.skip("concurrency is proven on PostgreSQL")
+    answer = platform.answer
+
+    def answer_once_all_are_stored(identity):
+        # Tasks run eagerly here, in the thread whose commit queued them: the first fetch waits
+        # until all 50 messages are stored, so every one of them saw the profile still missing.
+        for _ in range(300):
+            if Message.objects.count() == 50:
+                break
+            threading.Event().wait(0.1)
+        return answer(identity)
+
+    platform.answer = answer_once_all_are_stored
 
     results = _run_concurrently(
-        50, lambda i: ingest_message(channel, inbound(sender="new-customer", external_id=f"m-{i}"))
+        # Each its own transaction, as separate server processes race.
+        50,
+        lambda i: ingest_messages(channel, [inbound(sender="new-customer", external_id=f"m-{i}")])[
+            0
+        ],
     )
 
     assert sum(r.created for r in results) == 50
