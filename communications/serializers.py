@@ -317,6 +317,12 @@ class OrderSerializer(_PayloadSerializer):
 
 class ContactSerializer(_PayloadSerializer):
     payload = staticmethod(contact_payload)
+    avatar_url = serializers.CharField(
+        read_only=True,
+        help_text="our stored copy of the platform's picture (a path on this server, "
+        "`/media/avatars/…`, for the contact's managers only), else the URL the platform or "
+        "the API channel named, else empty",
+    )
 
     class Meta:
         model = Contact

@@ -39,6 +39,9 @@ AVATAR_SOURCE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/
 REFRESH_LOCK_SECONDS = 3600
 MAX_ATTEMPTS = 5
 FIRST_RETRY_SECONDS = 30
+MAX_RETRY_SECONDS = 600
+# CDNs often say nothing useful about a picture: then its bytes decide (Pillow, allow-listed).
+GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
 def refresh_due(identity: ContactIdentity, now=None) -> bool:
@@ -89,8 +92,9 @@ def _queue(due: list[tuple[int, str]]) -> None:
 
 
 def retry_delay(attempt: int) -> int:
-    """30 s, 2 min, 8 min, 32 min: inside the refresh key's hour."""
-    return FIRST_RETRY_SECONDS * 4**attempt
+    """30 s, 2 min, 8 min, 10 min: inside the refresh key's hour, and never longer than the
+    broker's visibility timeout (a countdown past it would be delivered twice)."""
+    return min(FIRST_RETRY_SECONDS * 4**attempt, MAX_RETRY_SECONDS)
 
 
 def fetch(identity: ContactIdentity) -> Profile | None:
@@ -187,7 +191,7 @@ def normalise_avatar(profile: Profile) -> bytes | None:
     if not data:
         return None
     content_type = (profile.avatar_content_type or "").split(";", 1)[0].strip().lower()
-    if content_type and content_type not in AVATAR_SOURCE_TYPES:
+    if content_type not in AVATAR_SOURCE_TYPES and content_type not in GENERIC_CONTENT_TYPES:
         logger.info("avatar of type %r refused", content_type)
         return None
     if len(data) > AVATAR_MAX_BYTES:

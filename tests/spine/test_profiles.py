@@ -256,6 +256,25 @@ def test_a_picture_we_do_not_take_is_refused_and_the_name_still_stored(
     assert (contact.name, contact.avatar.name) == ("Ann Platform", "")
 
 
+def test_a_picture_of_generic_type_is_judged_by_its_bytes(
+    channel, platform, django_capture_on_commit_callbacks
+):
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(jpeg, format="JPEG")
+    platform.answers = [
+        Profile(name="Ann", avatar=jpeg.getvalue(), avatar_content_type="application/octet-stream")
+    ]
+
+    ingest(channel, django_capture_on_commit_callbacks, inbound(external_id="m-1"))
+
+    with Image.open(Contact.objects.get().avatar.path) as stored:
+        assert (stored.format, stored.size) == ("PNG", (128, 128))
+
+
+def test_retries_never_wait_longer_than_the_brokers_visibility_timeout():
+    assert [profiles.retry_delay(n) for n in range(5)] == [30, 120, 480, 600, 600]
+
+
 def test_nothing_is_queued_for_channels_whose_provider_has_no_profiles(
     channel, django_capture_on_commit_callbacks
 ):
