@@ -116,6 +116,16 @@ def provider_for(channel: Channel) -> Provider:
     return factory(channel)
 
 
+def profiles_supported(kind: str) -> bool:
+    """Whether channels of this kind may have a `fetch_profile` hook (R12), asked by ingest
+    without building a provider: a provider class answers for itself; a resolver function
+    (a mode switch) may pick one that has it, and the refresh task finds out."""
+    factory = _FACTORIES.get(kind)
+    if factory is None:
+        return False
+    return hasattr(factory, "fetch_profile") if isinstance(factory, type) else True
+
+
 def reply_unavailable_reason(channel: Channel, conversation: Conversation | None = None) -> str:
     """Why replies cannot be sent on this channel in this version ("" when they can): shown
     above the reply box before anyone types, not only as a failed message after. With a

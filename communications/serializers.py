@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from crm.models import Contact, Order
 
-from .media import attachment_url
+from .media import attachment_url, avatar_url
 from .models import Attachment, Channel, Conversation, Message
 
 
@@ -66,7 +66,7 @@ MESSAGE_COLUMNS = (
     "updated_at",
     "version",
 )
-CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "notes")
+CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "avatar", "notes")
 CHANNEL_COLUMNS = ("id", "kind", "name", "address", "is_active")
 CONVERSATION_COLUMNS = (
     "id",
@@ -182,7 +182,10 @@ def contact_row_payload(row: dict, prefix: str = "") -> dict:
         "phone": row[prefix + "phone"],
         "email": row[prefix + "email"],
         "username": row[prefix + "username"],
-        "avatar_url": row[prefix + "avatar_url"],
+        # Our copy of the platform's picture when we have one (served with the contact's
+        # permission), else what the platform or the API channel named.
+        "avatar_url": avatar_url(row[prefix + "id"], row[prefix + "avatar"])
+        or row[prefix + "avatar_url"],
         "notes": row[prefix + "notes"],
     }
 
@@ -314,6 +317,12 @@ class OrderSerializer(_PayloadSerializer):
 
 class ContactSerializer(_PayloadSerializer):
     payload = staticmethod(contact_payload)
+    avatar_url = serializers.CharField(
+        read_only=True,
+        help_text="our stored copy of the platform's picture (a path on this server, "
+        "`/media/avatars/…`, for the contact's managers only), else the URL the platform or "
+        "the API channel named, else empty",
+    )
 
     class Meta:
         model = Contact

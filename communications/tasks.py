@@ -241,3 +241,42 @@ def make_thumbnail(attachment_id: int) -> str:
         logger.info("no preview for attachment %s: %s", attachment_id, exc)
         return "not renderable"
     return "stored" if record_thumbnail(attachment_id, png) else "skipped"
+
+
+# --- participant info (R12, communications/services/profiles.py) -----------------------------
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def refresh_profile(identity_id: int, attempt: int = 0) -> str:
+    """Fetch one contact identity's name and picture from its platform and store them. Safe to
+    run twice. The message that brought the identity is stored already: no failure here can
+    touch it."""
+    from .models import ContactIdentity
+    from .services import profiles
+
+    identity = ContactIdentity.objects.select_related("channel").filter(pk=identity_id).first()
+    if identity is None:
+        return "skipped"
+    try:
+        profile = profiles.fetch(identity)
+    except TemporaryDeliveryError as exc:
+        if attempt + 1 >= profiles.MAX_ATTEMPTS:
+            logger.warning("profile of identity %s: %s; gave up for now", identity_id, exc.reason)
+            return "gave up"
+        delay = profiles.retry_delay(attempt)
+        logger.info("profile of identity %s: %s; retrying in %ss", identity_id, exc.reason, delay)
+        refresh_profile.apply_async((identity_id, attempt + 1), countdown=delay)
+        return "retrying"
+    except PermanentDeliveryError as exc:
+        logger.info("profile of identity %s: %s", identity_id, exc.reason)
+        profiles.mark_refreshed(identity_id)
+        return "failed"
+    except Exception:
+        # A bug, an answer of an unexpected shape, a bug, a bad answer: logged, asked again after the full age.
+        logger.exception("profile of identity %s could not be fetched", identity_id)
+        profiles.mark_refreshed(identity_id)
+        return "failed"
+    if profile is None:
+        profiles.mark_refreshed(identity_id)
+        return "nothing"
+    return "changed" if profiles.store_profile(identity_id, profile) else "unchanged"

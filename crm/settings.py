@@ -381,6 +381,9 @@ SWITCHBOARD = {
     # Realtime events are kept this long for pages resuming after a reconnect; a page away for
     # longer gets "resync" and reloads its list.
     "REALTIME_EVENT_RETENTION_HOURS": env.int("REALTIME_EVENT_RETENTION_HOURS", default=72),
+    # Participant info (R12): a contact's name and picture are fetched again from its platform
+    # when older than this, on the sender's next message (communications/services/profiles.py).
+    "PROFILE_REFRESH_HOURS": env.int("PROFILE_REFRESH_HOURS", default=24),
 }
 
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------

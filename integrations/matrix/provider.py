@@ -140,6 +140,12 @@ class MatrixProvider:
             timeout=5,
         )
 
+    def fetch_profile(self, identity):
+        """The bridged contact's name and picture (R12), for the core's background refresh."""
+        from .profiles import fetch_profile
+
+        return fetch_profile(identity)
+
     @staticmethod
     def _media_content(client: MatrixClient, attachment) -> dict:
         attachment.file.open("rb")

@@ -115,6 +115,10 @@ function applyEvent(event) {
       if (event.data.id === thread.id && event.data.unread_count > 0) markReadSoon(event.data);
       refreshCountsSoon();
       break;
+    case "contact.updated":
+      list.patchContact(event.data);
+      thread.patchContact(event.data);
+      break;
     case "typing":
     case "viewing":
       thread.showPresence(event);

@@ -58,10 +58,16 @@ export function initials(name) {
   return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }
 
-export function avatar(name, size = "") {
+// The contact's picture over its initials. Only our own served copy (a same-origin path,
+// permission-checked, cached by the browser) is shown, never a platform's URL; a picture that
+// fails to load leaves the initials.
+export function avatar(name, size = "", url = "") {
   let hash = 0;
   for (const ch of name || "?") hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name));
+  const picture = typeof url === "string" && url.startsWith("/media/avatars/")
+    ? el("img", { class: "avatar-img", src: url, alt: "", loading: "lazy", decoding: "async", onerror: (e) => e.target.remove() })
+    : null;
+  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name), picture);
 }
 
 // Dates are formatted in one place (dates.js); these names stay for the modules using them.

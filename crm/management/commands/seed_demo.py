@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from communications.models import Channel, Conversation, Message
+from communications.models import Channel, ContactIdentity, Conversation, Message
 from crm.demo_stories import load_stories
 from crm.models import Team
 
@@ -66,6 +66,7 @@ class Command(BaseCommand):
         stories = load_stories(by_kind, users, team, rng, now)
         _seed_meta(channels, now)
         Token.objects.get_or_create(user=manager)
+        _seed_avatars()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
@@ -116,3 +117,33 @@ def _seed_meta(channels: list[Channel], now) -> None:
             last_message_preview="Love these colours! Is the linen shirt back in stock?",
             unread_count=conversation.unread_count + 1,
         )
+
+
+# Customers whose platform gave a picture (R12): stored as the background refresh stores one.
+AVATAR_COLOURS = {
+    "Marek Nowak": ((40, 110, 200), (250, 200, 60)),
+    "Sophie Martin": ((200, 60, 90), (255, 230, 210)),
+    "Lukas Schneider": ((30, 150, 110), (230, 250, 240)),
+    "Noah Jansen": ((120, 70, 190), (250, 180, 90)),
+}
+
+
+def _seed_avatars() -> None:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from communications.providers import Profile
+    from communications.services.profiles import store_profile
+
+    identities = ContactIdentity.objects.filter(contact__name__in=list(AVATAR_COLOURS))
+    for identity in identities.select_related("contact"):
+        background, face = AVATAR_COLOURS[identity.contact.name]
+        image = Image.new("RGB", (160, 160), background)
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((50, 28, 110, 88), fill=face)  # a head
+        draw.ellipse((22, 96, 138, 200), fill=face)  # shoulders
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        profile = Profile(avatar=out.getvalue(), avatar_content_type="image/png")
+        store_profile(identity.pk, profile)  # the files are written once the seed commits
