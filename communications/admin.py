@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -27,6 +28,7 @@ from .models import (
     RealtimeEvent,
     WebhookDelivery,
 )
+from .providers import DeliveryError, PermanentDeliveryError, provider_for
 from .services.conversations import (
     assignee_rejection,
     bulk_update_conversations,
@@ -70,6 +72,42 @@ class ChangesAccessAdmin(admin.ModelAdmin):
         events.access_changed()
 
 
+def _provider_hook(channel: Channel, name: str):
+    """The channel's provider's optional hook `name`, or (None, why not)."""
+    try:
+        provider = provider_for(channel)
+    except PermanentDeliveryError as exc:
+        return None, exc.reason
+    hook = getattr(provider, name, None)
+    if hook is None:
+        return None, f"{channel.get_kind_display()} channels do not offer this"
+    return hook, ""
+
+
+def check_channel_connection(channel: Channel) -> tuple[bool, str]:
+    """The admin's "Test connection": one cheap authenticated call through the channel's
+    provider (`check_connection`: Telegram getMe, Graph `me`). Returns (ok, staff's words)."""
+    check, why_not = _provider_hook(channel, "check_connection")
+    if check is None:
+        return False, why_not
+    try:
+        return True, check()
+    except DeliveryError as exc:
+        return False, exc.reason
+
+
+def register_channel_webhook(channel: Channel, public_url: str) -> tuple[bool, str]:
+    """The admin's "Set up the webhook": the provider tells its platform where to deliver
+    (`register_webhook(public_url)`: Telegram setWebhook). Returns (ok, staff's words)."""
+    register, why_not = _provider_hook(channel, "register_webhook")
+    if register is None:
+        return False, why_not
+    try:
+        return True, register(public_url)
+    except DeliveryError as exc:
+        return False, exc.reason
+
+
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
     """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
@@ -94,7 +132,33 @@ class ChannelAdmin(ChangesAccessAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        return fieldsets_for(self._kind(request, obj), adding=obj is None)
+        kind = self._kind(request, obj)
+        webhook = settings_for(kind).webhook
+        url = ""
+        if obj is not None and webhook:
+            path = reverse("webhook", kwargs={"source": webhook, "channel_id": obj.pk})
+            url = request.build_absolute_uri(path)
+        return fieldsets_for(kind, adding=obj is None, webhook_url=url)
+
+    actions = ["test_connection", "register_webhook"]
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        for channel in queryset:
+            ok, text = check_channel_connection(channel)
+            self.message_user(
+                request, f"{channel.name}: {text}", messages.SUCCESS if ok else messages.ERROR
+            )
+
+    @admin.action(description="Set up the webhook at the platform")
+    def register_webhook(self, request, queryset):
+        # Where staff reach this admin is where the platform reaches us (behind the same host).
+        public_url = request.build_absolute_uri("/").rstrip("/")
+        for channel in queryset:
+            ok, text = register_channel_webhook(channel, public_url)
+            self.message_user(
+                request, f"{channel.name}: {text}", messages.SUCCESS if ok else messages.ERROR
+            )
 
     def get_readonly_fields(self, request, obj=None):
         return ["kind"] if obj is not None else []

@@ -17,6 +17,9 @@ class KindSettings:
     config: dict[str, forms.Field] = field(default_factory=dict)
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # key → (label, purpose)
     note: str = ""
+    # The URL segment of the kind's webhook (/webhooks/<webhook>/<id>/): shown ready to paste.
+    webhook: str = ""
+    webhook_note: str = ""
 
 
 KIND_SETTINGS: dict[str, KindSettings] = {
@@ -64,6 +67,19 @@ KIND_SETTINGS: dict[str, KindSettings] = {
         },
         note="These settings are for the WhatsApp Cloud API mode. In the Matrix mode the "
         "WhatsApp numbers are connected by the managers (Connect WhatsApp).",
+    ),
+    Channel.Kind.TELEGRAM: KindSettings(
+        secrets={
+            "bot_token": (
+                "Bot token",
+                "the token @BotFather gave for the bot (123456789:AA…)",
+            ),
+        },
+        webhook="telegram",
+        webhook_note="Telegram is told this address, with a secret only it and Switchboard "
+        "know, by the action “Set up the webhook at the platform” in the channel list (or "
+        "manage.py telegram_set_webhook --channel ID --public-url https://your.host). "
+        "Run it again after changing the bot token.",
     ),
 }
 NO_SETTINGS = KindSettings()
@@ -132,7 +148,8 @@ def channel_form_for(kind: str | None) -> type[ChannelFormBase]:
     return type(f"ChannelForm_{kind or 'new'}", (ChannelFormBase,), attrs)
 
 
-def fieldsets_for(kind: str | None, *, adding: bool) -> list:
+def fieldsets_for(kind: str | None, *, adding: bool, webhook_url: str = "") -> list:
+    """`webhook_url`: the channel's own webhook address, shown ready to paste (saved channels)."""
     settings = settings_for(kind)
     main = ["kind", "name", "teams", "is_active"] if adding else ["name", "teams", "is_active"]
     fieldsets: list = [(None, {"fields": main})]
@@ -146,4 +163,21 @@ def fieldsets_for(kind: str | None, *, adding: bool) -> list:
         fieldsets.append(("Settings", {"fields": ["config"]}))
     if settings.secrets:
         fieldsets.append(("Secrets (write-only)", {"fields": list(settings.secrets)}))
+    if settings.webhook:
+        fieldsets.append(
+            ("Webhook", {"fields": [], "description": _webhook_text(settings, webhook_url)})
+        )
     return fieldsets
+
+
+def _webhook_text(settings: KindSettings, webhook_url: str) -> str:
+    from django.utils.html import format_html
+
+    if not webhook_url:
+        return format_html("<p>The webhook address is shown here once the channel is saved.</p>")
+    return format_html(
+        '<p>Webhook URL: <input type="text" readonly size="70" class="vTextField" '
+        'aria-label="Webhook URL" value="{}"></p><p>{}</p>',
+        webhook_url,
+        settings.webhook_note,
+    )

@@ -43,8 +43,6 @@ class BotApiError(Exception):
             return (
                 f"Telegram refused the bot token ({self.description}): check it in admin → Channels"
             )
-        if self.status == 429 and self.retry_after:
-            return f"Telegram: {self.description} (retry after {self.retry_after:g} s)"
         return f"Telegram: {self.description}"
 
 
