@@ -1,6 +1,5 @@
 """Sending through the Telegram provider: text, uploads, replies, and Bot API errors."""
 
-import json
 from datetime import timedelta
 
 import pytest
