@@ -69,7 +69,7 @@ def parse_update(payload) -> ParsedUpdate:
 
 
 def _name(user: dict) -> str:
-    return " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
+    return " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)[:255]
 
 
 def _sender(raw: dict) -> InboundSender:
