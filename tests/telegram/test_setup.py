@@ -148,3 +148,14 @@ def test_a_new_telegram_channel_asks_for_the_token(staff_client):
     assert 'name="bot_token"' in page
     assert "The webhook address is shown here once the channel is saved." in page
     assert Channel.objects.count() == 0 and Message.objects.count() == 0
+
+
+def test_the_demos_telegram_conversations_can_be_answered():
+    from communications.providers import reply_unavailable_reason
+
+    call_command("seed_demo", stdout=StringIO())
+    channel = Channel.objects.get(kind=Channel.Kind.TELEGRAM)
+    assert channel.secrets["bot_token"]
+    assert reply_unavailable_reason(channel) == ""
+    conversation = channel.conversations.select_related("contact").first()
+    assert conversation.contact.username.endswith("_tg")

@@ -71,6 +71,23 @@ CHANNELS = [
 ]
 
 
+# A placeholder in the shape of @BotFather's tokens: the demo's Telegram conversations can be
+# answered (the reply box is open); Telegram refuses it until a real token is set in the admin.
+DEMO_TELEGRAM_BOT_TOKEN = "123456789:demo-token-paste-your-bots-token-in-the-admin"
+
+
+def _telegram_demo(channel: Channel) -> None:
+    """The Telegram bot channel gets a bot token, so its conversations can be answered (each is
+    a private chat: the customer's id is the chat id), and its customers their usernames."""
+    channel.secrets = {**channel.secrets, "bot_token": DEMO_TELEGRAM_BOT_TOKEN}
+    channel.save(update_fields=["secrets"])
+    for identity in ContactIdentity.objects.filter(channel=channel).select_related("contact"):
+        username = identity.contact.name.split()[0].lower() + "_tg"
+        identity.username = username
+        identity.save(update_fields=["username"])
+        Contact.objects.filter(pk=identity.contact_id).update(username=username)
+
+
 class Command(BaseCommand):
     help = "Load demo users, channels, customers, orders and conversations (idempotent)."
 
@@ -154,6 +171,7 @@ class Command(BaseCommand):
             conversation.last_message_preview = text[:200]
             conversation.unread_count = unread
             conversation.save()
+        _telegram_demo(next(c for c in channels if c.kind == Channel.Kind.TELEGRAM))
         Token.objects.get_or_create(user=manager)
         self.stdout.write(
             self.style.SUCCESS(
