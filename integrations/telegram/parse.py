@@ -170,7 +170,8 @@ _ENVELOPE = {
 
 
 def _file(raw: dict, default_mime: str, label: str, extension: str) -> InboundAttachment:
-    mime_type = (raw.get("mime_type") or default_mime).split(";")[0].strip()
+    named = mimetypes.guess_type(raw.get("file_name") or "")[0]
+    mime_type = (raw.get("mime_type") or named or default_mime).split(";")[0].strip()
     unique = raw.get("file_unique_id") or raw["file_id"][-16:]
     extension = mimetypes.guess_extension(mime_type) or extension if mime_type else extension
     duration = raw.get("duration")

@@ -139,11 +139,11 @@ class TelegramProvider:
     def fetch_profile(self, identity: ContactIdentity) -> Profile | None:
         """getChat for the name and username; the newest profile photo (getUserProfilePhotos,
         or a group's chat photo) through getFile and the download."""
-        api = BotApi(self.channel)
         try:
+            api = BotApi(self.channel)
             chat_id = int(identity.external_id)
-        except ValueError:
-            return None
+        except (PermanentDeliveryError, ValueError):
+            return None  # no bot token yet, or not a Telegram id
         try:
             chat = api.call("getChat", {"chat_id": chat_id}) or {}
             name = chat.get("title") or " ".join(

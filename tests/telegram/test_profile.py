@@ -129,3 +129,10 @@ def test_flood_control_is_retried_later_and_an_unknown_chat_says_nothing(
         error(400, "Bad Request: chat not found"), status=400
     )
     assert provider_for(tg_channel).fetch_profile(identity) is None
+
+
+def test_without_a_bot_token_there_is_nothing_to_ask(tg_channel, identity, bot_api):
+    tg_channel.secrets = {}
+    tg_channel.save()
+    assert provider_for(tg_channel).fetch_profile(identity) is None
+    assert bot_api.log == []

@@ -320,3 +320,15 @@ def test_a_failed_download_keeps_the_message_with_a_retryable_placeholder(
     assert attachment.mime_type == "image/jpeg"
     with attachment.file.open("rb") as stored:
         assert stored.read() == jpeg
+
+
+def test_a_document_without_a_mime_type_is_known_by_its_name():
+    from integrations.telegram.parse import parse_update
+
+    payload = fixture_json("document.json")
+    del payload["message"]["document"]["mime_type"]
+    [attachment] = parse_update(payload).message.attachments
+    assert attachment.mime_type == "application/pdf"
+    payload["message"]["document"]["file_name"] = "notes"
+    [attachment] = parse_update(payload).message.attachments
+    assert attachment.mime_type == "application/octet-stream"
