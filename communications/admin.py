@@ -117,6 +117,8 @@ class ChannelAdmin(ChangesAccessAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
+    # Through the channel's provider, where it offers them (see check_channel_connection).
+    actions = ["test_connection", "register_webhook"]
 
     class Media:
         js = ["admin_sb/channel_kind.js"]
@@ -139,8 +141,6 @@ class ChannelAdmin(ChangesAccessAdmin):
             path = reverse("webhook", kwargs={"source": webhook, "channel_id": obj.pk})
             url = request.build_absolute_uri(path)
         return fieldsets_for(kind, adding=obj is None, webhook_url=url)
-
-    actions = ["test_connection", "register_webhook"]
 
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
