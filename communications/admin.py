@@ -12,7 +12,6 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
-from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -28,7 +27,7 @@ from .models import (
     RealtimeEvent,
     WebhookDelivery,
 )
-from .providers import DeliveryError, PermanentDeliveryError, provider_for
+from .providers import DeliveryError, provider_for
 from .services.conversations import (
     assignee_rejection,
     bulk_update_conversations,
@@ -72,37 +71,14 @@ class ChangesAccessAdmin(admin.ModelAdmin):
         events.access_changed()
 
 
-def _provider_hook(channel: Channel, name: str):
-    """The channel's provider's optional hook `name`, or (None, why not)."""
-    try:
-        provider = provider_for(channel)
-    except PermanentDeliveryError as exc:
-        return None, exc.reason
-    hook = getattr(provider, name, None)
-    if hook is None:
-        return None, f"{channel.get_kind_display()} channels do not offer this"
-    return hook, ""
-
-
-def check_channel_connection(channel: Channel) -> tuple[bool, str]:
-    """The admin's "Test connection": one cheap authenticated call through the channel's
-    provider (`check_connection`: Telegram getMe, Graph `me`). Returns (ok, staff's words)."""
-    check, why_not = _provider_hook(channel, "check_connection")
-    if check is None:
-        return False, why_not
-    try:
-        return True, check()
-    except DeliveryError as exc:
-        return False, exc.reason
-
-
 def register_channel_webhook(channel: Channel, public_url: str) -> tuple[bool, str]:
     """The admin's "Set up the webhook": the provider tells its platform where to deliver
-    (`register_webhook(public_url)`: Telegram setWebhook). Returns (ok, staff's words)."""
-    register, why_not = _provider_hook(channel, "register_webhook")
-    if register is None:
-        return False, why_not
+    (its optional `register_webhook(public_url)` hook: Telegram setWebhook). Returns (ok,
+    staff's words)."""
     try:
+        register = getattr(provider_for(channel), "register_webhook", None)
+        if register is None:
+            return False, "this kind of channel has no webhook to set up from here"
         return True, register(public_url)
     except DeliveryError as exc:
         return False, exc.reason
@@ -117,7 +93,7 @@ class ChannelAdmin(ChangesAccessAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
-    # Through the channel's provider, where it offers them (see check_channel_connection).
+    # Through the channel's provider, where it offers the hook.
     actions = ["test_connection", "register_webhook"]
 
     class Media:
@@ -134,21 +110,27 @@ class ChannelAdmin(ChangesAccessAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        kind = self._kind(request, obj)
-        webhook = settings_for(kind).webhook
-        url = ""
-        if obj is not None and webhook:
-            path = reverse("webhook", kwargs={"source": webhook, "channel_id": obj.pk})
-            url = request.build_absolute_uri(path)
-        return fieldsets_for(kind, adding=obj is None, webhook_url=url)
-
-    @admin.action(description="Test connection")
-    def test_connection(self, request, queryset):
-        for channel in queryset:
-            ok, text = check_channel_connection(channel)
-            self.message_user(
-                request, f"{channel.name}: {text}", messages.SUCCESS if ok else messages.ERROR
+        fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
+        kind_settings = settings_for(obj.kind) if obj is not None else None
+        source = kind_settings.webhook_source if kind_settings else ""
+        if source:
+            url = request.build_absolute_uri(f"/webhooks/{source}/{obj.pk}/")
+            fieldsets.append(
+                (
+                    "Webhook",
+                    {
+                        "fields": (),
+                        "description": format_html(
+                            "Webhook URL to paste into the platform's webhook settings: "
+                            '<code class="webhook-url">{}</code><br>{}',
+                            url,
+                            kind_settings.webhook_note
+                            or "with the verify token or secret set above.",
+                        ),
+                    },
+                )
             )
+        return fieldsets
 
     @admin.action(description="Set up the webhook at the platform")
     def register_webhook(self, request, queryset):
@@ -157,7 +139,7 @@ class ChannelAdmin(ChangesAccessAdmin):
         for channel in queryset:
             ok, text = register_channel_webhook(channel, public_url)
             self.message_user(
-                request, f"{channel.name}: {text}", messages.SUCCESS if ok else messages.ERROR
+                request, f"{channel}: {text}", messages.SUCCESS if ok else messages.ERROR
             )
 
     def get_readonly_fields(self, request, obj=None):
@@ -190,6 +172,26 @@ class ChannelAdmin(ChangesAccessAdmin):
                 level = messages.ERROR if problem.blocks_replies else messages.WARNING
                 self.message_user(request, problem.text, level)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        """One cheap authenticated call per channel (Graph `me`, Telegram `getMe`), through the
+        provider's optional `check_connection` hook; its answer or failure said in plain words."""
+        from .providers import DeliveryError, provider_for
+
+        for channel in queryset:
+            try:
+                check = getattr(provider_for(channel), "check_connection", None)
+                if check is None:
+                    self.message_user(
+                        request,
+                        f"{channel}: this kind of channel has no connection test",
+                        messages.WARNING,
+                    )
+                    continue
+                self.message_user(request, f"{channel}: {check()}", messages.SUCCESS)
+            except DeliveryError as exc:
+                self.message_user(request, f"{channel}: {exc.reason}", messages.ERROR)
 
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:

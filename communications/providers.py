@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import Attachment, Channel, Message
+from .models import Attachment, Channel, Conversation, Message
 
 
 class DeliveryError(Exception):
@@ -86,6 +86,11 @@ class Provider(Protocol):
     #     never during ingest. Raise `TemporaryDeliveryError` to be retried later; None when the
     #     platform has nothing to say."""
     #
+    # def reply_unavailable_for(self, conversation: Conversation) -> str:
+    #     """Why a reply cannot go out in this conversation now ("" when it can), e.g. the
+    #     platform's 24-hour messaging window has closed: shown in the reply box before the
+    #     manager types. `send` must refuse the same way."""
+    #
     # def check_connection(self) -> str:
     #     """The admin's "test connection" action: one cheap authenticated call (Graph `me`,
     #     Telegram `getMe`). Returns what the platform answered in staff's words ("Connected as
@@ -122,9 +127,10 @@ def provider_for(channel: Channel) -> Provider:
     return factory(channel)
 
 
-def reply_unavailable_reason(channel: Channel) -> str:
+def reply_unavailable_reason(channel: Channel, conversation: Conversation | None = None) -> str:
     """Why replies cannot be sent on this channel in this version ("" when they can): shown
-    above the reply box before anyone types, not only as a failed message after."""
+    above the reply box before anyone types, not only as a failed message after. With a
+    conversation, the provider may also say why not in it (a closed messaging window)."""
     try:
         provider = provider_for(channel)
     except PermanentDeliveryError as exc:
@@ -137,6 +143,9 @@ def reply_unavailable_reason(channel: Channel) -> str:
             channel.kind,
             f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
         )
+    for_conversation = getattr(provider, "reply_unavailable_for", None)
+    if not reason and conversation is not None and for_conversation:
+        reason = for_conversation(conversation)
     return reason
 
 

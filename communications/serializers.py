@@ -368,7 +368,7 @@ def conversation_detail_payload(conversation: Conversation) -> dict:
     from .providers import reply_unavailable_reason
 
     payload = conversation_payload(conversation, with_orders=True)
-    payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel)
+    payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel, conversation)
     return payload
 
 

@@ -393,6 +393,10 @@ WHATSAPP_MODE = env("WHATSAPP_MODE", default="classical")
 # How stale the last successful Matrix sync may be before /health/ calls it stale (seconds).
 MATRIX_SYNC_MAX_LAG = env.int("MATRIX_SYNC_MAX_LAG", default=120)
 
+# --- Messenger and Instagram (integrations/meta) ---------------------------------------------
+# The Graph API every Messenger/Instagram call goes to (tests point it at a local fake).
+META_GRAPH_BASE = env("META_GRAPH_BASE", default="https://graph.facebook.com/v21.0")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

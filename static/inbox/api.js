@@ -54,6 +54,7 @@ function describe(data) {
 export const api = {
   conversations: (params) => request("GET", `/api/v1/conversations/?${new URLSearchParams(params)}`),
   open: (id) => request("GET", `/inbox/c/${id}/`),
+  conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
   olderMessages: (id, before) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),

@@ -64,6 +64,7 @@ export class Composer {
 
   // The opened conversation: where replies cannot be sent yet, say so and write notes only.
   useConversation(conversation) {
+    this.conversation = conversation;
     this.emailFields.use(conversation);
     const reason = conversation.reply_unavailable || "";
     this.replyTab.disabled = Boolean(reason);

@@ -99,7 +99,7 @@ def test_test_connection_says_who_the_bot_is(staff_client, tg_channel, bot_api):
         )
     )
     page = run_action(staff_client, "test_connection", tg_channel).content.decode()
-    assert "Shop bot: Connected as @shop_bot" in page
+    assert "Shop bot (Telegram): Connected as @shop_bot" in page
 
 
 def test_test_connection_reports_a_wrong_token(staff_client, tg_channel, bot_api):
@@ -108,8 +108,8 @@ def test_test_connection_reports_a_wrong_token(staff_client, tg_channel, bot_api
     )
     api_channel = factories.ChannelFactory(name="Website")
     page = run_action(staff_client, "test_connection", tg_channel, api_channel).content.decode()
-    assert "Shop bot: Telegram refused the bot token (Unauthorized)" in page
-    assert "Website: HTTP API channels do not offer this" in page
+    assert "Shop bot (Telegram): Telegram refused the bot token (Unauthorized)" in page
+    assert "Website (HTTP API): this kind of channel has no connection test" in page
 
 
 def test_the_admin_action_sets_the_webhook_at_the_address_staff_use(
@@ -118,7 +118,10 @@ def test_the_admin_action_sets_the_webhook_at_the_address_staff_use(
     bot_api.expect_oneshot_request(method_path("setWebhook")).respond_with_json(ok(True))
     page = run_action(staff_client, "register_webhook", tg_channel, secure=True).content.decode()
     url = f"https://testserver/webhooks/telegram/{tg_channel.pk}/"
-    assert f"Shop bot: Telegram now delivers message, edited_message updates to {url}" in page
+    assert (
+        f"Shop bot (Telegram): Telegram now delivers message, edited_message updates to {url}"
+        in page
+    )
     assert bot_api.log[0][0].get_json()["url"] == url
     # Over plain HTTP (a development server) Telegram would refuse: said before calling it.
     page = run_action(staff_client, "register_webhook", tg_channel).content.decode()
@@ -131,9 +134,9 @@ def test_the_channel_form_has_a_write_only_token_and_the_webhook_url(staff_clien
     page = staff_client.get(url).content.decode()
     assert BOT_TOKEN not in page and WEBHOOK_SECRET not in page
     assert 'name="bot_token"' in page and 'type="password"' in page
-    assert f'value="http://testserver/webhooks/telegram/{tg_channel.pk}/"' in page, (
-        "the webhook URL, ready to paste"
-    )
+    webhook_url = f"http://testserver/webhooks/telegram/{tg_channel.pk}/"
+    assert f'<code class="webhook-url">{webhook_url}</code>' in page, "ready to paste"
+    assert "telegram_set_webhook --channel ID" in page
     response = staff_client.post(url, {"name": "Shop bot", "is_active": "on", "bot_token": ""})
     assert response.status_code == 302
     tg_channel.refresh_from_db()
@@ -146,7 +149,6 @@ def test_the_channel_form_has_a_write_only_token_and_the_webhook_url(staff_clien
 def test_a_new_telegram_channel_asks_for_the_token(staff_client):
     page = staff_client.get("/admin/communications/channel/add/?kind=telegram").content.decode()
     assert 'name="bot_token"' in page
-    assert "The webhook address is shown here once the channel is saved." in page
     assert Channel.objects.count() == 0 and Message.objects.count() == 0
 
 
@@ -157,5 +159,10 @@ def test_the_demos_telegram_conversations_can_be_answered():
     channel = Channel.objects.get(kind=Channel.Kind.TELEGRAM)
     assert channel.secrets["bot_token"]
     assert reply_unavailable_reason(channel) == ""
-    conversation = channel.conversations.select_related("contact").first()
-    assert conversation.contact.username.endswith("_tg")
+    for conversation in channel.conversations.select_related("contact"):
+        # Private chats as Telegram names them: the user's numeric id; the handle is the username.
+        assert conversation.external_id.isdigit()
+        identity = conversation.contact.identities.get(channel=channel)
+        assert identity.external_id == conversation.external_id
+        assert identity.username and conversation.contact.username == identity.username
+    assert channel.conversations.count() == 2
