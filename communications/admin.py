@@ -27,6 +27,7 @@ from .models import (
     RealtimeEvent,
     WebhookDelivery,
 )
+from .providers import DeliveryError, provider_for
 from .services.conversations import (
     assignee_rejection,
     bulk_update_conversations,
@@ -70,6 +71,19 @@ class ChangesAccessAdmin(admin.ModelAdmin):
         events.access_changed()
 
 
+def register_channel_webhook(channel: Channel, public_url: str) -> tuple[bool, str]:
+    """The admin's "Set up the webhook": the provider tells its platform where to deliver
+    (its optional `register_webhook(public_url)` hook: Telegram setWebhook). Returns (ok,
+    staff's words)."""
+    try:
+        register = getattr(provider_for(channel), "register_webhook", None)
+        if register is None:
+            return False, "this kind of channel has no webhook to set up from here"
+        return True, register(public_url)
+    except DeliveryError as exc:
+        return False, exc.reason
+
+
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
     """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
@@ -79,7 +93,8 @@ class ChannelAdmin(ChangesAccessAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
-    actions = ["test_connection"]
+    # Through the channel's provider, where it offers the hook.
+    actions = ["test_connection", "register_webhook"]
 
     class Media:
         js = ["admin_sb/channel_kind.js"]
@@ -96,7 +111,8 @@ class ChannelAdmin(ChangesAccessAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
-        source = settings_for(obj.kind).webhook_source if obj is not None else ""
+        kind_settings = settings_for(obj.kind) if obj is not None else None
+        source = kind_settings.webhook_source if kind_settings else ""
         if source:
             url = request.build_absolute_uri(f"/webhooks/{source}/{obj.pk}/")
             fieldsets.append(
@@ -106,14 +122,25 @@ class ChannelAdmin(ChangesAccessAdmin):
                         "fields": (),
                         "description": format_html(
                             "Webhook URL to paste into the platform's webhook settings: "
-                            '<code class="webhook-url">{}</code><br>with the verify token or '
-                            "secret set above.",
+                            '<code class="webhook-url">{}</code><br>{}',
                             url,
+                            kind_settings.webhook_note
+                            or "with the verify token or secret set above.",
                         ),
                     },
                 )
             )
         return fieldsets
+
+    @admin.action(description="Set up the webhook at the platform")
+    def register_webhook(self, request, queryset):
+        # Where staff reach this admin is where the platform reaches us (behind the same host).
+        public_url = request.build_absolute_uri("/").rstrip("/")
+        for channel in queryset:
+            ok, text = register_channel_webhook(channel, public_url)
+            self.message_user(
+                request, f"{channel}: {text}", messages.SUCCESS if ok else messages.ERROR
+            )
 
     def get_readonly_fields(self, request, obj=None):
         return ["kind"] if obj is not None else []

@@ -20,6 +20,8 @@ class KindSettings:
     # The URL segment of the kind's webhook (/webhooks/<source>/<id>/): the admin shows the
     # channel's full webhook URL, ready to paste into the platform's settings.
     webhook_source: str = ""
+    # What staff do with that URL, when it is not simply pasted with the secrets above.
+    webhook_note: str = ""
 
 
 KIND_SETTINGS: dict[str, KindSettings] = {
@@ -129,6 +131,19 @@ KIND_SETTINGS: dict[str, KindSettings] = {
         note="Subscribe the Instagram webhook to: messages, messaging_seen, message_reactions, "
         "messaging_postbacks (docs/meta.md).",
         webhook_source="meta",
+    ),
+    Channel.Kind.TELEGRAM: KindSettings(
+        secrets={
+            "bot_token": (
+                "Bot token",
+                "the token @BotFather gave for the bot (123456789:AA…)",
+            ),
+        },
+        webhook_source="telegram",
+        webhook_note="Telegram is told this address, with a secret only it and Switchboard "
+        "know, by the action “Set up the webhook at the platform” in the channel list (or "
+        "manage.py telegram_set_webhook --channel ID --public-url https://your.host). "
+        "Run it again after changing the bot token.",
     ),
 }
 NO_SETTINGS = KindSettings()

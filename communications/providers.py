@@ -24,7 +24,13 @@ class DeliveryError(Exception):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """Worth retrying later: timeouts, 5xx, rate limits, the homeserver being down."""
+    """Worth retrying later: timeouts, 5xx, rate limits, the homeserver being down.
+    `retry_after`: the platform said how many seconds to wait (Telegram's flood control);
+    the next attempt is not made sooner, whatever the backoff says."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -89,6 +95,11 @@ class Provider(Protocol):
     #     """The admin's "test connection" action: one cheap authenticated call (Graph `me`,
     #     Telegram `getMe`). Returns what the platform answered in staff's words ("Connected as
     #     @shop_bot"); raises `DeliveryError` with the reason when it fails."""
+    #
+    # def register_webhook(self, public_url: str) -> str:
+    #     """The admin's "set up the webhook" action: tell the platform to deliver to
+    #     `public_url` + `/webhooks/<source>/<channel id>/` (Telegram `setWebhook` with a new
+    #     secret). Returns what was done in staff's words; raises `DeliveryError` with the reason."""
     #
     # Inbound translation lives in each provider's own webhook view, which hands
     # `InboundMessage`s to `communications.services.ingest`. A provider says why it cannot

@@ -70,7 +70,7 @@ def deliver_message(message_id: int) -> str:
             return "unknown"
         return _retry_later(claim, reason)
     except TemporaryDeliveryError as exc:
-        return _retry_later(claim, exc.reason)
+        return _retry_later(claim, exc.reason, not_before=exc.retry_after)
     except Exception as exc:
         # A missing media file, a bug, a database error inside the provider: no retry will
         # fix it by itself, and the message must not sit in "sending" until the lease ends.
@@ -85,7 +85,7 @@ def deliver_message(message_id: int) -> str:
     return "sent"
 
 
-def _retry_later(claim: delivery.Claim, reason: str) -> str:
+def _retry_later(claim: delivery.Claim, reason: str, not_before: float | None = None) -> str:
     message_id = claim.message.pk
     if claim.attempt > settings.SWITCHBOARD["SEND_MAX_RETRIES"]:
         delivery.settle(
@@ -94,7 +94,7 @@ def _retry_later(claim: delivery.Claim, reason: str) -> str:
             reason=f"{reason} (gave up after {claim.attempt} attempts)",
         )
         return "failed"
-    delay = delivery.release_for_retry(claim, reason)
+    delay = delivery.release_for_retry(claim, reason, not_before=not_before)
     if delay is None:
         return "skipped"
     logger.warning("message %s: %s; retrying in %.1fs", message_id, reason, delay)

@@ -386,6 +386,10 @@ SWITCHBOARD = {
     "PROFILE_REFRESH_HOURS": env.int("PROFILE_REFRESH_HOURS", default=24),
 }
 
+# --- Telegram (integrations/telegram) ----------------------------------------------------
+# The Bot API's address: Telegram's own, or a local Bot API server (tests: a fake one).
+TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------
 # The mode's default until staff set it in admin → Matrix settings: "classical" | "matrix".
 WHATSAPP_MODE = env("WHATSAPP_MODE", default="classical")

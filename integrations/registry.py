@@ -15,6 +15,7 @@ from .base import PermanentDeliveryError
 from .email.provider import EmailProvider
 from .media import fetch_attachment
 from .meta.provider import MetaProvider
+from .telegram.provider import TelegramProvider
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
@@ -22,6 +23,7 @@ PROVIDERS: dict[str, type] = {
     Channel.Kind.EMAIL: EmailProvider,
     Channel.Kind.MESSENGER: MetaProvider,
     Channel.Kind.INSTAGRAM: MetaProvider,
+    Channel.Kind.TELEGRAM: TelegramProvider,
 }
 
 
@@ -59,11 +61,13 @@ def register_providers() -> None:
 
     from .api.views import RECEIVER as api_receiver
     from .meta.webhook import MetaReceiver
+    from .telegram.webhook import TelegramReceiver
     from .whatsapp_cloud.webhook import WhatsAppCloudReceiver
 
     register_receiver(api_receiver)
     register_receiver(WhatsAppCloudReceiver())
     register_receiver(MetaReceiver())
+    register_receiver(TelegramReceiver())
     for kind, provider_class in PROVIDERS.items():
         register_provider(kind, provider_class)
     register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)

@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from communications.models import Channel, ContactIdentity, Conversation, Message
 from crm.demo_stories import load_stories
-from crm.models import Team
+from crm.models import Contact, Team
 
 DEMO_PASSWORD = "switchboard"
 # Known on purpose, so the README can show a customer writing in live with one curl command.
@@ -27,6 +27,30 @@ CHANNELS = [
     (Channel.Kind.EMAIL, "support@example.com"),
     (Channel.Kind.API, "Website chat (API)"),
 ]
+
+
+# A placeholder in the shape of @BotFather's tokens: the demo's Telegram conversations can be
+# answered (the reply box is open); Telegram refuses it until a real token is set in the admin.
+DEMO_TELEGRAM_BOT_TOKEN = "123456789:demo-token-paste-your-bots-token-in-the-admin"
+
+
+def _telegram_demo(channels: list[Channel]) -> None:
+    """The Telegram bot channel gets a bot token, so its conversations can be answered, and
+    each customer a numeric chat id as Telegram names private chats (the story's handle stays
+    the username)."""
+    channel = next(c for c in channels if c.kind == Channel.Kind.TELEGRAM)
+    channel.secrets = {**channel.secrets, "bot_token": DEMO_TELEGRAM_BOT_TOKEN}
+    channel.save(update_fields=["secrets"])
+    identities = ContactIdentity.objects.filter(channel=channel).select_related("contact")
+    for n, identity in enumerate(identities.order_by("id")):
+        chat_id = str(582910370 + n)
+        handle = identity.external_id
+        Conversation.objects.filter(channel=channel, external_id=handle).update(external_id=chat_id)
+        identity.external_id = chat_id
+        identity.username = identity.username or handle
+        identity.save(update_fields=["external_id", "username"])
+        if not identity.contact.username:
+            Contact.objects.filter(pk=identity.contact_id).update(username=identity.username)
 
 
 class Command(BaseCommand):
@@ -65,6 +89,7 @@ class Command(BaseCommand):
         by_kind = {channel.kind: channel for channel in channels}
         stories = load_stories(by_kind, users, team, rng, now)
         _seed_meta(channels, now)
+        _telegram_demo(channels)
         Token.objects.get_or_create(user=manager)
         _seed_avatars()
         self.stdout.write(
