@@ -158,7 +158,7 @@ def template_fields(template: WhatsAppTemplate) -> list[dict]:
         for name in _names(header.get("text", "")) if header_format == "TEXT" else []:
             fields.append({"key": f"header.{name}", "label": f"Header {{{{{name}}}}}"})
     for name in _names((_component(template, "BODY") or {}).get("text", "")):
-        fields.append({"key": f"body.{name}", "label": f"{{{{{name}}}}}"})
+        fields.append({"key": f"body.{name}", "label": f"Body {{{{{name}}}}}"})
     for index, button in _url_buttons(template):
         for name in _names(button.get("url", "")):
             fields.append(

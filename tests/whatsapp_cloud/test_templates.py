@@ -294,3 +294,22 @@ def test_templates_are_not_offered_on_other_channels(api, channel, manager):
     )
     assert response.status_code == 400
     assert "have no message templates" in response.json()["detail"]
+
+
+def test_the_demo_has_a_closed_window_conversation_with_templates(classical_mode):
+    from communications.models import Channel, Conversation
+    from communications.providers import message_templates, reply_options
+
+    call_command("seed_demo")
+    channel = Channel.objects.get(kind=Channel.Kind.WHATSAPP)
+    modes = {
+        c.contact.name: reply_options(channel, c).mode
+        for c in Conversation.objects.filter(channel=channel).select_related("contact")
+    }
+    assert sorted(modes.values()) == ["templates", "text"]
+    quiet = next(
+        c
+        for c in Conversation.objects.filter(channel=channel)
+        if modes[c.contact.name] == "templates"
+    )
+    assert [t["name"] for t in message_templates(quiet)] == ["follow_up", "order_shipped"]
