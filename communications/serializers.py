@@ -411,7 +411,9 @@ class EmailRecipientsSerializer(serializers.Serializer):
 
 
 class TemplateSendSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="a template's id from GET …/templates/")
+    id = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="a template's id from GET …/templates/"
+    )
     variables = serializers.DictField(
         child=serializers.CharField(max_length=1024, allow_blank=True),
         required=False,
