@@ -313,3 +313,9 @@ def test_the_demo_has_a_closed_window_conversation_with_templates(classical_mode
         if modes[c.contact.name] == "templates"
     )
     assert [t["name"] for t in message_templates(quiet)] == ["follow_up", "order_shipped"]
+
+
+def test_staff_see_the_synced_templates_in_the_admin(hs_channel, synced, admin_client):
+    response = admin_client.get("/admin/integrations/whatsapptemplate/?status__exact=APPROVED")
+    assert response.status_code == 200
+    assert b"order_shipped" in response.content and b"spring_sale" not in response.content
