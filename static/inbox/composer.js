@@ -72,6 +72,7 @@ export class Composer {
     this.emailFields.use(conversation);
     const reason = conversation.reply_unavailable || "";
     const templatesOnly = conversation.reply_mode === "templates";
+    this.replyMode = conversation.reply_mode || "text";
     this.replyTab.disabled = Boolean(reason);
     this.notice.hidden = !reason;
     this.notice.textContent = !reason
@@ -84,6 +85,18 @@ export class Composer {
     if (reason) this.setMode("note", { focus: false });
     else if (this.mode === "note" && this.noteOnly) this.setMode("text", { focus: false });
     this.noteOnly = Boolean(reason);
+  }
+
+  // A customer's message may reopen a closed window (WhatsApp's 24 hours): ask the server
+  // again rather than guess, so the reply box follows the provider's rule.
+  async customerWrote(conversationId) {
+    if (this.replyMode !== "templates") return;
+    try {
+      const conversation = await api.conversation(conversationId);
+      if (this.thread.id === conversationId) this.useConversation(conversation);
+    } catch {
+      /* the next open asks again */
+    }
   }
 
   setMode(mode, { focus = true } = {}) {

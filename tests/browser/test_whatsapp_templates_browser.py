@@ -114,6 +114,23 @@ def test_a_closed_window_conversation_is_answered_with_a_template(
         {"type": "text", "text": "Ann"},
         {"type": "text", "text": "on Friday"},
     ]
+
+    # The customer answers: the window is open again, the reply box offers free text at once.
+    off_the_loop(
+        lambda: ingest_message(
+            channel,
+            InboundMessage(
+                sender=InboundSender(external_id="16505551234", name="Ann"),
+                content="Thanks, see you Friday",
+                external_id="wamid.IN2",
+                conversation_external_id="16505551234",
+                timestamp=timezone.now(),
+            ),
+        )
+    )
+    expect(page.locator('#composer [data-mode="text"]')).to_be_enabled()
+    expect(notice).to_be_hidden()
+    expect(picker).to_be_hidden()
     context.close()
 
 
