@@ -52,6 +52,13 @@ KIND_SETTINGS: dict[str, KindSettings] = {
                 help_text="From Meta's WhatsApp Manager → API setup. Needed to send and to "
                 "receive through the WhatsApp Cloud API.",
             ),
+            "business_account_id": forms.CharField(
+                label="WhatsApp Business Account ID",
+                required=False,
+                max_length=64,
+                help_text="From Meta's WhatsApp Manager → API setup. Needed to sync the "
+                "message templates sent outside the 24-hour window.",
+            ),
             "graph_api_base": forms.URLField(
                 label="Graph API base URL",
                 required=False,

@@ -86,11 +86,6 @@ class Provider(Protocol):
     #     never during ingest. Raise `TemporaryDeliveryError` to be retried later; None when the
     #     platform has nothing to say."""
     #
-    # def reply_unavailable_for(self, conversation: Conversation) -> str:
-    #     """Why a reply cannot go out in this conversation now ("" when it can), e.g. the
-    #     platform's 24-hour messaging window has closed: shown in the reply box before the
-    #     manager types. `send` must refuse the same way."""
-    #
     # def check_connection(self) -> str:
     #     """The admin's "test connection" action: one cheap authenticated call (Graph `me`,
     #     Telegram `getMe`). Returns what the platform answered in staff's words ("Connected as
@@ -101,9 +96,23 @@ class Provider(Protocol):
     #     `public_url` + `/webhooks/<source>/<channel id>/` (Telegram `setWebhook` with a new
     #     secret). Returns what was done in staff's words; raises `DeliveryError` with the reason."""
     #
-    # Inbound translation lives in each provider's own webhook view, which hands
+    # def reply_options(self, conversation: Conversation | None) -> ReplyOptions:
+    #     """What the reply box offers (free text, templates only, or notes only, with the
+    #     reason), for one conversation or (None) the channel as a whole. Cheap: it runs on
+    #     every conversation detail. See `reply_options()` below."""
+    #
+    # def message_templates(self, conversation: Conversation) -> list[dict]:
+    #     """The approved templates the reply box may send here, each with the variables a
+    #     manager fills in (`TemplateSerializer` documents the shape)."""
+    #
+    # def prepare_template(self, conversation: Conversation, template: dict) -> PreparedTemplate:
+    #     """Check a template send request (`{"id": …, "variables": {…}}`) and fill it in:
+    #     the text stored and shown for the outbound message, and what `send` reads back from
+    #     `message.metadata`. Raise `TemplateRejected` with the reason (→ 400)."""
+    #
+    # Inbound translation lives in each provider's own webhook receiver, which hands
     # `InboundMessage`s to `communications.services.ingest`. A provider says why it cannot
-    # reply by raising `PermanentDeliveryError` from its factory (see `reply_unavailable_reason`).
+    # reply by raising `PermanentDeliveryError` from its factory (see `reply_options`).
 
 
 # channel kind → factory(channel) → Provider. A provider class is such a factory; a kind whose
@@ -137,26 +146,46 @@ def profiles_supported(kind: str) -> bool:
     return hasattr(factory, "fetch_profile") if isinstance(factory, type) else True
 
 
-def reply_unavailable_reason(channel: Channel, conversation: Conversation | None = None) -> str:
-    """Why replies cannot be sent on this channel in this version ("" when they can): shown
-    above the reply box before anyone types, not only as a failed message after. With a
-    conversation, the provider may also say why not in it (a closed messaging window)."""
+@dataclass(frozen=True)
+class ReplyOptions:
+    """What the reply box offers on a conversation, known before the manager types.
+
+    `mode`: "text" (free text and attachments), "templates" (only the platform's approved
+    message templates: WhatsApp outside its 24-hour window) or "notes" (nothing can be sent;
+    private notes still work). `reason` says why free text is not offered ("" when it is)."""
+
+    mode: str = "text"
+    reason: str = ""
+
+
+REPLY_MODES = ("text", "templates", "notes")
+
+
+def reply_options(channel: Channel, conversation: Conversation | None = None) -> ReplyOptions:
+    """The one place the reply box's state comes from: the provider's factory (a kind not
+    built yet), its configuration problems, then its optional `reply_options(conversation)`
+    hook (a disconnected number, a closed customer-service window)."""
     try:
         provider = provider_for(channel)
     except PermanentDeliveryError as exc:
-        return exc.reason
-    # A provider may know more about this channel (a WhatsApp number that was disconnected).
-    unavailable = getattr(provider, "reply_unavailable", None)
-    reason = unavailable() if unavailable else ""
-    if not reason and any(p.blocks_replies for p in _problems_of(provider)):
-        reason = NOT_CONNECTED.get(
-            channel.kind,
-            f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
+        return ReplyOptions("notes", exc.reason)
+    if any(p.blocks_replies for p in _problems_of(provider)):
+        return ReplyOptions(
+            "notes",
+            NOT_CONNECTED.get(
+                channel.kind,
+                f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
+            ),
         )
-    for_conversation = getattr(provider, "reply_unavailable_for", None)
-    if not reason and conversation is not None and for_conversation:
-        reason = for_conversation(conversation)
-    return reason
+    hook = getattr(provider, "reply_options", None)
+    return hook(conversation) if hook else ReplyOptions()
+
+
+def reply_unavailable_reason(channel: Channel, conversation: Conversation | None = None) -> str:
+    """Why nothing can be sent here ("" when something can): on the channel as a whole, or
+    in one conversation when given (a closed Messenger/Instagram window)."""
+    options = reply_options(channel, conversation)
+    return options.reason if options.mode == "notes" else ""
 
 
 # What managers read when a channel is not set up: their words, not the settings' names.
@@ -187,6 +216,27 @@ def configuration_problems(channel: Channel) -> list[ConfigProblem]:
     except PermanentDeliveryError:
         return []
     return _problems_of(provider)
+
+
+# --- Message templates (WhatsApp): sent where free text is not allowed. --------------------
+class TemplateRejected(Exception):
+    """A template send request that cannot be sent; the text names the problem (a 400)."""
+
+
+@dataclass(frozen=True)
+class PreparedTemplate:
+    content: str  # the filled-in text, stored and shown as the outbound message
+    metadata: dict  # kept in `message.metadata`; the provider's `send` builds its call from it
+
+
+def message_templates(conversation: Conversation) -> list[dict]:
+    """The templates the reply box may send in this conversation ([] where there are none)."""
+    try:
+        provider = provider_for(conversation.channel)
+    except PermanentDeliveryError:
+        return []
+    listing = getattr(provider, "message_templates", None)
+    return listing(conversation) if listing else []
 
 
 # --- Media that failed to download at ingest is fetched again through the provider. -------

@@ -374,10 +374,12 @@ class ConversationSerializer(_PayloadSerializer):
 
 
 def conversation_detail_payload(conversation: Conversation) -> dict:
-    from .providers import reply_unavailable_reason
+    from .providers import reply_options
 
     payload = conversation_payload(conversation, with_orders=True)
-    payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel, conversation)
+    options = reply_options(conversation.channel, conversation)
+    payload["reply_unavailable"] = options.reason
+    payload["reply_mode"] = options.mode
     return payload
 
 
@@ -389,11 +391,17 @@ class ConversationDetailSerializer(ConversationSerializer):
     contact = ContactWithOrdersSerializer(read_only=True)
     reply_unavailable = serializers.CharField(
         read_only=True,
-        help_text="why replies cannot be sent on this channel yet; empty when they can",
+        help_text="why free-text replies cannot be sent here now; empty when they can",
+    )
+    reply_mode = serializers.ChoiceField(
+        choices=["text", "templates", "notes"],
+        read_only=True,
+        help_text="what the reply box offers: free text, only approved message templates "
+        "(WhatsApp outside its 24-hour window: GET …/templates/), or private notes only",
     )
 
     class Meta(ConversationSerializer.Meta):
-        fields = [*ConversationSerializer.Meta.fields, "reply_unavailable"]
+        fields = [*ConversationSerializer.Meta.fields, "reply_unavailable", "reply_mode"]
 
 
 class ConversationUpdateSerializer(serializers.Serializer):
@@ -411,8 +419,44 @@ class EmailRecipientsSerializer(serializers.Serializer):
     )
 
 
+class TemplateSendSerializer(serializers.Serializer):
+    id = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="a template's id from GET …/templates/"
+    )
+    variables = serializers.DictField(
+        child=serializers.CharField(max_length=1024, allow_blank=True),
+        required=False,
+        default=dict,
+        help_text='each of the template\'s `fields` by its key: {"body.1": "Ann"}',
+    )
+
+
+class TemplateFieldSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="header.<var>, header.link, body.<var>, button.<i>.<var>")
+    label = serializers.CharField()
+
+
+class TemplateSerializer(serializers.Serializer):
+    """An approved message template as the reply box shows it."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    language = serializers.CharField()
+    category = serializers.CharField()
+    header = serializers.CharField(help_text="its text with {{variables}}, or [image] etc.")
+    body = serializers.CharField()
+    footer = serializers.CharField()
+    buttons = serializers.ListField(child=serializers.CharField())
+    fields = TemplateFieldSerializer(many=True, help_text="what the manager fills in")
+
+
 class SendMessageSerializer(serializers.Serializer):
     client_id = serializers.CharField(max_length=64)
+    template = TemplateSendSerializer(
+        required=False,
+        help_text="send a message template instead of text (WhatsApp, when reply_mode is "
+        "`templates`); the stored message shows the filled-in text",
+    )
     email = EmailRecipientsSerializer(
         required=False,
         help_text="email conversations only: who the reply goes to (default: the customer)",

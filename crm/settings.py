@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
+    # WhatsApp Cloud API message templates from each Business Account (templates.py).
+    "whatsapp-sync-templates": {
+        "task": "integrations.whatsapp_cloud.tasks.sync_all_templates",
+        "schedule": 86400.0,
+    },
 }
 
 # --- Auth, API ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from communications.models import Channel, Conversation, Message
 from communications.services.send import update_message_status
 
-from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
+from ..base import PermanentDeliveryError, ReplyOptions, SendResult, TemporaryDeliveryError
 from .client import MatrixClient, MatrixError, MatrixUnavailable
 from .models import MatrixConnection, MatrixRoom, WhatsAppNumber
 from .numbers import pretty_phone
@@ -98,6 +98,10 @@ class MatrixProvider:
         # Store the id now (the send path then applies statuses the bridge sent before it).
         update_message_status(message.pk, Message.Status.SENT, external_id=event_id)
         return SendResult(external_id=event_id)
+
+    def reply_options(self, conversation=None) -> ReplyOptions:
+        reason = self.reply_unavailable()
+        return ReplyOptions("notes", reason) if reason else ReplyOptions()
 
     def reply_unavailable(self) -> str:
         """Why this number's chats cannot be answered now ("" when they can): its history

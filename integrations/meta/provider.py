@@ -7,7 +7,7 @@ Channel config: `{"page_id": …}` (Messenger) or `{"instagram_account_id": …}
 
 The messaging window: free-form replies only within 24 hours of the customer's last message
 (our own replies do not extend it); with the HUMAN_AGENT tag, up to 7 days. The reply box says
-so before anyone types (`reply_unavailable_for`), and `send` refuses without calling Meta.
+so before anyone types (`reply_options`), and `send` refuses without calling Meta.
 """
 
 import json
@@ -18,7 +18,7 @@ import requests
 from django.utils import timezone
 
 from communications.models import Channel, ContactIdentity, Conversation, Message
-from communications.providers import MediaFetchError, Profile
+from communications.providers import MediaFetchError, Profile, ReplyOptions
 
 from ..base import (
     ConfigProblem,
@@ -109,8 +109,9 @@ class MetaProvider:
             )
         return problems
 
-    def reply_unavailable_for(self, conversation: Conversation) -> str:
-        return window_problem(self.channel, conversation)
+    def reply_options(self, conversation: Conversation | None) -> ReplyOptions:
+        problem = window_problem(self.channel, conversation) if conversation else ""
+        return ReplyOptions("notes", problem) if problem else ReplyOptions()
 
     # --- sending -----------------------------------------------------------------------
     def send(self, message: Message) -> SendResult:

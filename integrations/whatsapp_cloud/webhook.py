@@ -10,6 +10,7 @@ Deliveries are at least once: ingest deduplicates by wamid, and statuses only mo
 from django.http import HttpResponse
 
 from communications.models import Channel, Message
+from communications.services import edits
 from communications.services.ingest import ingest_messages
 from communications.services.send import update_status_by_external_id
 from communications.webhooks import Inspection, Malformed, WebhookReceiver, WebhookRejected
@@ -73,6 +74,7 @@ def process_payloads(channel: Channel, payloads: list[dict]) -> int:
     parsed = [parse_payload(p, phone_number_id=_phone_number_id(channel)) for p in payloads]
     messages = [message for one in parsed for message in one.messages]
     statuses = [status for one in parsed for status in one.statuses]
+    reactions = [reaction for one in parsed for reaction in one.reactions]
     if any(one.has_media for one in parsed):
         # A redelivery must not download again what is already stored.
         known = set(
@@ -85,4 +87,14 @@ def process_payloads(channel: Channel, payloads: list[dict]) -> int:
     results = ingest_messages(channel, messages) if messages else []
     for status in statuses:
         update_status_by_external_id(channel.pk, status.external_id, status.status, status.reason)
+    for reaction in reactions:
+        # Shown on the message it names; a reaction to a message we never stored changes
+        # nothing (WhatsApp allows reactions up to 30 days back).
+        edits.apply_reaction(
+            channel_id=channel.pk,
+            external_id=reaction.target_external_id,
+            sender=reaction.sender,
+            key=reaction.emoji,
+            reaction_id=reaction.external_id,
+        )
     return sum(1 for result in results if result.created)

@@ -58,6 +58,8 @@ export const api = {
   olderMessages: (id, before) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
+  conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
+  templates: (id) => request("GET", `/api/v1/conversations/${id}/templates/`),
   upload: (id, formData) => request("POST", `/inbox/c/${id}/upload/`, formData, { form: true }),
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
   retryDownload: (attachmentId) => request("POST", `/inbox/attachments/${attachmentId}/retry/`, {}),

@@ -108,6 +108,9 @@ function applyEvent(event) {
     case "message.created":
     case "message.updated":
       thread.upsertMessage(event.data);
+      if (event.type === "message.created" && event.data.direction === "in" && event.data.conversation_id === thread.id) {
+        composer.customerWrote(event.data.conversation_id);
+      }
       break;
     case "conversation.created":
     case "conversation.updated":

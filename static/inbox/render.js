@@ -129,6 +129,19 @@ export function renderMessage(message, actions) {
       : null,
   );
   bubble.append(meta);
+  // Reactions (one per person: WhatsApp's rule) sit on the message they name.
+  const reactions = Object.values((message.metadata && message.metadata.reactions) || {}).filter((r) => r && r.key);
+  if (reactions.length && !message.is_deleted) {
+    const counts = new Map();
+    for (const reaction of reactions) counts.set(reaction.key, (counts.get(reaction.key) || 0) + 1);
+    bubble.append(
+      el(
+        "div",
+        { class: "reactions", "aria-label": "Reactions" },
+        [...counts].map(([key, count]) => el("span", { class: "reaction", text: count > 1 ? `${key} ${count}` : key })),
+      ),
+    );
+  }
   if (message.status === "failed") {
     bubble.append(
       el(

@@ -92,6 +92,7 @@ class Command(BaseCommand):
         _telegram_demo(channels)
         Token.objects.get_or_create(user=manager)
         _seed_avatars()
+        _whatsapp_cloud_demo(channels[0], now)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
@@ -172,3 +173,86 @@ def _seed_avatars() -> None:
         image.save(out, format="PNG")
         profile = Profile(avatar=out.getvalue(), avatar_content_type="image/png")
         store_profile(identity.pk, profile)  # the files are written once the seed commits
+
+
+# --- WhatsApp Cloud API: templates and a conversation outside the 24-hour window ------------
+DEMO_TEMPLATES = [
+    (
+        "order_shipped",
+        "UTILITY",
+        "POSITIONAL",
+        [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}} has shipped"},
+            {"type": "BODY", "text": "Hi {{1}}, your parcel is on its way and arrives {{2}}."},
+            {"type": "FOOTER", "text": "Switchboard demo shop"},
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {
+                        "type": "URL",
+                        "text": "Track parcel",
+                        "url": "https://shop.example.com/track/{{1}}",
+                    },
+                    {"type": "QUICK_REPLY", "text": "Stop updates"},
+                ],
+            },
+        ],
+    ),
+    (
+        "follow_up",
+        "UTILITY",
+        "NAMED",
+        [
+            {
+                "type": "BODY",
+                "text": "Hello {{first_name}}, we have an answer about your request. Reply to "
+                "this message to continue the conversation.",
+            }
+        ],
+    ),
+]
+
+
+def _whatsapp_cloud_demo(channel: Channel, now) -> None:
+    """The demo WhatsApp channel as a Cloud API number with synced templates, and one of its
+    conversations quiet for 30 hours, so the reply box offers the template picker. The token
+    is a placeholder: a send fails with Meta's reason until an admin enters a real one."""
+    from integrations.whatsapp_cloud.models import WhatsAppTemplate
+
+    channel.config = {
+        "phone_number_id": "100000000000001",
+        "business_account_id": "100000000000002",
+    }
+    channel.secrets = {
+        **channel.secrets,
+        "access_token": "demo-placeholder-token",
+        "app_secret": secrets.token_urlsafe(24),
+        "verify_token": secrets.token_urlsafe(12),
+    }
+    channel.save(update_fields=["config", "secrets"])
+    WhatsAppTemplate.objects.bulk_create(
+        [
+            WhatsAppTemplate(
+                channel=channel,
+                template_id=f"demo-{n}",
+                name=name,
+                language="en_US",
+                category=category,
+                status="APPROVED",
+                components=components,
+                parameter_format=parameter_format,
+                synced_at=now,
+            )
+            for n, (name, category, parameter_format, components) in enumerate(DEMO_TEMPLATES)
+        ]
+    )
+    quiet = Conversation.objects.filter(channel=channel).order_by("-id").first()
+    if quiet is None:
+        return
+    shift = timedelta(hours=30)
+    for message in Message.objects.filter(conversation=quiet):
+        Message.objects.filter(pk=message.pk).update(created_at=message.created_at - shift)
+    Conversation.objects.filter(pk=quiet.pk).update(
+        last_message_at=quiet.last_message_at - shift,
+        last_inbound_at=quiet.last_inbound_at - shift,
+    )
