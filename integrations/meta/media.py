@@ -6,14 +6,13 @@ never costs the message: its attachment is stored as a placeholder with the reas
 (communications.services.attachments, through `fetch_attachment` below).
 """
 
-import dataclasses
-
 import requests
 
 from communications.models import Attachment, Channel
 from communications.providers import MediaFetchError
-from communications.services.ingest import InboundMessage
+from communications.services.ingest import InboundAttachment, InboundMessage
 
+from ..media import with_media as fill_media
 from .graph import timeout
 
 # Messenger and Instagram attachments go up to 25 MB.
@@ -41,26 +40,13 @@ def download(url: str) -> tuple[bytes, str]:
 
 def with_media(messages: list[InboundMessage]) -> list[InboundMessage]:
     """The messages with their attachments' bytes filled in (failures as placeholders)."""
-    done = []
-    for message in messages:
-        attachments = []
-        for attachment in message.attachments:
-            if attachment.data is not None or not attachment.provider_ref:
-                attachments.append(attachment)
-                continue
-            try:
-                data, mime_type = download(attachment.provider_ref)
-            except MediaFetchError as exc:
-                attachments.append(dataclasses.replace(attachment, download_error=exc.reason))
-                continue
-            generic = mime_type in ("", "application/octet-stream", "binary/octet-stream")
-            attachments.append(
-                dataclasses.replace(
-                    attachment, data=data, mime_type=attachment.mime_type if generic else mime_type
-                )
-            )
-        done.append(dataclasses.replace(message, attachments=tuple(attachments)))
-    return done
+    return fill_media(messages, _fetch)
+
+
+def _fetch(attachment: InboundAttachment) -> tuple[bytes, str]:
+    data, mime_type = download(attachment.provider_ref)
+    generic = mime_type in ("", "application/octet-stream", "binary/octet-stream")
+    return data, attachment.mime_type if generic else mime_type
 
 
 def fetch_attachment(attachment: Attachment) -> tuple[bytes, str] | None:

@@ -6,7 +6,6 @@ stored as a placeholder that is retried (communications.services.attachments), t
 `fetch_file` again (integrations/media.py): a bot's `file_id` stays valid.
 """
 
-import dataclasses
 import mimetypes
 
 import requests
@@ -15,6 +14,7 @@ from communications.models import Channel
 from communications.providers import MediaFetchError, PermanentDeliveryError
 from communications.services.ingest import InboundMessage
 
+from ..media import with_media as fill_media
 from .api import BotApi, BotApiError
 
 
@@ -35,24 +35,4 @@ def fetch_file(channel: Channel, file_id: str, mime_type: str = "") -> tuple[byt
 
 def with_media(channel: Channel, messages: list[InboundMessage]) -> list[InboundMessage]:
     """The messages with their attachments' bytes filled in, or a reason where they failed."""
-    done = []
-    for message in messages:
-        attachments = []
-        for attachment in message.attachments:
-            if attachment.data is not None or not attachment.provider_ref:
-                attachments.append(attachment)
-                continue
-            try:
-                data, mime_type = fetch_file(channel, attachment.provider_ref, attachment.mime_type)
-            except MediaFetchError as exc:
-                attachments.append(
-                    dataclasses.replace(
-                        attachment,
-                        mime_type=attachment.mime_type or "application/octet-stream",
-                        download_error=exc.reason,
-                    )
-                )
-                continue
-            attachments.append(dataclasses.replace(attachment, data=data, mime_type=mime_type))
-        done.append(dataclasses.replace(message, attachments=tuple(attachments)))
-    return done
+    return fill_media(messages, lambda a: fetch_file(channel, a.provider_ref, a.mime_type))

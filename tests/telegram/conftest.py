@@ -22,6 +22,21 @@ def fixture_json(name: str) -> dict:
     return json.loads(fixture_bytes(name))
 
 
+@pytest.fixture(autouse=True)
+def no_profile_refresh(request, monkeypatch):
+    """The fake Bot API expects exact requests: a new sender's background profile refresh (R12)
+    would add getChat… after commit. Tests of that refresh ask for `profile_refresh`."""
+    if "profile_refresh" not in request.fixturenames:
+        from communications.services import profiles
+
+        monkeypatch.setattr(profiles, "queue_refreshes", lambda channel, identities: None)
+
+
+@pytest.fixture
+def profile_refresh():
+    """Keep ingest's background profile refresh on (see `no_profile_refresh`)."""
+
+
 @pytest.fixture
 def bot_api(httpserver: HTTPServer, settings):
     """The Bot API, faked at the HTTP boundary. Tests add the methods they expect."""

@@ -136,3 +136,36 @@ def test_without_a_bot_token_there_is_nothing_to_ask(tg_channel, identity, bot_a
     tg_channel.save()
     assert provider_for(tg_channel).fetch_profile(identity) is None
     assert bot_api.log == []
+
+
+def test_a_new_customer_gets_the_name_and_picture_telegram_has(
+    client, tg_channel, bot_api, profile_refresh, django_capture_on_commit_callbacks
+):
+    """End to end (R12): the first message from a new sender stores the message, then the
+    background refresh (eager here) gives the contact Telegram's name and picture, served by us."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from communications.models import Contact
+
+    from .conftest import fixture_json, post_update
+
+    expect_chat(bot_api)
+    bot_api.expect_request(method_path("getUserProfilePhotos")).respond_with_json(
+        ok({"total_count": 1, "photos": [[{"file_id": "AgAD-640", "file_unique_id": "a2",
+                                            "width": 640, "height": 640}]]})
+    )  # fmt: skip
+    picture = BytesIO()
+    Image.new("RGB", (640, 640), (200, 40, 40)).save(picture, "JPEG")
+    expect_file(bot_api, "AgAD-640", "profile_photos/file_9.jpg", picture.getvalue())
+    update = fixture_json("text.json")
+    update["message"]["from"]["id"] = update["message"]["chat"]["id"] = CHAT_ID
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_update(client, tg_channel, update).status_code == 200
+    contact = Contact.objects.get(identities__channel=tg_channel)
+    assert contact.avatar.name.startswith("avatars/")
+    with contact.avatar.open("rb") as stored:
+        assert Image.open(stored).size == (128, 128)
+    identity = contact.identities.get()
+    assert identity.username == "olga_p" and identity.profile_refreshed_at is not None

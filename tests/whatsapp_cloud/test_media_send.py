@@ -187,8 +187,8 @@ def test_rate_limits_are_retried_later_never_failed(
     released = []
     real = delivery.release_for_retry
 
-    def release_for_retry(claim, reason):
-        delay = real(claim, reason)
+    def release_for_retry(claim, reason, **kwargs):
+        delay = real(claim, reason, **kwargs)
         released.append((reason, delay, Message.objects.get(pk=claim.message.pk).status))
         return delay
 

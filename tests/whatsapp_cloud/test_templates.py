@@ -306,7 +306,7 @@ def test_the_demo_has_a_closed_window_conversation_with_templates(classical_mode
         c.contact.name: reply_options(channel, c).mode
         for c in Conversation.objects.filter(channel=channel).select_related("contact")
     }
-    assert sorted(modes.values()) == ["templates", "text"]
+    assert set(modes.values()) == {"templates", "text"}
     quiet = next(
         c
         for c in Conversation.objects.filter(channel=channel)
