@@ -151,6 +151,9 @@ class ConversationLabel(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"label {self.label_id} on #{self.conversation_id}"
+
 
 class Message(models.Model):
     class Direction(models.TextChoices):
@@ -491,9 +494,7 @@ class Mention(models.Model):
         indexes = [
             # "Mentions": a user's, unread first, newest first; and the unread badge.
             models.Index(fields=["user", "-created_at", "-id"], name="mention_by_user"),
-            models.Index(
-                fields=["user"], name="mention_unread", condition=Q(read_at__isnull=True)
-            ),
+            models.Index(fields=["user"], name="mention_unread", condition=Q(read_at__isnull=True)),
         ]
 
     def __str__(self) -> str:

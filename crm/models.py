@@ -23,9 +23,7 @@ class Label(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(Lower("name"), name="label_name_unique_ci")
-        ]
+        constraints = [models.UniqueConstraint(Lower("name"), name="label_name_unique_ci")]
 
     def __str__(self) -> str:
         return self.name
@@ -50,9 +48,7 @@ class Contact(models.Model):
 
 class ContactLabel(models.Model):
     # The unique (contact, label) leads with the contact: no index of its own.
-    contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
     label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -60,6 +56,9 @@ class ContactLabel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["contact", "label"], name="contact_label_once")
         ]
+
+    def __str__(self) -> str:
+        return f"label {self.label_id} on contact {self.contact_id}"
 
 
 class Order(models.Model):
