@@ -139,7 +139,7 @@ class ConversationLabel(models.Model):
 
     # The unique (conversation, label) leads with the conversation: no index of its own.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="+", db_index=False
+        Conversation, on_delete=models.CASCADE, related_name="label_links", db_index=False
     )
     label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -48,7 +48,9 @@ class Contact(models.Model):
 
 class ContactLabel(models.Model):
     # The unique (contact, label) leads with the contact: no index of its own.
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="label_links", db_index=False
+    )
     label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
