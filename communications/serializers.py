@@ -250,6 +250,23 @@ def conversation_payload(conversation: Conversation, *, with_orders: bool = Fals
 # --- team workflow: labels, activity, mentions, canned responses ----------------------------
 
 
+class _TextOnly:
+    """A text field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TextField(_TextOnly, serializers.CharField):
+    pass
+
+
+class SlugTextField(_TextOnly, serializers.SlugField):
+    pass
+
+
 def label_payload(label) -> dict:
     return {"id": label.pk, "name": label.name, "color": label.color}
 
@@ -331,7 +348,7 @@ def activity_payload(activity) -> dict:
 
 class LabelSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=50)
+    name = TextField(max_length=50)
     color = serializers.RegexField(
         r"^#[0-9a-fA-F]{6}$",
         required=False,
@@ -643,9 +660,9 @@ class CannedTeamSerializer(serializers.Serializer):
 
 class CannedResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    shortcut = serializers.SlugField(max_length=50)
-    title = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
-    content = serializers.CharField(
+    shortcut = SlugTextField(max_length=50)
+    title = TextField(max_length=120, required=False, allow_blank=True, default="")
+    content = TextField(
         max_length=5000,
         help_text="placeholders: {{contact.name}}, {{contact.first_name}}, {{agent.name}}, "
         "{{conversation.id}}; any other is a 400 naming it",
@@ -665,6 +682,6 @@ class CannedResponseSerializer(serializers.Serializer):
 
 
 class CannedResponseUpdateSerializer(serializers.Serializer):
-    shortcut = serializers.SlugField(max_length=50, required=False)
-    title = serializers.CharField(max_length=120, required=False, allow_blank=True)
-    content = serializers.CharField(max_length=5000, required=False)
+    shortcut = SlugTextField(max_length=50, required=False)
+    title = TextField(max_length=120, required=False, allow_blank=True)
+    content = TextField(max_length=5000, required=False)

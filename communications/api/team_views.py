@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.models import Contact, Label
+from crm.safe_json import SafeJSONParser
 
 from ..access import (
     access_conversation_by_id,
@@ -50,6 +51,7 @@ from ..services.labels import (
     labels_by_id,
 )
 from ..services.mentions import mark_mentions_read, mentionable_users
+from .params import page_size, text_param
 from .schema import ErrorSerializer, errors, page_of
 
 FORBIDDEN = OpenApiResponse(ErrorSerializer, description="only staff may change or delete labels")
@@ -66,15 +68,26 @@ def _labels(ids, field):
 
 
 class LabelListView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         operation_id="api_v1_labels_list",
+        parameters=[
+            OpenApiParameter("q", str, description="names containing this"),
+            OpenApiParameter("page_size", int, description="1 to 500, default 500"),
+        ],
         responses={
             200: inline_serializer("LabelList", {"results": LabelSerializer(many=True)}),
-            **errors(),
+            **errors(400),
         },
     )
     def get(self, request):
-        return Response({"results": [label_payload(label) for label in Label.objects.all()]})
+        labels = Label.objects.all()
+        search = text_param(request.query_params, "q").strip()
+        if search:
+            labels = labels.filter(name__icontains=search)
+        size = page_size(request.query_params, default=500, maximum=500)
+        return Response({"results": [label_payload(label) for label in labels[:size]]})
 
     @extend_schema(
         request=LabelSerializer,
@@ -96,6 +109,8 @@ class LabelListView(APIView):
 
 
 class LabelDetailView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     def _label(self, request, label_id):
         if not request.user.is_staff:
             return None, Response(
@@ -138,6 +153,8 @@ class LabelDetailView(APIView):
 
 
 class ConversationLabelsView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         request=LabelChangeSerializer,
         responses={200: ConversationSerializer, **errors(400, 404)},
@@ -155,6 +172,8 @@ class ConversationLabelsView(APIView):
 
 
 class BulkConversationLabelsView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         operation_id="api_v1_conversations_bulk_labels",
         request=BulkLabelChangeSerializer,
@@ -184,6 +203,8 @@ class BulkConversationLabelsView(APIView):
 
 
 class ContactLabelsView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         request=LabelChangeSerializer,
         responses={200: ContactWithOrdersSerializer, **errors(400, 404)},
@@ -208,6 +229,8 @@ class ContactLabelsView(APIView):
 
 
 class ActivityListView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         operation_id="api_v1_conversations_activity_list",
         parameters=[
@@ -237,6 +260,8 @@ class ActivityListView(APIView):
 
 
 class MentionableView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         operation_id="api_v1_conversations_mentionable_list",
         responses={
@@ -266,6 +291,8 @@ class MentionableView(APIView):
 
 
 class MentionListView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         operation_id="api_v1_mentions_list",
         parameters=[
@@ -298,6 +325,8 @@ class MentionListView(APIView):
 
 
 class MentionReadView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         request=MentionReadSerializer,
         responses={
@@ -338,6 +367,8 @@ def _check_content(content: str) -> None:
 
 
 class CannedResponseListView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         operation_id="api_v1_canned_responses_list",
         parameters=[
@@ -422,6 +453,8 @@ class CannedResponseListView(APIView):
 
 
 class CannedResponseDetailView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         request=CannedResponseUpdateSerializer,
         responses={200: CannedResponseSerializer, **errors(400, 404, 409)},

@@ -154,10 +154,91 @@ class Command(BaseCommand):
             conversation.last_message_preview = text[:200]
             conversation.unread_count = unread
             conversation.save()
+        seed_team_workflow(manager=manager, colleague=colleague, team=team)
         Token.objects.get_or_create(user=manager)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {len(CUSTOMERS)} conversations on {len(channels)} channels. "
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
+        )
+
+
+def seed_team_workflow(*, manager, colleague, team) -> None:
+    """Labels on conversations and a contact, canned replies, a note mentioning the demo
+    manager, and activity lines — all written through the services the inbox uses."""
+    from communications.models import CannedResponse
+    from communications.services.conversations import update_conversation
+    from communications.services.labels import change_contact_labels, change_conversation_labels
+    from communications.services.send import send_message
+    from crm.models import Label
+
+    labels = {
+        name: Label.objects.get_or_create(name=name, defaults={"color": color})[0]
+        for name, color in [
+            ("vip", "#9333ea"),
+            ("refund", "#dc2626"),
+            ("shipping", "#2563eb"),
+            ("wholesale", "#16a34a"),
+        ]
+    }
+
+    def locked(conversation_id):
+        return (
+            Conversation.objects.select_related("contact", "channel", "assignee")
+            .select_for_update(of=("self",))
+            .get(pk=conversation_id)
+        )
+
+    ids = list(Conversation.objects.order_by("id").values_list("id", flat=True))
+    plan = [
+        (0, ["shipping", "vip"], manager),
+        (1, ["shipping"], colleague),
+        (2, ["refund"], manager),
+        (4, ["refund", "vip"], colleague),
+        (5, ["wholesale"], manager),
+    ]
+    for index, names, actor in plan:
+        if index < len(ids):
+            change_conversation_labels(
+                locked(ids[index]), add=[labels[n] for n in names], actor=actor
+            )
+    if len(ids) > 5:
+        change_contact_labels(locked(ids[5]).contact, add=[labels["wholesale"]])
+        update_conversation(locked(ids[1]), changes={"assignee_id": colleague.pk}, actor=manager)
+        update_conversation(locked(ids[3]), changes={"status": "resolved"}, actor=colleague)
+        update_conversation(
+            locked(ids[4]),
+            changes={"status": "snoozed", "snoozed_until": timezone.now() + timedelta(days=1)},
+            actor=manager,
+        )
+        send_message(
+            conversation=locked(ids[2]),
+            user=colleague,
+            client_id="demo-mention-note",
+            content="@manager the customer asked for a refund twice, can you take this one?",
+            kind=Message.Kind.NOTE,
+        )
+    for shortcut, title, content, owner in [
+        (
+            "shipping",
+            "Shipping times",
+            "Hi {{contact.first_name}}, your order leaves our warehouse within 24 hours; "
+            "you will get the tracking link by email. {{agent.name}}",
+            None,
+        ),
+        (
+            "refund",
+            "Refund started",
+            "Hello {{contact.name}}, I have started your refund (ref. #{{conversation.id}}). "
+            "It reaches your account in 3-5 working days.",
+            None,
+        ),
+        ("thanks", "Thanks", "Thank you {{contact.first_name}}! Anything else I can do?", manager),
+    ]:
+        CannedResponse.objects.get_or_create(
+            shortcut=shortcut,
+            team=None if owner else team,
+            owner=owner,
+            defaults={"title": title, "content": content},
         )
