@@ -58,3 +58,39 @@ async def test_a_mention_missed_while_offline_is_replayed_on_resume(layer, world
     bob, _ = await connect(world["bob"], query=f"last_event_id={seen}")
     assert (await receive(bob))["type"] == "ready"  # nothing of channel a, no mention
     await bob.disconnect()
+
+
+@database_sync_to_async
+def label_a_conversation(world):
+    from django.db import transaction
+
+    from communications.models import Conversation
+    from communications.services.labels import change_conversation_labels
+    from crm.models import Label
+
+    conversation = factories.ConversationFactory(channel=world["a"])
+    label = Label.objects.create(name="vip")
+    with transaction.atomic():
+        locked = (
+            Conversation.objects.select_related("contact", "channel", "assignee")
+            .select_for_update(of=("self",))
+            .get(pk=conversation.pk)
+        )
+        change_conversation_labels(locked, add=[label], actor=world["alice"])
+    return conversation
+
+
+async def test_a_label_change_reaches_the_channels_viewers_with_its_activity_line(layer, world):
+    carol, _ = await connect(world["carol"])
+    bob, _ = await connect(world["bob"])
+    await ready(carol)
+    await ready(bob)
+    conversation = await label_a_conversation(world)
+    heard = [await receive(carol) for _ in range(2)]
+    assert [e["type"] for e in heard] == ["conversation.updated", "activity.created"]
+    assert heard[0]["data"]["id"] == conversation.pk
+    assert [label["name"] for label in heard[0]["data"]["labels"]] == ["vip"]
+    assert heard[1]["data"]["verb"] == "labels" and heard[1]["data"]["text"].endswith("label vip")
+    assert await bob.receive_nothing(timeout=0.5)  # another team's channel
+    await carol.disconnect()
+    await bob.disconnect()

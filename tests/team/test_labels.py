@@ -1,5 +1,6 @@
 """Labels: create, add / remove (thread, bulk, admin), filter, payloads, events, races."""
 
+import json
 import threading
 
 import pytest
@@ -214,3 +215,16 @@ def test_fifty_concurrent_adds_of_one_label_make_one_link():
     assert sorted(changed) == [0] * 49 + [1]
     assert Activity.objects.filter(conversation=conversation).count() == 1
     assert Conversation.objects.get(pk=conversation.pk).version == 2
+
+
+def test_the_inbox_page_starts_filtered_by_label(teams, client):
+    vip = Label.objects.create(name="vip")
+    ConversationLabel.objects.create(conversation=teams["conversation"], label=vip)
+    factories.ConversationFactory(channel=teams["shop"])
+    client.force_login(teams["alice"])
+    html = client.get(f"/inbox/?label={vip.pk}").content.decode()
+    start = html.index('id="inbox-bootstrap"')
+    data = json.loads(html[html.index(">", start) + 1 : html.index("</script>", start)])
+    assert [row["id"] for row in data["conversations"]] == [teams["conversation"].pk]
+    assert data["filters"] == {"label": str(vip.pk)}
+    assert data["labels"] == [{"id": vip.pk, "name": "vip", "color": vip.color}]
