@@ -88,6 +88,26 @@ def test_slash_opens_the_canned_picker_and_inserts_the_filled_in_text(
     box.press("Enter")  # picks: does not send
     expect(box).to_have_value(f"Hi Dana, Alice Ng here: it ships today (#{conversation.pk}).")
     expect(picker).to_be_hidden()
+
+    # a personal one, made in the page's dialog: an unknown placeholder is refused by name
+    page.click("#composer .canned-manage")
+    dialog = page.locator("#canned-dialog")
+    expect(dialog.locator(".canned-item")).to_have_count(1)
+    dialog.locator("input[name=shortcut]").fill("bye")
+    dialog.locator("textarea[name=content]").fill("Bye {{contact.nickname}}")
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.locator(".canned-error")).to_contain_text(
+        "unknown placeholder {{contact.nickname}}"
+    )
+    dialog.locator("textarea[name=content]").fill("Bye {{contact.first_name}}!")
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.locator(".canned-item")).to_have_count(2)
+    dialog.get_by_role("button", name="Close").click()
+    assert CannedResponse.objects.get(shortcut="bye").owner == support["alice"]
+    box.fill("")
+    box.type("/by")
+    box.press("Enter")
+    expect(box).to_have_value("Bye Dana!")
     context.close()
 
 
