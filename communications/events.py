@@ -36,6 +36,28 @@ def channel_group(channel_id: int) -> str:
     return f"inbox.channel.{channel_id}"
 
 
+def user_group(user_id: int) -> str:
+    """Events for one user's sockets only (`mention.created`)."""
+    return f"inbox.user.{user_id}"
+
+
+def record_user_event(
+    event_type: str, *, user_id: int, conversation_id: int | None, payload: dict
+) -> RealtimeEvent:
+    """An event for one user's open inboxes (stored for resume like any other), after commit."""
+    row = RealtimeEvent(
+        type=event_type,
+        channel_id=None,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        payload=payload,
+    )
+    insert_rows([row])
+    event = {"id": row.pk, "type": row.type, "data": row.payload}
+    transaction.on_commit(lambda: _send_to_groups({user_group(user_id): [event]}))
+    return row
+
+
 def record_event(
     event_type: str, *, channel_id: int, conversation_id: int | None, payload: dict
 ) -> RealtimeEvent:

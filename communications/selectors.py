@@ -6,11 +6,12 @@ from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import connection
 from django.db.models import Aggregate, F, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
+from django.http import Http404
 from rest_framework.exceptions import ValidationError
 
-from crm.models import Order
+from crm.models import ContactLabel, Label, Order
 
-from .access import access_conversation_by_id, conversations_for
+from .access import conversations_for, visible_channel_ids
 from .api.params import (
     bool_param,
     decode_cursor,
@@ -19,13 +20,15 @@ from .api.params import (
     parse_date_param,
     text_param,
 )
-from .models import Attachment, Conversation, Message
+from .models import Activity, Attachment, Conversation, ConversationLabel, Mention, Message
 from .serializers import (
+    ACTIVITY_COLUMNS,
     ATTACHMENT_COLUMNS,
     CHANNEL_COLUMNS,
     CONTACT_COLUMNS,
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
+    _time,
     display_name,
 )
 
@@ -60,6 +63,10 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
         queryset = queryset.filter(assignee_id=_int_param("assignee", assignee))
     if bool_param(params, "unread"):
         queryset = queryset.filter(unread_count__gt=0)
+    label = params.get("label")
+    if label:
+        links = ConversationLabel.objects.filter(label_id=_int_param("label", label))
+        queryset = queryset.filter(pk__in=links.values("conversation_id"))
     search = text_param(params, "q").strip()
     if search:
         queryset = queryset.filter(
@@ -80,8 +87,12 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
 def conversation_page(user, params) -> Page:
     """Rows for `conversation_row_payload`: plain dicts, no model instances (~4x cheaper)."""
     size = page_size(params)
-    queryset = filtered_conversations(user, params).values(
+    queryset = filtered_conversations(user, params).annotate(
+        label_rows=Subquery(_labels_json(), output_field=JSONField())
+    )
+    queryset = queryset.values(
         *CONVERSATION_COLUMNS,
+        "label_rows",
         "assignee__first_name",
         "assignee__last_name",
         "assignee__username",
@@ -90,6 +101,9 @@ def conversation_page(user, params) -> Page:
     )
     page = _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
     for row in page.items:
+        row["labels"] = sorted(
+            row.pop("label_rows") or [], key=lambda label: (label["name"].lower(), label["id"])
+        )
         if row["assignee_id"] is not None:
             row["assignee_name"] = display_name(
                 row.pop("assignee__first_name"),
@@ -100,11 +114,72 @@ def conversation_page(user, params) -> Page:
 
 
 def conversation_with_card(conversation_id: int, user) -> Conversation:
-    """Thread header plus the customer's card (contact and recent orders), in two queries."""
-    conversation = access_conversation_by_id(user, conversation_id)
+    """Thread header plus the customer's card (contact and recent orders), the labels of
+    both (in the conversation's query) and the newest activity lines, in three queries."""
+    queryset = (
+        conversations_for(user)
+        .select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")
+        .annotate(
+            label_rows=Subquery(_labels_json(), output_field=JSONField()),
+            contact_label_rows=Subquery(_contact_labels_json(), output_field=JSONField()),
+        )
+    )
+    try:
+        conversation = queryset.get(pk=conversation_id)
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise Http404("conversation not found") from None
+    conversation._loaded_labels = _labels_from_json(conversation.label_rows)
+    conversation.contact._loaded_labels = _labels_from_json(conversation.contact_label_rows)
     orders = Order.objects.filter(contact_id=conversation.contact_id).order_by("-ordered_at")[:20]
     conversation.contact._prefetched_objects_cache = {"orders": list(orders)}
+    conversation._recent_activity = list(
+        Activity.objects.filter(conversation_id=conversation.pk).order_by("-created_at", "-id")[
+            :RECENT_ACTIVITY
+        ]
+    )
     return conversation
+
+
+RECENT_ACTIVITY = 100
+
+
+def activity_page(conversation_id: int, params) -> Page:
+    """A conversation's activity lines, newest first; `before` is the previous page's
+    next_cursor."""
+    size = page_size(params, default=50, maximum=200)
+    queryset = Activity.objects.filter(conversation_id=conversation_id).values(*ACTIVITY_COLUMNS)
+    return _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+
+
+def _labels_from_json(rows) -> list[Label]:
+    rows = sorted(rows or [], key=lambda row: (row["name"].lower(), row["id"]))
+    return [Label(id=row["id"], name=row["name"], color=row["color"]) for row in rows]
+
+
+def _contact_labels_json():
+    label = JSONObject(id=F("label_id"), name=F("label__name"), color=F("label__color"))
+    aggregate = JSONBAgg(label) if connection.vendor == "postgresql" else _JSONGroupArray(label)
+    return (
+        ContactLabel.objects.filter(contact_id=OuterRef("contact_id"))
+        .order_by()
+        .values("contact_id")
+        .annotate(rows=aggregate)
+        .values("rows")
+    )
+
+
+def _labels_json():
+    """Each conversation's labels as one JSON array, in the list's own query."""
+    label = JSONObject(id=F("label_id"), name=F("label__name"), color=F("label__color"))
+    aggregate = JSONBAgg(label) if connection.vendor == "postgresql" else _JSONGroupArray(label)
+    return (
+        ConversationLabel.objects.filter(conversation_id=OuterRef("id"))
+        .order_by()
+        .values("conversation_id")
+        .annotate(rows=aggregate)
+        .values("rows")
+    )
 
 
 def message_page(conversation_id: int, params) -> Page:
@@ -180,3 +255,96 @@ def _int_param(name: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise ValidationError({name: [f"'{value}' is not an id"]}) from None
+
+
+def mention_page(user, params) -> Page:
+    """The user's mentions on conversations they can still see: unread first, then read,
+    each newest first. The cursor carries the phase (`u`/`r`) with (created_at, id), so a
+    page never counts or skips; a page that crosses from unread to read is two queries."""
+    size = page_size(params)
+    unread_only = bool_param(params, "unread")
+    phase, moment, pk = "u", None, None
+    raw = params.get("cursor")
+    if raw:
+        if raw[:2] not in ("u.", "r."):
+            raise ValidationError({"cursor": ["invalid cursor"]})
+        phase = raw[0]
+        moment, pk = decode_cursor("cursor", raw[2:])
+    items: list = []
+    next_cursor = None
+    for current in ("u", "r"):
+        if current == "u" and phase == "r":
+            continue
+        if current == "r" and unread_only:
+            break
+        queryset = _mentions_of(user, read=current == "r")
+        if moment is not None and current == phase:
+            queryset = queryset.filter(created_at__lte=moment).filter(
+                Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk)
+            )
+        rows = list(queryset.order_by("-created_at", "-id")[: size - len(items) + 1])
+        if len(rows) > size - len(items):
+            rows = rows[: size - len(items)]
+            items += rows
+            next_cursor = f"{current}." + encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+            break
+        items += rows
+    return Page(items, next_cursor)
+
+
+def _mentions_of(user, *, read: bool):
+    mentions = Mention.objects.filter(user=user, read_at__isnull=not read)
+    ids = visible_channel_ids(user)
+    if ids is not None:
+        mentions = mentions.filter(conversation__channel_id__in=ids)
+    return mentions.values(
+        "id",
+        "created_at",
+        "read_at",
+        "conversation_id",
+        "conversation__channel_id",
+        "conversation__contact__name",
+        "conversation__contact__phone",
+        "conversation__contact__email",
+        "message_id",
+        "message__content",
+        "message__created_at",
+        "message__sender_user__first_name",
+        "message__sender_user__last_name",
+        "message__sender_user__username",
+    )
+
+
+def mention_row_payload(row: dict) -> dict:
+    sender = display_name(
+        row["message__sender_user__first_name"] or "",
+        row["message__sender_user__last_name"] or "",
+        row["message__sender_user__username"] or "",
+    )
+    return {
+        "id": row["id"],
+        "created_at": _time(row["created_at"]),
+        "read_at": _time(row["read_at"]),
+        "conversation": {
+            "id": row["conversation_id"],
+            "contact_name": row["conversation__contact__name"]
+            or row["conversation__contact__phone"]
+            or row["conversation__contact__email"]
+            or "",
+            "channel_id": row["conversation__channel_id"],
+        },
+        "message": {
+            "id": row["message_id"],
+            "content": row["message__content"],
+            "sender_name": sender,
+            "created_at": _time(row["message__created_at"]),
+        },
+    }
+
+
+def unread_mention_count(user) -> int:
+    mentions = Mention.objects.filter(user=user, read_at__isnull=True)
+    ids = visible_channel_ids(user)
+    if ids is not None:
+        mentions = mentions.filter(conversation__channel_id__in=ids)
+    return mentions.count()

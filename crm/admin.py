@@ -5,7 +5,19 @@ from django.utils.html import format_html
 
 from communications.admin import ChangesAccessAdmin
 
-from .models import Contact, Job, Order, Team
+from .models import Contact, ContactLabel, Job, Label, Order, Team
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "description", "created_at"]
+    search_fields = ["name"]
+
+
+class ContactLabelInline(admin.TabularInline):
+    model = ContactLabel
+    extra = 0
+    fields = ["label"]
 
 
 class OrderInline(admin.TabularInline):
@@ -18,7 +30,8 @@ class OrderInline(admin.TabularInline):
 class ContactAdmin(admin.ModelAdmin):
     list_display = ["name", "phone", "email", "created_at"]
     search_fields = ["name", "=phone", "=email"]
-    inlines = [OrderInline]
+    list_filter = ["labels"]
+    inlines = [ContactLabelInline, OrderInline]
     show_full_result_count = False
     # The picture comes from the platform (R12, the background refresh), not from staff.
     exclude = ["avatar"]

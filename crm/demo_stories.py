@@ -130,8 +130,6 @@ STORIES = [
         "Chiara Rossi",
         K.MESSENGER,
         "chiara.rossi",
-        status=S.SNOOZED,
-        snooze_hours=20,
         hours_ago=26,
         lines=[
             (IN, "Ciao! Will the linen shirt be back in white?", {}),
@@ -160,7 +158,6 @@ STORIES = [
         "emma.j",
         assignee="alex",
         hours_ago=31,
-        status=S.RESOLVED,
         lines=[
             (IN, "Is the discount code still valid?", {}),
             (OUT, "Yes, SPRING15 works until Sunday.", {"status": "read"}),

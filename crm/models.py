@@ -2,11 +2,28 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    """A coloured tag managers put on conversations and contacts ("vip", "refund")."""
+
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#6b7280", help_text="#RRGGBB")
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="label_name_unique_ci")]
 
     def __str__(self) -> str:
         return self.name
@@ -22,11 +39,31 @@ class Contact(models.Model):
     avatar = models.ImageField(upload_to="avatars/", max_length=255, blank=True)
     username = models.CharField(max_length=255, blank=True)
     notes = models.TextField(blank=True)
+    labels = models.ManyToManyField(
+        Label, through="ContactLabel", related_name="contacts", blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.name or self.phone or self.email or f"Contact #{self.pk}"
+
+
+class ContactLabel(models.Model):
+    # The unique (contact, label) leads with the contact: no index of its own.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="label_links", db_index=False
+    )
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "label"], name="contact_label_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"label {self.label_id} on contact {self.contact_id}"
 
 
 class Order(models.Model):

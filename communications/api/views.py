@@ -34,6 +34,7 @@ from ..serializers import (
     message_row_payload,
 )
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
+from ..services.labels import load_labels
 from ..services.send import SendRejected, retry_failed_message, send_message
 from .schema import errors, page_of
 
@@ -42,6 +43,7 @@ LIST_PARAMS = [
     OpenApiParameter("channel", int),
     OpenApiParameter("assignee", str, description="a user id, `me` or `none`"),
     OpenApiParameter("unread", bool, description="`true` / `false` (or `1` / `0`)"),
+    OpenApiParameter("label", int, description="a label id: only conversations with it"),
     OpenApiParameter("q", str, description="search contact name, phone, email, subject"),
     OpenApiParameter("from_date", str, description="YYYY-MM-DD or ISO 8601 (alias fromDate)"),
     OpenApiParameter("to_date", str, description="YYYY-MM-DD or ISO 8601 (alias toDate)"),
@@ -89,8 +91,11 @@ class ConversationDetailView(APIView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
+            load_labels([conversation])  # the event and the answer carry them
             try:
-                update_conversation(conversation, changes=serializer.validated_data)
+                update_conversation(
+                    conversation, changes=serializer.validated_data, actor=request.user
+                )
             except ConversationChangeRejected as exc:
                 raise ValidationError({exc.field: [str(exc)]}) from exc
         return Response(ConversationSerializer(conversation).data)
@@ -101,6 +106,7 @@ class ConversationReadView(APIView):
     def post(self, request, conversation_id: int):
         with transaction.atomic():  # the event's payload is the locked row's
             conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
+            load_labels([conversation])
             mark_read(conversation)
         return Response(ConversationSerializer(conversation).data)
 

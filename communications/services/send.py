@@ -25,6 +25,7 @@ from .. import events
 from ..models import Channel, Conversation, EarlyStatus, Message
 from ..serializers import conversation_payload, message_payload
 from .ingest import preview_text
+from .mentions import record_mentions, resolve_mentions
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def send_message(
     if email and conversation.channel.kind != Channel.Kind.EMAIL:
         raise SendRejected("email recipients apply to email conversations only")
     is_note = kind == Message.Kind.NOTE
+    # A note's @mentions (managers who can see the conversation) travel in its metadata.
+    mentions = resolve_mentions(conversation, content, user) if is_note else []
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -112,6 +115,8 @@ def send_message(
                 reply_to_id=reply_to_id,
                 metadata={"email": {"to": email["to"], "cc": email.get("cc", [])}}
                 if email and not is_note
+                else {**metadata, "mentions": mentions}
+                if mentions
                 else metadata,
                 created_at=now,
                 deliver_after=None if is_note else now,
@@ -130,6 +135,7 @@ def send_message(
             )
             if not is_note:
                 queue_delivery(message.pk)
+            record_mentions(message, mentions)
     except IntegrityError:
         # Two copies of one request raced; the other one stored it.
         return _same_request(Message.objects.get(client_id=client_id), conversation)

@@ -66,4 +66,14 @@ export const api = {
   update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
   counts: () => request("GET", "/inbox/counts/"),
+  // team workflow: labels, activity, @mentions, canned replies
+  createLabel: (body) => request("POST", "/api/v1/labels/", body),
+  changeLabels: (id, body) => request("POST", `/api/v1/conversations/${id}/labels/`, body),
+  mentionable: (id) => request("GET", `/api/v1/conversations/${id}/mentionable/`),
+  mentions: (params = {}) => request("GET", `/api/v1/mentions/?${new URLSearchParams(params)}`),
+  markMentionsRead: (body) => request("POST", "/api/v1/mentions/read/", body),
+  canned: (params = {}) => request("GET", `/api/v1/canned-responses/?${new URLSearchParams(params)}`),
+  createCanned: (body) => request("POST", "/api/v1/canned-responses/", body),
+  updateCanned: (id, body) => request("PATCH", `/api/v1/canned-responses/${id}/`, body),
+  deleteCanned: (id) => request("DELETE", `/api/v1/canned-responses/${id}/`),
 };

@@ -1,7 +1,9 @@
 // Wires the inbox page together: list, thread, reply box, realtime, filters, keyboard.
 
 import { api } from "./api.js";
+import { CannedDialog } from "./canned.js";
 import { Composer } from "./composer.js";
+import { Mentions } from "./mentions.js";
 import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
 import { refreshListTimes, watchThread } from "./day-separators.js";
@@ -39,7 +41,11 @@ const thread = new Thread({
   me: boot.user,
   managers: boot.managers,
   teams: boot.teams,
+  labelsBox: $("#thread-labels"),
+  labelCatalog: boot.labels,
   actions: {
+    applyConversation: (conversation) => applyConversation(conversation),
+    labelsChanged: () => showLabelFilter(),
     retry: (message) => composer.retry(message),
     retryDownload: async (attachment) => {
       try {
@@ -126,6 +132,14 @@ function applyEvent(event) {
     case "viewing":
       thread.showPresence(event);
       break;
+    case "activity.created":
+      thread.insertActivity(event.data);
+      break;
+    case "mention.created":
+    case "mentions.read":
+      mentions.apply(event);
+      if (event.type === "mention.created") toast(`${event.data.message.sender_name} mentioned you: ${event.data.message.content.slice(0, 80)}`);
+      break;
   }
 }
 
@@ -207,7 +221,29 @@ composer = new Composer({
   realtime,
   maxUploadBytes: boot.max_upload_bytes,
   toast,
+  myTeams: boot.my_teams,
 });
+
+// --- team workflow: mentions badge and panel, canned replies, the label filter --------------
+const mentions = new Mentions({
+  button: $("#mentions-button"),
+  panel: $("#mentions-panel"),
+  unread: boot.mentions_unread,
+  onOpen: (id) => openConversation(id),
+  toast,
+});
+const cannedDialog = new CannedDialog({ myTeams: boot.my_teams, toast, onChange: () => composer.forgetCanned() });
+$("#composer .canned-manage").addEventListener("click", () => cannedDialog.open());
+
+function showLabelFilter() {
+  const select = $("#filters select[name=label]");
+  const chosen = select.value;
+  select.replaceChildren(
+    el("option", { value: "", text: "Any label" }),
+    ...boot.labels.map((label) => el("option", { value: label.id, text: label.name })),
+  );
+  select.value = chosen;
+}
 
 // --- counts and the page title ------------------------------------------------------------
 let counts = { ...boot.counts };
@@ -305,4 +341,4 @@ document.addEventListener("keydown", (event) => {
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, mentions }; // a handle for debugging and tests

@@ -116,7 +116,7 @@ export function renderMessage(message, actions) {
     for (const attachment of message.attachments || []) bubble.append(renderAttachment(attachment, actions));
     const email = renderEmailBody(message);
     if (email) bubble.append(email);
-    else if (message.content) bubble.append(el("div", { class: "text" }, linkify(message.content)));
+    else if (message.content) bubble.append(el("div", { class: "text" }, note ? withMentions(message) : linkify(message.content)));
   }
   const meta = el(
     "div",
@@ -259,3 +259,44 @@ export function renderAttachment(attachment, actions) {
 // Every payload carries the row's `version`, bumped by each change in the same UPDATE: a copy
 // with a lower version (an event delayed behind a newer one, a slow response) is older.
 export const olderThan = (copy, current) => copy.version != null && current.version != null && copy.version < current.version;
+
+// A note's @mentions (the server resolved them into metadata.mentions) stand out.
+function withMentions(message) {
+  const names = new Set(((message.metadata || {}).mentions || []).map((m) => m.username));
+  if (!names.size) return linkify(message.content);
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of message.content.matchAll(/@([\w.@+-]+)/g)) {
+    const name = match[1].replace(/[.,;:!?)'"]+$/, "");
+    if (!names.has(name)) continue;
+    fragment.append(linkify(message.content.slice(last, match.index)));
+    fragment.append(el("span", { class: "mention", text: `@${name}` }));
+    last = match.index + name.length + 1;
+  }
+  fragment.append(linkify(message.content.slice(last)));
+  return fragment;
+}
+
+// A label as a coloured chip; with `onRemove`, a × button takes it off.
+export function labelChip(label, onRemove) {
+  return el(
+    "span",
+    { class: "label-chip", style: `--label-color:${label.color}`, dataset: { labelId: label.id } },
+    el("span", { class: "label-dot", "aria-hidden": "true" }),
+    label.name,
+    onRemove
+      ? el("button", { type: "button", class: "label-remove", "aria-label": `Remove label ${label.name}`, text: "×", onclick: () => onRemove(label) })
+      : null,
+  );
+}
+
+// An activity line in the thread: "Dana assigned this to Sam · 14:02".
+export function renderActivity(activity) {
+  return el(
+    "div",
+    { class: "activity-line", role: "note", dataset: { activityId: activity.id, created: activity.created_at } },
+    el("span", { class: "activity-text", text: activity.text }),
+    " · ",
+    el("time", { datetime: activity.created_at, title: fullTime(activity.created_at), text: clockTime(activity.created_at) }),
+  );
+}

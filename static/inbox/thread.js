@@ -1,13 +1,16 @@
 // The open conversation: header with status and assignment, messages, the customer's card.
 
 import { api } from "./api.js";
+import { Suggest, rank } from "./suggest.js";
 import {
   avatar,
   channelTag,
   contactName,
   el,
   fullTime,
+  labelChip,
   olderThan,
+  renderActivity,
   renderMessage,
   shortTime,
 } from "./render.js";
@@ -15,8 +18,10 @@ import {
 const STATUS_RANK = { sending: 0, pending: 0, unknown: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
 
 export class Thread {
-  constructor({ root, header, messages, card, presence, me, managers, teams, actions }) {
-    Object.assign(this, { root, header, messages, card, presence, me, managers, teams, actions });
+  constructor({ root, header, messages, card, presence, me, managers, teams, actions, labelsBox, labelCatalog }) {
+    Object.assign(this, { root, header, messages, card, presence, me, managers, teams, actions, labelsBox, labelCatalog });
+    this.pendingActivity = []; // lines older than the oldest message shown, until it is
+    this.setUpLabels();
     this.id = null;
     this.conversation = null;
     this.byId = new Map();
@@ -56,7 +61,30 @@ export class Thread {
     this.applyConversation(data.conversation);
     this.renderCard(data.conversation.contact);
     for (const message of [...data.messages].reverse()) this.insert(message);
+    this.pendingActivity = [...(data.conversation.activity || [])];
+    this.placePendingActivity();
     this.scrollToBottom();
+  }
+
+  // Activity lines between the messages by time; older than every message shown (while older
+  // messages remain to load) they wait for their page.
+  placePendingActivity() {
+    const oldest = this.messages.querySelector(".msg[data-created]");
+    const from = this.cursor && oldest ? Date.parse(oldest.dataset.created) : -Infinity;
+    const waiting = [];
+    for (const activity of this.pendingActivity) {
+      if (Date.parse(activity.created_at) >= from) this.insertActivity(activity, { scroll: false });
+      else waiting.push(activity);
+    }
+    this.pendingActivity = waiting;
+  }
+
+  insertActivity(activity, { scroll = true } = {}) {
+    if (activity.conversation_id !== this.id) return;
+    if (this.messages.querySelector(`[data-activity-id="${activity.id}"]`)) return;
+    const atBottom = this.isAtBottom();
+    this.insertNode(renderActivity(activity), activity.created_at);
+    if (scroll && atBottom) this.scrollToBottom();
   }
 
   async reload() {
@@ -73,6 +101,7 @@ export class Thread {
 
   close() {
     this.clear();
+    this.labelsBox.hidden = true;
     this.id = this.conversation = this.cursor = null;
     this.openToken = Symbol(); // an open still in flight is not shown either
     this.root.classList.remove("loading");
@@ -97,8 +126,9 @@ export class Thread {
         fragment.append(this.node(message));
       }
       box.prepend(fragment);
-      if (anchor) box.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
       this.cursor = page.next_cursor;
+      this.placePendingActivity();
+      if (anchor) box.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     } finally {
       this.loadingOlder = false;
       this.messages.removeAttribute("aria-busy");
@@ -151,6 +181,77 @@ export class Thread {
     if (this.conversation && this.conversation.id === conversation.id && olderThan(conversation, this.conversation)) return;
     this.conversation = { ...(this.conversation && this.conversation.id === conversation.id ? this.conversation : {}), ...conversation };
     this.renderHeader(this.conversation);
+    this.renderLabels(this.conversation);
+  }
+
+  // --- labels: chips with ×, and a field that suggests labels as you type -------------------
+  setUpLabels() {
+    this.labelChips = el("span", { class: "label-chips" });
+    this.labelInput = el("input", {
+      type: "text",
+      class: "label-input",
+      name: "add-label",
+      placeholder: "+ Label",
+      "aria-label": "Add a label",
+      autocomplete: "off",
+    });
+    const wrap = el("span", { class: "label-add" }, this.labelInput);
+    this.labelsBox.replaceChildren(this.labelChips, wrap);
+    this.labelSuggest = new Suggest({
+      field: this.labelInput,
+      container: wrap,
+      label: "Labels",
+      onPick: (value) => this.addLabel(value),
+    });
+    const suggest = () => {
+      const query = this.labelInput.value.trim();
+      const present = new Set(((this.conversation || {}).labels || []).map((l) => l.id));
+      const matches = rank(this.labelCatalog.filter((l) => !present.has(l.id)), query, (l) => [l.name]).slice(0, 8);
+      const items = matches.map((l) => ({ key: `l${l.id}`, text: l.name, value: l }));
+      if (query && !this.labelCatalog.some((l) => l.name.toLowerCase() === query.toLowerCase())) {
+        items.push({ key: "new", text: `Create “${query}”`, hint: "new label", value: { create: query } });
+      }
+      this.labelSuggest.show(items);
+    };
+    this.labelInput.addEventListener("input", suggest);
+    this.labelInput.addEventListener("focus", suggest);
+    this.labelInput.addEventListener("keydown", (event) => {
+      if (this.labelSuggest.handleKey(event)) return;
+      if (event.key === "Escape") this.labelInput.blur();
+    });
+  }
+
+  renderLabels(conversation) {
+    this.labelsBox.hidden = false;
+    if (!conversation.labels) return; // a payload without labels: they did not change
+    this.labelChips.replaceChildren(...conversation.labels.map((label) => labelChip(label, (l) => this.changeLabels({ remove: [l.id] }))));
+  }
+
+  async addLabel(value) {
+    this.labelInput.value = "";
+    let label = value;
+    try {
+      if (value.create) {
+        label = await api.createLabel({ name: value.create });
+        if (!this.labelCatalog.some((l) => l.id === label.id)) this.labelCatalog.push(label);
+        this.labelCatalog.sort((a, b) => a.name.localeCompare(b.name));
+        this.actions.labelsChanged?.();
+      }
+    } catch (error) {
+      this.actions.toast(`Could not create the label: ${error.detail || error.message}`);
+      return;
+    }
+    await this.changeLabels({ add: [label.id] });
+  }
+
+  async changeLabels(body) {
+    const id = this.id;
+    try {
+      const conversation = await api.changeLabels(id, body);
+      this.actions.applyConversation(conversation);
+    } catch (error) {
+      this.actions.toast(`Could not change the labels: ${error.detail || error.message}`);
+    }
   }
 
   renderHeader(conversation) {
@@ -254,6 +355,7 @@ export class Thread {
           el("dd", {}, href ? el("a", { href, text: value }) : value),
         ]),
       ),
+      (contact.labels || []).length ? el("div", { class: "card-labels" }, ...contact.labels.map((label) => labelChip(label))) : null,
       contact.notes ? el("p", { class: "contact-notes", text: contact.notes }) : null,
       el("h4", { text: `Orders (${orders.length})` }),
       orders.length

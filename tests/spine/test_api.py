@@ -139,8 +139,9 @@ def test_detail_has_contact_and_orders_in_one_response(api, channel, count_queri
     body = response.json()
     assert body["contact"]["name"] == conversation.contact.name
     assert len(body["contact"]["orders"]) == 3
-    # token, the manager's channels, the conversation with contact/channel/assignee, orders
-    assert queries.count == 4, queries.explain()
+    # token, the manager's channels, the conversation with contact/channel/assignee and the
+    # labels of both, orders, the newest activity lines
+    assert queries.count == 5, queries.explain()
     assert body["reply_unavailable"] == ""  # the API channel sends
 
 

@@ -90,6 +90,7 @@ class Command(BaseCommand):
         stories = load_stories(by_kind, users, team, rng, now)
         _seed_meta(channels, now)
         _telegram_demo(channels)
+        seed_team_workflow(manager=manager, colleague=colleague, team=team)
         Token.objects.get_or_create(user=manager)
         _seed_avatars()
         _whatsapp_cloud_demo(channels[0], now)
@@ -256,3 +257,87 @@ def _whatsapp_cloud_demo(channel: Channel, now) -> None:
         last_message_at=quiet.last_message_at - shift,
         last_inbound_at=quiet.last_inbound_at - shift,
     )
+
+
+def seed_team_workflow(*, manager, colleague, team) -> None:
+    """Labels on conversations and a contact, canned replies, a note mentioning the demo
+    manager, and activity lines — all written through the services the inbox uses."""
+    from communications.models import CannedResponse
+    from communications.services.conversations import update_conversation
+    from communications.services.labels import change_contact_labels, change_conversation_labels
+    from communications.services.send import send_message
+    from crm.models import Label
+
+    labels = {
+        name: Label.objects.get_or_create(name=name, defaults={"color": color})[0]
+        for name, color in [
+            ("vip", "#9333ea"),
+            ("refund", "#dc2626"),
+            ("shipping", "#2563eb"),
+            ("wholesale", "#16a34a"),
+        ]
+    }
+
+    def locked(conversation_id):
+        return (
+            Conversation.objects.select_related("contact", "channel", "assignee")
+            .select_for_update(of=("self",))
+            .get(pk=conversation_id)
+        )
+
+    by_name = dict(Conversation.objects.values_list("contact__name", "id"))
+    plan = [
+        ("Olena Kovalenko", ["refund", "vip"], manager),
+        ("Marek Nowak", ["shipping"], colleague),
+        ("Diego Fernández", ["shipping"], manager),
+        ("Yusuf Demir", ["refund"], manager),
+        ("Priya Sharma", ["wholesale"], colleague),
+    ]
+    for name, names, actor in plan:
+        if name in by_name:
+            change_conversation_labels(
+                locked(by_name[name]), add=[labels[n] for n in names], actor=actor
+            )
+    if {"Priya Sharma", "Lukas Schneider", "Emma Johansson", "Chiara Rossi"} <= set(by_name):
+        change_contact_labels(locked(by_name["Priya Sharma"]).contact, add=[labels["wholesale"]])
+        update_conversation(
+            locked(by_name["Lukas Schneider"]), changes={"assignee_id": colleague.pk}, actor=manager
+        )
+        update_conversation(
+            locked(by_name["Emma Johansson"]), changes={"status": "resolved"}, actor=colleague
+        )
+        update_conversation(
+            locked(by_name["Chiara Rossi"]),
+            changes={"status": "snoozed", "snoozed_until": timezone.now() + timedelta(hours=20)},
+            actor=manager,
+        )
+        send_message(
+            conversation=locked(by_name["Diego Fernández"]),
+            user=colleague,
+            client_id="demo-mention-note",
+            content="@manager he has asked about this parcel twice, can you take this one?",
+            kind=Message.Kind.NOTE,
+        )
+    for shortcut, title, content, owner in [
+        (
+            "shipping",
+            "Shipping times",
+            "Hi {{contact.first_name}}, your order leaves our warehouse within 24 hours; "
+            "you will get the tracking link by email. {{agent.name}}",
+            None,
+        ),
+        (
+            "refund",
+            "Refund started",
+            "Hello {{contact.name}}, I have started your refund (ref. #{{conversation.id}}). "
+            "It reaches your account in 3-5 working days.",
+            None,
+        ),
+        ("thanks", "Thanks", "Thank you {{contact.first_name}}! Anything else I can do?", manager),
+    ]:
+        CannedResponse.objects.get_or_create(
+            shortcut=shortcut,
+            team=None if owner else team,
+            owner=owner,
+            defaults={"title": title, "content": content},
+        )
