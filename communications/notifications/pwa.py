@@ -61,13 +61,15 @@ def service_worker(request):
     body = render_to_string(
         "pwa/sw.js",
         {
-            "config": {
-                "cache": f"switchboard-shell-{version}",
-                "shell": shell,
-                "assets": assets,
-                "icon": static("pwa/icons/icon-192.png"),
-                "badge": static("pwa/icons/badge-72.png"),
-            }
+            "config_json": json.dumps(
+                {
+                    "cache": f"switchboard-shell-{version}",
+                    "shell": shell,
+                    "assets": assets,
+                    "icon": static("pwa/icons/icon-192.png"),
+                    "badge": static("pwa/icons/badge-72.png"),
+                }
+            )
         },
     )
     response = HttpResponse(body, content_type="text/javascript; charset=utf-8")

@@ -63,4 +63,8 @@ export const api = {
   update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
   counts: () => request("GET", "/inbox/counts/"),
+  notificationSettings: () => request("GET", "/api/v1/notifications/settings/"),
+  saveNotificationSettings: (changes) => request("PATCH", "/api/v1/notifications/settings/", changes),
+  pushSubscribe: (subscription) => request("POST", "/api/v1/notifications/push-subscriptions/", subscription),
+  pushUnsubscribe: (endpoint) => request("POST", "/api/v1/notifications/push-subscriptions/unsubscribe/", { endpoint }),
 };

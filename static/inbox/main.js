@@ -6,6 +6,7 @@ import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
 import { refreshListTimes, watchThread } from "./day-separators.js";
 import { layout } from "./layout.js";
+import { Notifier } from "./notifications.js";
 import { el } from "./render.js";
 import { Thread } from "./thread.js";
 
@@ -104,6 +105,7 @@ async function markRead(conversation) {
 
 // --- realtime -----------------------------------------------------------------------------
 function applyEvent(event) {
+  notifier.onEvent(event);
   switch (event.type) {
     case "message.created":
     case "message.updated":
@@ -153,6 +155,13 @@ const LIVE_TEXT = {
   reconnecting: "Reconnecting…",
   offline: "Offline",
 };
+const notifier = new Notifier({
+  me: boot.user,
+  panel: $("#notify-panel"),
+  toggle: $("#notify-toggle"),
+  open: (id) => openConversation(id),
+  toast,
+});
 const realtime = new Realtime({
   lastEventId: boot.last_event_id,
   onEvent: applyEvent,
@@ -280,4 +289,4 @@ document.addEventListener("keydown", (event) => {
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, notifier }; // a handle for debugging and tests

@@ -155,9 +155,24 @@ class Command(BaseCommand):
             conversation.unread_count = unread
             conversation.save()
         Token.objects.get_or_create(user=manager)
+        seed_notification_settings(manager, colleague)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {len(CUSTOMERS)} conversations on {len(channels)} channels. "
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
         )
+
+
+def seed_notification_settings(manager, colleague) -> None:
+    """The demo manager hears about their own conversations and mentions, with the chime; their
+    colleague about every conversation of the team, silently."""
+    from communications.notifications.models import NotificationPreference
+
+    Level = NotificationPreference.Level
+    NotificationPreference.objects.update_or_create(
+        user=manager, defaults={"level": Level.MINE, "sound": True}
+    )
+    NotificationPreference.objects.update_or_create(
+        user=colleague, defaults={"level": Level.ALL, "sound": False}
+    )
