@@ -68,7 +68,9 @@ def vapid_keys(settings):
 @pytest.fixture
 def push_service(httpserver):
     """The local push service: answers 201 Created to every POST unless told otherwise."""
-    httpserver.expect_request(re.compile("^/push/"), method="POST").respond_with_data("", status=201)
+    httpserver.expect_request(re.compile("^/push/"), method="POST").respond_with_data(
+        "", status=201
+    )
     return httpserver
 
 
