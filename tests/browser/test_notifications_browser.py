@@ -1,0 +1,162 @@
+"""Notifications and the installable inbox in real Chromium: the service worker registers at
+the root and controls the inbox, the manifest loads, the settings panel saves to the server,
+desktop permission is asked only from its button, a message in the manager's conversation
+notifies (and chimes) while the tab is hidden, and with the server gone the worker serves the
+"Reconnecting…" shell. Screenshots go to test-artifacts/."""
+
+import pytest
+from playwright.sync_api import expect
+
+from communications.notifications.models import NotificationPreference
+from tests import factories
+
+from .conftest import login
+from .test_inbox_browser import say
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Records what the page does with the platform's notification and audio APIs; `__hide()` makes
+# the tab look hidden and unfocused, as when the manager is in another window.
+SPY = """
+window.__spy = { permissionRequests: 0, notifications: [], sounds: [] };
+const realRequest = Notification.requestPermission.bind(Notification);
+Notification.requestPermission = (...args) => { window.__spy.permissionRequests += 1; return realRequest(...args); };
+const realShow = ServiceWorkerRegistration.prototype.showNotification;
+ServiceWorkerRegistration.prototype.showNotification = function (title, options) {
+  window.__spy.notifications.push({ title, body: options.body, tag: options.tag });
+  return realShow.call(this, title, options);
+};
+HTMLMediaElement.prototype.play = function () { window.__spy.sounds.push(this.src); return Promise.resolve(); };
+window.__hide = () => {
+  Object.defineProperty(document, "visibilityState", { get: () => "hidden", configurable: true });
+  document.hasFocus = () => false;
+};
+"""
+
+
+@pytest.fixture
+def inbox(transactional_db):
+    channel = factories.ChannelFactory(name="Shop API")
+    team = factories.TeamFactory(name="Support")
+    channel.teams.add(team)
+    alice = factories.UserFactory(username="alice", first_name="Alice", last_name="Ng")
+    team.members.add(alice)
+    say(channel, "Hello there", sender="dana", name="Dana Whitfield")
+    return channel, alice
+
+
+def worker_scope(page) -> str:
+    return page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+
+
+def test_service_worker_and_manifest_make_the_inbox_installable(
+    chromium, live_server_url, inbox, screenshot
+):
+    context = chromium.new_context()
+    page = login(context, live_server_url, "alice")
+    assert worker_scope(page) == f"{live_server_url}/"
+    manifest = page.evaluate(
+        "fetch(document.querySelector('link[rel=manifest]').href).then((r) => r.json())"
+    )
+    assert manifest["start_url"] == "/inbox/" and manifest["display"] == "standalone"
+    page.reload()
+    page.wait_for_selector("#live[data-state=live]")
+    # After a reload the worker controls the page: it is what answers when the server cannot.
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
+    screenshot(page, "pwa-inbox")
+    context.close()
+
+
+def test_the_settings_panel_saves_and_asks_for_permission_only_from_its_button(
+    chromium, live_server_url, inbox, screenshot
+):
+    _, alice = inbox
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(SPY)
+    page = login(context, live_server_url, "alice")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__spy.permissionRequests") == 0  # never on load
+
+    page.click("#notify-toggle")
+    panel = page.locator("#notify-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#notify-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(panel.locator("input[name=level][value=mine]")).to_be_checked()
+    # No VAPID keys on this server: Web Push is offered as unavailable, in words.
+    expect(panel.locator("[data-push-state]")).to_contain_text("Web Push is unavailable")
+    expect(panel.locator("[data-action=push]")).to_be_hidden()
+
+    panel.get_by_label("All new messages in my teams' conversations").check()
+    expect(panel.locator("[data-saved]")).to_have_text("Saved")
+    panel.get_by_label("Play a sound for new messages").check()
+    expect(panel.locator("[data-saved]")).to_have_text("Saved")
+    preference = NotificationPreference.objects.get(user=alice)
+    assert (preference.level, preference.sound) == ("all", True)
+    screenshot(page, "notification-settings")
+
+    panel.get_by_role("button", name="Turn on desktop notifications").click()
+    page.wait_for_function("() => window.__spy.permissionRequests === 1")
+
+    page.reload()
+    page.wait_for_selector("#live[data-state=live]")
+    page.click("#notify-toggle")
+    expect(page.locator("#notify-panel input[name=level][value=all]")).to_be_checked()
+    expect(page.locator("#notify-panel input[name=sound]")).to_be_checked()
+    page.keyboard.press("Escape")
+    expect(page.locator("#notify-panel")).to_be_hidden()
+    context.close()
+
+
+def test_a_message_in_my_conversation_notifies_while_the_tab_is_hidden(
+    chromium, live_server_url, inbox
+):
+    channel, alice = inbox
+    NotificationPreference.objects.create(user=alice, level="mine", sound=True)
+    conversation = say(channel, "Mine", sender="erin", name="Erin Mine").message.conversation
+    conversation.assignee = alice
+    conversation.save()
+    context = chromium.new_context()
+    context.grant_permissions(["notifications"], origin=live_server_url)
+    context.add_init_script(SPY)
+    page = login(context, live_server_url, "alice")
+    worker_scope(page)
+    page.evaluate("window.__hide()")
+
+    say(channel, "Is anyone there?", sender="erin", name="Erin Mine")
+    page.wait_for_function("() => window.__spy.notifications.length === 1")
+    [notification] = page.evaluate("window.__spy.notifications")
+    assert notification == {
+        "title": "Erin Mine · Shop API",
+        "body": "Is anyone there?",
+        "tag": f"sb-c{conversation.pk}",
+    }
+    sounds = page.evaluate("window.__spy.sounds")
+    assert len(sounds) == 1 and sounds[0].endswith("/pwa/sounds/new-message.wav")
+
+    # Someone else's (unassigned) conversation: the row updates, nobody is notified.
+    say(channel, "Unrelated question", sender="dana", name="Dana Whitfield")
+    expect(page.locator("#conversations")).to_contain_text("Unrelated question")
+    page.wait_for_timeout(300)
+    assert len(page.evaluate("window.__spy.notifications")) == 1
+    context.close()
+
+
+def test_with_the_server_gone_the_worker_shows_the_reconnecting_shell(
+    chromium, live_server_url, inbox, screenshot
+):
+    context = chromium.new_context()
+    page = login(context, live_server_url, "alice")
+    worker_scope(page)
+    page.reload()
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    try:
+        page.reload()
+        expect(page.locator("h1")).to_have_text("Reconnecting…")
+        assert page.url.startswith(f"{live_server_url}/inbox/")
+        screenshot(page, "pwa-offline-shell")
+    finally:
+        context.set_offline(False)
+    # Back online: the shell loads the inbox again by itself (it retries with backoff).
+    page.wait_for_selector("#live[data-state=live]", timeout=20000)
+    context.close()
