@@ -130,7 +130,8 @@ def inbound_recipients(messages: list[Message]) -> list[tuple[PushSubscription, 
         for conversation_id, message in newest.items():
             if not (user.is_superuser or (user.pk, message.channel_id) in visible):
                 continue
-            if level == Level.ALL or message.conversation.assignee_id == user.pk:
+            mine = message.conversation.assignee_id == user.pk
+            if level == Level.ALL or (level == Level.MINE and mine):
                 recipients.append((subscription, message, counts[conversation_id]))
     return recipients
 
