@@ -95,7 +95,7 @@ def _publish(task_name: str, *args) -> None:
 
 def inbound_recipients(messages: list[Message]) -> list[tuple[PushSubscription, Message, int]]:
     """(subscription, newest message, how many new) per subscription and conversation that
-    should hear of `messages`, in three queries whatever the batch size."""
+    should hear of `messages`, in two queries whatever the batch size."""
     newest: dict[int, Message] = {}
     counts: dict[int, int] = {}
     for message in messages:

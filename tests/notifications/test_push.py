@@ -190,7 +190,7 @@ def test_settings_decide_who_is_pushed(
     assert pushed_to("eve") == []
 
 
-def test_who_is_pushed_is_read_in_three_queries_whatever_the_batch(
+def test_who_is_pushed_is_read_in_two_queries_whatever_the_batch(
     vapid_keys, team_channel, subscribe, django_assert_num_queries
 ):
     channel, alice, bob = team_channel
