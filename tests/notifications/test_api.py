@@ -169,3 +169,16 @@ def test_a_mismatched_key_pair_is_a_system_check_warning(settings, vapid_keys):
     settings.VAPID_PUBLIC_KEY = push.generate_keys()[0]  # another pair's public half
     warnings = [m for m in run_checks() if m.id == "notifications.W001"]
     assert len(warnings) == 1 and "not the public half" in warnings[0].msg
+
+
+def test_staff_edit_a_managers_settings_in_the_admin(client, manager):
+    admin = factories.UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    base = "/admin/notifications/notificationpreference/"
+    assert client.get(base).status_code == 200
+    response = client.post(f"{base}add/", {"user": manager.pk, "level": "none", "sound": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    preference = NotificationPreference.objects.get(user=manager)
+    assert (preference.level, preference.sound) == ("none", True)
+    assert client.get(f"{base}{manager.pk}/change/").status_code == 200
+    assert client.get("/admin/notifications/pushsubscription/").status_code == 200
