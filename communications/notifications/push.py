@@ -50,9 +50,18 @@ def public_key() -> str:
     return (settings.VAPID_PUBLIC_KEY or "").strip()
 
 
-def is_available() -> bool:
-    """Whether Web Push can be offered: both keys set (their match is a system check)."""
+def _keys_set() -> bool:
     return bool(public_key() and (settings.VAPID_PRIVATE_KEY or "").strip())
+
+
+def is_available() -> bool:
+    """Whether Web Push can be offered: both keys set, readable and a pair (otherwise
+    `manage.py check` says what is wrong, and the inbox says Web Push is unavailable)."""
+    try:
+        vapid()
+    except PushUnavailable:
+        return False
+    return True
 
 
 def subject() -> str:
@@ -68,7 +77,7 @@ def _vapid_for(private_key: str):
 
 def vapid():
     """The signing key, or PushUnavailable naming what is wrong."""
-    if not is_available():
+    if not _keys_set():
         raise PushUnavailable("VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY are not set")
     try:
         key = _vapid_for(settings.VAPID_PRIVATE_KEY)

@@ -161,7 +161,9 @@ def test_webpush_keys_prints_a_working_pair(capsys, settings, tmp_path):
     assert "VAPID_SUBJECT=mailto:" in text
 
 
-def test_a_mismatched_key_pair_is_a_system_check_warning(settings, vapid_keys):
+def test_a_mismatched_key_pair_is_a_system_check_warning_and_push_stays_off(
+    settings, vapid_keys, api
+):
     from django.core.checks import run_checks
 
     from communications.notifications import push
@@ -169,6 +171,11 @@ def test_a_mismatched_key_pair_is_a_system_check_warning(settings, vapid_keys):
     settings.VAPID_PUBLIC_KEY = push.generate_keys()[0]  # another pair's public half
     warnings = [m for m in run_checks() if m.id == "notifications.W001"]
     assert len(warnings) == 1 and "not the public half" in warnings[0].msg
+    assert api.get(SETTINGS).json()["push"] == {
+        "available": False,
+        "public_key": None,
+        "subscriptions": 0,
+    }
 
 
 def test_staff_edit_a_managers_settings_in_the_admin(client, manager):
