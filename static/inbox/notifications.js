@@ -80,7 +80,7 @@ export class Notifier {
   showPanel(visible) {
     this.panel.hidden = !visible;
     this.toggle.setAttribute("aria-expanded", visible ? "true" : "false");
-    if (visible) this.panel.querySelector("input:checked, input, button")?.focus();
+    if (visible) (this.panel.querySelector("input:checked") || this.panel.querySelector("input"))?.focus();
   }
 
   async load() {
@@ -199,21 +199,23 @@ export class Notifier {
       : conversation
         ? conversation.title
         : "New message";
-    this.show(title, data);
+    // The same tags as the server's pushes: one notification per chat (or mention), never two.
+    this.show(title, data, mention ? `sb-m${data.id}` : `sb-c${data.conversation_id}`);
   }
 
+  // A note's mentions travel in its metadata: [{id, username, name}] (or plain ids).
   mentionsMe(message) {
     if (message.kind !== "note") return false;
     const mentions = message.mentions || (message.metadata && message.metadata.mentions) || [];
     return mentions.some((m) => (typeof m === "object" && m ? m.id : Number(m)) === this.me.id);
   }
 
-  async show(title, message) {
+  async show(title, message, tag) {
     if (this.desktopState() !== "granted") return;
     const body = (message.content || "").replace(/\s+/g, " ").slice(0, 160) || "Attachment";
     const options = {
       body,
-      tag: `sb-c${message.conversation_id}`, // a Web Push for the same chat replaces it, not doubles it
+      tag,
       icon: this.panel.dataset.icon,
       data: { url: `/inbox/#c${message.conversation_id}`, conversation_id: message.conversation_id },
     };

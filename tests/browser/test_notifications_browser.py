@@ -5,13 +5,18 @@ notifies (and chimes) while the tab is hidden, and with the server gone the work
 "Reconnecting…" shell. Screenshots go to test-artifacts/."""
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from communications import events
+from communications.models import Message
 from communications.notifications.models import NotificationPreference
+from communications.serializers import message_payload
 from tests import factories
 
 from .conftest import login
-from .test_inbox_browser import say
+from .test_inbox_browser import off_the_loop, say
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -104,6 +109,17 @@ def test_the_settings_panel_saves_and_asks_for_permission_only_from_its_button(
     expect(page.locator("#notify-panel input[name=sound]")).to_be_checked()
     page.keyboard.press("Escape")
     expect(page.locator("#notify-panel")).to_be_hidden()
+    expect(page.locator("#notify-toggle")).to_be_focused()
+
+    # On a phone the panel fits the screen and its controls are touch-sized.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("#notify-toggle")
+    box = page.locator("#notify-panel").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    for control in page.locator("#notify-panel button:visible").all():
+        size = control.bounding_box()
+        assert size["height"] >= 44 and size["width"] >= 44, control.text_content()
+    screenshot(page, "notification-settings-phone")
     context.close()
 
 
@@ -138,7 +154,45 @@ def test_a_message_in_my_conversation_notifies_while_the_tab_is_hidden(
     expect(page.locator("#conversations")).to_contain_text("Unrelated question")
     page.wait_for_timeout(300)
     assert len(page.evaluate("window.__spy.notifications")) == 1
+
+    # A colleague mentions her in a note on that conversation: notified, under the mention's
+    # tag (the one its Web Push carries). The note's metadata is the mentions feature's shape.
+    bob = factories.UserFactory(username="bob", first_name="Bob")
+    dana = conversation.channel.conversations.get(external_id="dana")
+    note = off_the_loop(lambda: mention(dana, bob, alice))
+    page.wait_for_function("() => window.__spy.notifications.length === 2")
+    assert page.evaluate("window.__spy.notifications")[1] == {
+        "title": "Bob mentioned you · Dana Whitfield · Shop API",
+        "body": "@alice could you take this one?",
+        "tag": f"sb-m{note.pk}",
+    }
     context.close()
+
+
+def mention(conversation, author, mentioned):
+    with transaction.atomic():
+        note = Message.objects.create(
+            conversation=conversation,
+            channel=conversation.channel,
+            direction=Message.Direction.OUTBOUND,
+            kind=Message.Kind.NOTE,
+            status=Message.Status.SENT,
+            content=f"@{mentioned.username} could you take this one?",
+            sender_user=author,
+            created_at=timezone.now(),
+            metadata={
+                "mentions": [
+                    {"id": mentioned.pk, "username": mentioned.username, "name": "Alice Ng"}
+                ]
+            },
+        )
+        events.record_event(
+            events.MESSAGE_CREATED,
+            channel_id=conversation.channel_id,
+            conversation_id=conversation.pk,
+            payload=message_payload(note),
+        )
+    return note
 
 
 def test_with_the_server_gone_the_worker_shows_the_reconnecting_shell(
