@@ -214,3 +214,75 @@ def test_with_the_server_gone_the_worker_shows_the_reconnecting_shell(
     # Back online: the shell loads the inbox again by itself (it retries with backoff).
     page.wait_for_selector("#live[data-state=live]", timeout=20000)
     context.close()
+
+
+# The browser's push service is the one thing headless Chromium lacks: PushManager.subscribe
+# is replaced by one that returns a subscription to the test's local push service, with keys
+# the test holds. Everything else is real: permission, the page's subscribe call, the server
+# storing it, the ingest path, the worker's push, and the encrypted body.
+FAKE_PUSH_MANAGER = """
+window.__subscribedWith = null;
+PushManager.prototype.getSubscription = async function () { return null; };
+PushManager.prototype.subscribe = async function (options) {
+  const key = new Uint8Array(options.applicationServerKey);
+  window.__subscribedWith = btoa(String.fromCharCode(...key)).replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+  const fake = %s;
+  return { endpoint: fake.endpoint, options, toJSON: () => fake, unsubscribe: async () => true };
+};
+"""
+
+
+def test_turning_on_web_push_subscribes_and_an_assigned_message_arrives_encrypted(
+    chromium, serve_with, inbox, settings, httpserver, screenshot
+):
+    import json
+    import re
+
+    from communications.notifications import push
+    from communications.notifications.models import PushSubscription
+    from tests.notifications.conftest import Browser
+
+    channel, alice = inbox
+    public, private = push.generate_keys()
+    keys = {
+        "VAPID_PUBLIC_KEY": public,
+        "VAPID_PRIVATE_KEY": private,
+        "VAPID_SUBJECT": "mailto:ops@switchboard.test",
+        "WEBPUSH_ENDPOINT_HOSTS": "127.0.0.1,localhost",
+    }
+    for name, value in keys.items():  # the same for this process, where ingest runs
+        setattr(settings, name, value.split(",") if name == "WEBPUSH_ENDPOINT_HOSTS" else value)
+    url = serve_with(**keys)
+    httpserver.expect_request(re.compile("^/push/"), method="POST").respond_with_data(
+        "", status=201
+    )
+    device = Browser.new()
+    fake = {"endpoint": httpserver.url_for("/push/alice-phone"), "expirationTime": None}
+    fake["keys"] = device.keys()
+
+    context = chromium.new_context()
+    context.grant_permissions(["notifications"], origin=url)
+    context.add_init_script(FAKE_PUSH_MANAGER % json.dumps(fake))
+    page = login(context, url, "alice")
+    worker_scope(page)
+    page.click("#notify-toggle")
+    panel = page.locator("#notify-panel")
+    expect(panel.locator("[data-push-state]")).to_have_text("Off for this device.")
+    panel.get_by_role("button", name="Notify me when Switchboard is closed").click()
+    expect(panel.locator("[data-saved]")).to_have_text("Web Push is on for this device")
+    expect(panel.locator("[data-push-state]")).to_contain_text("On for this device")
+    assert page.evaluate("window.__subscribedWith") == public
+    screenshot(page, "notification-settings-push-on")
+    subscription = PushSubscription.objects.get()
+    assert (subscription.user, subscription.endpoint) == (alice, fake["endpoint"])
+    context.close()
+
+    conversation = channel.conversations.get(external_id="dana")
+    conversation.assignee = alice
+    conversation.save()
+    say(channel, "Are you open on Sunday?", sender="dana", name="Dana Whitfield")
+    [(request, _)] = httpserver.log
+    assert request.headers["Authorization"].startswith("vapid t=")
+    payload = device.decrypt(request.get_data())
+    assert payload["title"] == "Dana Whitfield · Shop API"
+    assert payload["body"] == "Are you open on Sunday?"
