@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "crm",
     "communications",
+    "communications.notifications",
     "integrations",
 ]
 
@@ -394,6 +395,29 @@ SWITCHBOARD = {
 # --- Telegram (integrations/telegram) ----------------------------------------------------
 # The Bot API's address: Telegram's own, or a local Bot API server (tests: a fake one).
 TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+# --- Notifications: Web Push (communications/notifications, docs/NOTIFICATIONS.md) -----------
+# `manage.py webpush_keys` prints a pair. Without both keys the inbox says Web Push is off.
+VAPID_PUBLIC_KEY = env("VAPID_PUBLIC_KEY", default="")
+VAPID_PRIVATE_KEY = env("VAPID_PRIVATE_KEY", default="")
+# Who push services may contact about our pushes: mailto: or https:.
+VAPID_SUBJECT = env("VAPID_SUBJECT", default="")
+# The push services the worker may post to (host names, * wildcards): endpoints come from
+# browsers, so anything else is refused rather than called.
+WEBPUSH_ENDPOINT_HOSTS = env.list(
+    "WEBPUSH_ENDPOINT_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "*.push.services.mozilla.com",
+        "*.notify.windows.com",
+        "*.push.apple.com",
+    ],
+)
+# How long a push service keeps a push for an offline device; attempts and first retry delay.
+WEBPUSH_TTL = env.int("WEBPUSH_TTL", default=43200)
+WEBPUSH_MAX_ATTEMPTS = env.int("WEBPUSH_MAX_ATTEMPTS", default=4)
+WEBPUSH_RETRY_BASE_SECONDS = env.float("WEBPUSH_RETRY_BASE_SECONDS", default=30.0)
+WEBPUSH_TIMEOUT = env.float("WEBPUSH_TIMEOUT", default=10.0)
+WEBPUSH_PREVIEW_CHARS = 160
 
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------
 # The mode's default until staff set it in admin → Matrix settings: "classical" | "matrix".

@@ -34,6 +34,7 @@ urlpatterns = [
         EmailImportView.as_view(),
         name="api-email-import",
     ),
+    path("api/v1/notifications/", include("communications.notifications.api_urls")),
     path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("communications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -66,5 +67,6 @@ urlpatterns = [
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
     path("webhooks/<slug:source>/<int:channel_id>/", receive_webhook, name="webhook"),
+    path("", include("communications.notifications.urls")),
     path("", include("communications.urls")),
 ]

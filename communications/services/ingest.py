@@ -29,6 +29,7 @@ from crm.models import Contact
 from .. import events
 from ..files import store_after_commit
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
+from ..notifications.services import notify_inbound_messages
 from ..serializers import conversation_payload, message_payload
 from . import profiles
 from .attachments import queue_download_retry
@@ -226,6 +227,14 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
         )
     # Conversations first, so a page learns of a new row before the messages in it.
     events.record_events(conversation_events + message_events)
+    # Web Push to the managers who asked for it, by the worker after commit.
+    notify_inbound_messages(
+        [
+            message.pk
+            for _, item, message in new
+            if message.direction == Message.Direction.INBOUND and not item.historical
+        ]
+    )
     return results
 
 

@@ -98,8 +98,11 @@ def record_mentions(message: Message, mentions: list[dict]) -> list[Mention]:
 
 
 def on_mention(user, message: Message) -> None:
-    """The hook point for notifications outside the inbox (Web Push): called after commit,
-    once per mentioned manager. Wire notifiers here; failures must not escape."""
+    """Notifications outside the inbox (Web Push): called after commit, once per mentioned
+    manager; the caller logs failures."""
+    from communications.notifications import notify_mention
+
+    notify_mention(user, message)
 
 
 def _after_commit(rows: list[Mention], message: Message) -> None:

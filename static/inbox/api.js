@@ -76,4 +76,8 @@ export const api = {
   createCanned: (body) => request("POST", "/api/v1/canned-responses/", body),
   updateCanned: (id, body) => request("PATCH", `/api/v1/canned-responses/${id}/`, body),
   deleteCanned: (id) => request("DELETE", `/api/v1/canned-responses/${id}/`),
+  notificationSettings: () => request("GET", "/api/v1/notifications/settings/"),
+  saveNotificationSettings: (changes) => request("PATCH", "/api/v1/notifications/settings/", changes),
+  pushSubscribe: (subscription) => request("POST", "/api/v1/notifications/push-subscriptions/", subscription),
+  pushUnsubscribe: (endpoint) => request("POST", "/api/v1/notifications/push-subscriptions/unsubscribe/", { endpoint }),
 };

@@ -8,6 +8,7 @@ import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
 import { refreshListTimes, watchThread } from "./day-separators.js";
 import { layout } from "./layout.js";
+import { Notifier } from "./notifications.js";
 import { el } from "./render.js";
 import { Thread } from "./thread.js";
 
@@ -110,6 +111,7 @@ async function markRead(conversation) {
 
 // --- realtime -----------------------------------------------------------------------------
 function applyEvent(event) {
+  notifier.onEvent(event);
   switch (event.type) {
     case "message.created":
     case "message.updated":
@@ -192,6 +194,13 @@ const LIVE_TEXT = {
   reconnecting: "Reconnecting…",
   offline: "Offline",
 };
+const notifier = new Notifier({
+  me: boot.user,
+  panel: $("#notify-panel"),
+  toggle: $("#notify-toggle"),
+  open: (id) => openConversation(id),
+  toast,
+});
 const realtime = new Realtime({
   lastEventId: boot.last_event_id,
   onEvent: applyEvent,
@@ -341,4 +350,4 @@ document.addEventListener("keydown", (event) => {
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer, mentions }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, mentions, notifier }; // a handle for debugging and tests

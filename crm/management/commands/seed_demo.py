@@ -94,6 +94,7 @@ class Command(BaseCommand):
         Token.objects.get_or_create(user=manager)
         _seed_avatars()
         _whatsapp_cloud_demo(channels[0], now)
+        seed_notification_settings(manager, colleague)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
@@ -341,3 +342,17 @@ def seed_team_workflow(*, manager, colleague, team) -> None:
             owner=owner,
             defaults={"title": title, "content": content},
         )
+
+
+def seed_notification_settings(manager, colleague) -> None:
+    """The demo manager hears about their own conversations and mentions, with the chime; their
+    colleague about every conversation of the team, silently."""
+    from communications.notifications.models import NotificationPreference
+
+    Level = NotificationPreference.Level
+    NotificationPreference.objects.update_or_create(
+        user=manager, defaults={"level": Level.MINE, "sound": True}
+    )
+    NotificationPreference.objects.update_or_create(
+        user=colleague, defaults={"level": Level.ALL, "sound": False}
+    )
