@@ -324,3 +324,26 @@ def test_an_endpoint_outside_the_push_services_is_never_called(
     assert tasks.push_inbound_messages([customer_writes(channel).pk]) == 0
     assert pushes(push_service) == []
     assert re.search("not a known push service", PushSubscription.objects.get().last_failure)
+
+
+def test_a_note_mentioning_a_manager_pushes_to_them(
+    vapid_keys, team_channel, subscribe, push_service, django_capture_on_commit_callbacks
+):
+    """The whole path: a note written through the send path names @alice → her device gets
+    the mention push (services.mentions.on_mention → notify_mention → the worker)."""
+    from communications.services.send import send_message
+
+    channel, alice, bob = team_channel
+    _, browser = subscribe(alice)
+    conversation = chat(channel, assignee=bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        note = send_message(
+            conversation=conversation,
+            user=bob,
+            client_id="note-mention-1",
+            content="@alice can you check the refund?",
+            kind=Message.Kind.NOTE,
+        ).message
+    [request] = pushes(push_service)
+    payload = browser.decrypt(request.get_data())
+    assert (payload["type"], payload["message_id"]) == ("mention", note.pk)
