@@ -78,6 +78,7 @@ def conversation_open(request, conversation_id: int):
             "conversation": ConversationDetailSerializer(conversation).data,
             "messages": [message_row_payload(row) for row in page.items],
             "next_cursor": page.next_cursor,
+            "newer_cursor": page.newer_cursor,
         }
     )
 

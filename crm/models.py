@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from .search_sql import DigitsOnly
+
 
 class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
@@ -18,6 +20,14 @@ class Contact(models.Model):
     email = models.EmailField(blank=True, db_index=True)
     avatar_url = models.URLField(max_length=1000, blank=True)
     username = models.CharField(max_length=255, blank=True)
+    # The phone's digits, kept by the database on every write path (bulk ingest included):
+    # search matches any formatting and partial numbers against it (trigram index on
+    # PostgreSQL, migration crm 0003).
+    phone_digits = models.GeneratedField(
+        expression=DigitsOnly("phone"),
+        output_field=models.CharField(max_length=32),
+        db_persist=True,
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -383,6 +383,11 @@ SWITCHBOARD = {
     "REALTIME_EVENT_RETENTION_HOURS": env.int("REALTIME_EVENT_RETENTION_HOURS", default=72),
 }
 
+# Search (communications/search.py): the PostgreSQL text search configuration whose stemming
+# applies to message text, combined with `simple` so names and numbers match as written.
+# Changing it needs `manage.py rebuild_search_index` (the stored vectors use it).
+SEARCH_TEXT_CONFIG = env("SEARCH_TEXT_CONFIG", default="english")
+
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------
 # The mode's default until staff set it in admin → Matrix settings: "classical" | "matrix".
 WHATSAPP_MODE = env("WHATSAPP_MODE", default="classical")
