@@ -4,6 +4,7 @@ query counts; the thread page opened around a hit."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -223,18 +224,20 @@ def test_requires_authentication():
 def test_query_counts(api, conversation, count_queries):
     for i in range(12):
         message(conversation, f"lamp {i}")
+    # SQLite (tests/search/test_search_sqlite.py) reads the page's snippets in a query of its own
+    snippets = 0 if connection.vendor == "postgresql" else 1
     with count_queries() as queries:
         body = search(api, "lamp")
     # token; the manager's channels; conversations, messages (snippets in the same query),
     # contacts: one query each, whatever the page size
-    assert queries.count == 5, queries.explain()
+    assert queries.count == 5 + snippets, queries.explain()
     assert len(body["messages"]["results"]) == 10
     with count_queries() as queries:
         search(api, "lamp", type="messages", page_size=3)
-    assert queries.count == 3, queries.explain()
+    assert queries.count == 3 + snippets, queries.explain()
     with count_queries() as queries:
         search(api, "lamp", status="open", assignee="none", team="none")
-    assert queries.count == 5, queries.explain()
+    assert queries.count == 5 + snippets, queries.explain()
 
 
 def test_thread_page_around_a_hit(api, conversation, count_queries):
@@ -245,6 +248,7 @@ def test_thread_page_around_a_hit(api, conversation, count_queries):
     ]
     target = thread[30]
     url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    assert connection.features.supports_json_field  # SQLite probes it once per connection
     with count_queries() as queries:
         body = api.get(url, {"around": target.pk, "page_size": 10}).json()
     # token, access check, the anchor, newer half, older half
