@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
 from rest_framework.exceptions import ValidationError
 
@@ -128,16 +128,23 @@ def _matching_contacts(query: Query):
 
 def _contact_page(query: Query, conversations, params, size: int) -> Page:
     matching = _matching_contacts(query)
+    theirs = conversations.filter(contact_id=OuterRef("pk"))
     queryset = (
         Contact.objects.filter(pk__in=matching)
-        .filter(Exists(conversations.filter(contact_id=OuterRef("pk"))))
-        .values(*CONTACT_COLUMNS, "created_at")
+        .filter(Exists(theirs))
+        # Where the inbox opens a contact: their most recent conversation the user may see.
+        .annotate(
+            latest_conversation_id=Subquery(
+                theirs.order_by("-last_message_at", "-id").values("id")[:1]
+            )
+        )
+        .values(*CONTACT_COLUMNS, "created_at", "latest_conversation_id")
     )
     return _keyset_page(queryset, "created_at", "cursor", params.get("cursor"), size)
 
 
 def _contact_payload(row: dict) -> dict:
-    return contact_row_payload(row)
+    return {**contact_row_payload(row), "latest_conversation_id": row["latest_conversation_id"]}
 
 
 # --- messages ---------------------------------------------------------------------------

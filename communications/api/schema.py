@@ -95,6 +95,19 @@ def search_result_serializer() -> serializers.Serializer:
                 "SearchConversationPage", ConversationSerializer(many=True), required=False
             ),
             "messages": page_of("SearchMessagePage", message_hit, required=False),
-            "contacts": page_of("SearchContactPage", ContactSerializer(many=True), required=False),
+            "contacts": page_of(
+                "SearchContactPage",
+                inline_serializer(
+                    name="SearchContactHit",
+                    many=True,
+                    fields={
+                        **ContactSerializer().get_fields(),
+                        "latest_conversation_id": serializers.IntegerField(
+                            help_text="their most recent conversation the caller may see"
+                        ),
+                    },
+                ),
+                required=False,
+            ),
         },
     )

@@ -53,9 +53,14 @@ function describe(data) {
 
 export const api = {
   conversations: (params) => request("GET", `/api/v1/conversations/?${new URLSearchParams(params)}`),
-  open: (id) => request("GET", `/inbox/c/${id}/`),
+  // `around`: a message id (a search hit): the page of messages around it.
+  open: (id, { around } = {}) =>
+    request("GET", `/inbox/c/${id}/${around ? `?${new URLSearchParams({ around })}` : ""}`),
   olderMessages: (id, before) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
+  newerMessages: (id, after) =>
+    request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ after })}`),
+  search: (params) => request("GET", `/api/v1/search/?${new URLSearchParams(params)}`),
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
   upload: (id, formData) => request("POST", `/inbox/c/${id}/upload/`, formData, { form: true }),
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),

@@ -104,6 +104,7 @@ def test_phone_in_any_formatting_and_partial(api, conversation, q):
     )
     body = search(api, q)
     assert ids(body["contacts"]) == [conversation.contact_id]
+    assert body["contacts"]["results"][0]["latest_conversation_id"] == conversation.pk
     assert ids(body["conversations"]) == [conversation.pk]
 
 
