@@ -16,17 +16,17 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, OuterRef, Q, Subquery
-from django.db.models.expressions import RawSQL
+from django.db.models import BooleanField, Exists, OuterRef, Q, Subquery, TextField
+from django.db.models.expressions import Expression
 from rest_framework.exceptions import ValidationError
 
 from crm.models import Contact
 
 from .access import visible_channel_ids
-from .api.params import page_size, text_param
+from .api.params import decode_cursor, encode_cursor, page_size, text_param
 from .models import Message
 from .search_index import FTS_TABLE, text_config
-from .selectors import Page, _keyset_page, conversation_rows, filtered_conversations
+from .selectors import Page, conversation_rows, filtered_conversations
 from .serializers import CONTACT_COLUMNS, contact_row_payload, conversation_row_payload
 
 MAX_QUERY_LENGTH = 200
@@ -127,20 +127,37 @@ def _matching_contacts(query: Query):
 
 
 def _contact_page(query: Query, conversations, params, size: int) -> Page:
-    matching = _matching_contacts(query)
     theirs = conversations.filter(contact_id=OuterRef("pk"))
-    queryset = (
-        Contact.objects.filter(pk__in=matching)
-        .filter(Exists(theirs))
+    matching = Contact.objects.filter(pk__in=_matching_contacts(query)).filter(Exists(theirs))
+    rows = Contact.objects.annotate(
         # Where the inbox opens a contact: their most recent conversation the user may see.
-        .annotate(
-            latest_conversation_id=Subquery(
-                theirs.order_by("-last_message_at", "-id").values("id")[:1]
-            )
-        )
-        .values(*CONTACT_COLUMNS, "created_at", "latest_conversation_id")
-    )
-    return _keyset_page(queryset, "created_at", "cursor", params.get("cursor"), size)
+        latest_conversation_id=Subquery(theirs.order_by("-last_message_at", "-id").values("id")[:1])
+    ).values(*CONTACT_COLUMNS, "created_at", "latest_conversation_id")
+    return _id_page(matching, rows, params.get("cursor"), size)
+
+
+def _id_page(matching, rows, cursor: str | None, size: int) -> Page:
+    """Newest stored first (id descending), one keyset page. By id and not by date: the
+    primary key is an index already there, so a common word walks it newest first and stops
+    at a page of hits (PostgreSQL picks that or the GIN index by the word's frequency), where
+    a date order would need another index on the hot messages table or a sort of every hit.
+    Ids follow arrival; only imported history is stored later than it was written.
+
+    The page's ids are chosen first from `matching` (a subquery: the filter and the order,
+    nothing joined), then only those `rows` are read with their joins and snippets."""
+    if cursor:
+        matching = matching.filter(id__lt=_decode_id_cursor(cursor))
+    ids = matching.order_by("-id").values("id")[: size + 1]
+    rows = list(rows.filter(id__in=ids).order_by("-id"))
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return Page(rows, next_cursor)
+
+
+def _decode_id_cursor(cursor: str) -> int:
+    return decode_cursor("cursor", cursor)[1]
 
 
 def _contact_payload(row: dict) -> dict:
@@ -173,42 +190,54 @@ def _message_page(user, query: Query, conversations, filtered: bool, params, siz
         queryset = queryset.filter(channel_id__in=channels)
     if filtered:
         queryset = queryset.filter(conversation_id__in=conversations.values("id"))
+    rows = Message.objects.all()
     if connection.vendor == "postgresql":
         tsquery, tsparams = _tsquery(query.words)
         queryset = queryset.filter(
-            RawSQL(f"communications_message.search_vector @@ {tsquery}", tsparams, BooleanField())
-        ).annotate(
-            snippet=RawSQL(
-                f"ts_headline(%s::regconfig, coalesce(communications_message.content, '') "
-                f"|| ' ' || coalesce(communications_message.metadata #>> '{{email,subject}}', ''),"
+            _OwnTableSQL(f"{{t}}.search_vector @@ {tsquery}", tsparams, BooleanField())
+        )
+        rows = rows.annotate(
+            snippet=_OwnTableSQL(
+                f"ts_headline(%s::regconfig, coalesce({{t}}.content, '') "
+                f"|| ' ' || coalesce({{t}}.metadata #>> '{{{{email,subject}}}}', ''),"
                 f" {tsquery}, %s)",
                 [
                     text_config(),
                     *tsparams,
                     f"StartSel={HIT_START}, StopSel={HIT_END}, MaxWords=30, MinWords=12, ShortWord=2",
                 ],
+                TextField(),
             )
-        )
-        columns = (*MESSAGE_RESULT_COLUMNS, "snippet")
+        ).values(*MESSAGE_RESULT_COLUMNS, "snippet")
     else:
         match = _fts5_match(query.words)
         queryset = queryset.filter(
-            RawSQL(
-                f"communications_message.id IN (SELECT rowid FROM {FTS_TABLE} "
-                f"WHERE {FTS_TABLE} MATCH %s)",
+            _OwnTableSQL(
+                f"{{t}}.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s)",
                 [match],
                 BooleanField(),
             )
         )
-        columns = MESSAGE_RESULT_COLUMNS
-    page = _keyset_page(
-        queryset.values(*columns), "created_at", "cursor", params.get("cursor"), size
-    )
+        rows = rows.values(*MESSAGE_RESULT_COLUMNS)
+    page = _id_page(queryset, rows, params.get("cursor"), size)
     if connection.vendor != "postgresql" and page.items:
         snippets = _fts5_snippets(query.words, [row["id"] for row in page.items])
         for row in page.items:
             row["snippet"] = snippets.get(row["id"], "")
     return Page([_message_payload(row) for row in page.items], page.next_cursor)
+
+
+class _OwnTableSQL(Expression):
+    """SQL about the query's own table, written `{t}.column`: `{t}` becomes the table's alias
+    in that query (U0 inside a subquery), which a RawSQL naming the table cannot follow."""
+
+    def __init__(self, template: str, params: list, output_field):
+        super().__init__(output_field=output_field)
+        self.template, self.params = template, list(params)
+
+    def as_sql(self, compiler, connection):
+        alias = compiler.quote_name_unless_alias(compiler.query.get_initial_alias())
+        return self.template.format(t=alias), self.params
 
 
 def _tsquery(words: list[str]) -> tuple[str, list]:
