@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -236,11 +237,13 @@ def explain(info: dict, cases: dict) -> dict:
         case = {}
         for query in captured.captured_queries:
             sql = query["sql"]
-            group = next(
-                (g for g in ("message", "contact", "conversation") if f'FROM "{_table(g)}"' in sql),
-                "other",
-            )
-            if group == "other":
+            first_table = re.search(r'FROM "(\w+)"', sql).group(1)
+            group = {
+                "communications_message": "message",
+                "crm_contact": "contact",
+                "communications_conversation": "conversation",
+            }.get(first_table)
+            if group is None:
                 continue
             with connection.cursor() as cursor:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
@@ -252,17 +255,9 @@ def explain(info: dict, cases: dict) -> dict:
     return plans
 
 
-def _table(group: str) -> str:
-    return {
-        "message": "communications_message",
-        "contact": "crm_contact",
-        "conversation": "communications_conversation",
-    }[group]
-
-
 def measure_ingest_cost(info: dict, seconds: float) -> dict:
     """Batched ingest (100 per call, one process) with and without the search trigger,
-    alternating twice so drift on a shared machine hits both alike."""
+    alternating four times so drift on a shared machine hits both alike; medians."""
     from django.db import connection
 
     from bench.measure import _bench_senders, _MessageSource
@@ -280,7 +275,7 @@ def measure_ingest_cost(info: dict, seconds: float) -> dict:
         rates[label].append(done / (time.perf_counter() - started))
 
     try:
-        for _ in range(2):
+        for _ in range(4):
             log("ingest with the search vector")
             run("with_vector")
             with connection.cursor() as cursor:
@@ -302,11 +297,11 @@ def measure_ingest_cost(info: dict, seconds: float) -> dict:
             from communications.search_index import refill_postgresql
 
             refill_postgresql(cursor, batch=50_000)
-    with_vector = statistics.mean(rates["with_vector"])
-    without = statistics.mean(rates["without_vector"])
+    with_vector = statistics.median(rates["with_vector"])
+    without = statistics.median(rates["without_vector"])
     return {
         "method": "in-process ingest_messages, 100 per batch, existing conversations, "
-        f"{seconds:g} s phases alternating twice",
+        f"{seconds:g} s phases alternating four times, medians",
         "with_vector_per_second": round(with_vector),
         "without_vector_per_second": round(without),
         "cost_percent": round(100 * (1 - with_vector / without), 1),
