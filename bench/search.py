@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -235,22 +234,14 @@ def explain(info: dict, cases: dict) -> dict:
         with CaptureQueriesContext(connection) as captured:
             search(manager, {"q": queries[0]})
         case = {}
-        for query in captured.captured_queries:
-            sql = query["sql"]
-            first_table = re.search(r'FROM "(\w+)"', sql).group(1)
-            group = {
-                "communications_message": "message",
-                "crm_contact": "contact",
-                "communications_conversation": "conversation",
-            }.get(first_table)
-            if group is None:
-                continue
+        # the last three queries of a search, in this order (communications/search.py)
+        groups = ("conversations", "messages", "contacts")
+        for group, query in zip(groups, captured.captured_queries[-3:], strict=True):
             with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + query["sql"])
                 lines = [row[0] for row in cursor.fetchall()]
-            case[f"{group}s_execution"] = lines[-1]
-            if group == "message":
-                case["messages_plan"] = lines
+            case[f"{group}_execution"] = lines[-1]
+            case[f"{group}_plan"] = lines
         plans[f"{name}: {queries[0]}"] = case
     return plans
 

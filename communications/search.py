@@ -116,13 +116,15 @@ def result_payload(results: dict[str, Page]) -> dict:
 def _matching_contacts(query: Query):
     """Contacts whose name, email or username contains the query, or whose phone contains
     its digits (partial numbers too), as a subquery."""
-    condition = (
-        Q(name__icontains=query.text)
-        | Q(email__icontains=query.text)
-        | Q(username__icontains=query.text)
-    )
     if query.phone_digits:
-        condition |= Q(phone_digits__contains=query.phone_digits)
+        # Only digits and separators: a phone number, matched on one trigram index.
+        condition = Q(phone_digits__contains=query.phone_digits)
+    else:
+        condition = (
+            Q(name__icontains=query.text)
+            | Q(email__icontains=query.text)
+            | Q(username__icontains=query.text)
+        )
     return Contact.objects.filter(condition).values("id")
 
 

@@ -273,3 +273,21 @@ def test_thread_page_around_a_hit(api, conversation, count_queries):
     assert last["newer_cursor"] is None
     response = api.get(url, {"around": factories.MessageFactory().pk})
     assert response.status_code == 400 and "around" in response.json()
+
+
+def test_rebuild_search_index_recomputes_every_vector(api, conversation, settings):
+    from django.core.management import call_command
+
+    hit = message(conversation, "Ich habe die Bestellungen bekommen")
+    if connection.vendor != "postgresql":  # FTS5: the porter stemmer, emptied and refilled
+        call_command("rebuild_search_index", stdout=open("/dev/null", "w"))
+        assert ids(search(api, "bekommen")["messages"]) == [hit.pk]
+        return
+    assert ids(search(api, "bestellung")["messages"]) == []  # english stems: no match
+    settings.SEARCH_TEXT_CONFIG = "german"
+    call_command("rebuild_search_index", stdout=open("/dev/null", "w"))
+    try:
+        assert ids(search(api, "bestellung")["messages"]) == [hit.pk]
+    finally:
+        settings.SEARCH_TEXT_CONFIG = "english"
+        call_command("rebuild_search_index", stdout=open("/dev/null", "w"))
