@@ -291,3 +291,11 @@ def test_rebuild_search_index_recomputes_every_vector(api, conversation, setting
     finally:
         settings.SEARCH_TEXT_CONFIG = "english"
         call_command("rebuild_search_index", stdout=open("/dev/null", "w"))
+
+
+@pytest.mark.parametrize("params", [{"around": "abc"}, {"around": "999999"}, {"after": "zz"}])
+def test_the_inbox_thread_page_answers_bad_around_with_a_400(client, manager, conversation, params):
+    client.force_login(manager)
+    response = client.get(f"/inbox/c/{conversation.pk}/", params)
+    assert response.status_code == 400
+    assert set(response.json()) & {"around", "after"}
