@@ -27,6 +27,7 @@ from .models import (
     RealtimeEvent,
     WebhookDelivery,
 )
+from .providers import DeliveryError, provider_for
 from .services.conversations import (
     assignee_rejection,
     bulk_update_conversations,
@@ -70,6 +71,19 @@ class ChangesAccessAdmin(admin.ModelAdmin):
         events.access_changed()
 
 
+def register_channel_webhook(channel: Channel, public_url: str) -> tuple[bool, str]:
+    """The admin's "Set up the webhook": the provider tells its platform where to deliver
+    (its optional `register_webhook(public_url)` hook: Telegram setWebhook). Returns (ok,
+    staff's words)."""
+    try:
+        register = getattr(provider_for(channel), "register_webhook", None)
+        if register is None:
+            return False, "this kind of channel has no webhook to set up from here"
+        return True, register(public_url)
+    except DeliveryError as exc:
+        return False, exc.reason
+
+
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
     """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
@@ -79,6 +93,8 @@ class ChannelAdmin(ChangesAccessAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
+    # Through the channel's provider, where it offers the hook.
+    actions = ["test_connection", "register_webhook"]
 
     class Media:
         js = ["admin_sb/channel_kind.js"]
@@ -94,7 +110,37 @@ class ChannelAdmin(ChangesAccessAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        return fieldsets_for(self._kind(request, obj), adding=obj is None)
+        fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
+        kind_settings = settings_for(obj.kind) if obj is not None else None
+        source = kind_settings.webhook_source if kind_settings else ""
+        if source:
+            url = request.build_absolute_uri(f"/webhooks/{source}/{obj.pk}/")
+            fieldsets.append(
+                (
+                    "Webhook",
+                    {
+                        "fields": (),
+                        "description": format_html(
+                            "Webhook URL to paste into the platform's webhook settings: "
+                            '<code class="webhook-url">{}</code><br>{}',
+                            url,
+                            kind_settings.webhook_note
+                            or "with the verify token or secret set above.",
+                        ),
+                    },
+                )
+            )
+        return fieldsets
+
+    @admin.action(description="Set up the webhook at the platform")
+    def register_webhook(self, request, queryset):
+        # Where staff reach this admin is where the platform reaches us (behind the same host).
+        public_url = request.build_absolute_uri("/").rstrip("/")
+        for channel in queryset:
+            ok, text = register_channel_webhook(channel, public_url)
+            self.message_user(
+                request, f"{channel}: {text}", messages.SUCCESS if ok else messages.ERROR
+            )
 
     def get_readonly_fields(self, request, obj=None):
         return ["kind"] if obj is not None else []
@@ -126,6 +172,26 @@ class ChannelAdmin(ChangesAccessAdmin):
                 level = messages.ERROR if problem.blocks_replies else messages.WARNING
                 self.message_user(request, problem.text, level)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        """One cheap authenticated call per channel (Graph `me`, Telegram `getMe`), through the
+        provider's optional `check_connection` hook; its answer or failure said in plain words."""
+        from .providers import DeliveryError, provider_for
+
+        for channel in queryset:
+            try:
+                check = getattr(provider_for(channel), "check_connection", None)
+                if check is None:
+                    self.message_user(
+                        request,
+                        f"{channel}: this kind of channel has no connection test",
+                        messages.WARNING,
+                    )
+                    continue
+                self.message_user(request, f"{channel}: {check()}", messages.SUCCESS)
+            except DeliveryError as exc:
+                self.message_user(request, f"{channel}: {exc.reason}", messages.ERROR)
 
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:

@@ -24,6 +24,8 @@ MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 CONVERSATION_CREATED = "conversation.created"
 CONVERSATION_UPDATED = "conversation.updated"
+# A contact's name or picture changed (R12, the profile refresh): data is the contact's JSON.
+CONTACT_UPDATED = "contact.updated"
 TYPING = "typing"
 # Not an event for the page: tells every open socket to re-read what its user may see.
 ACCESS_CHANGED = "access.changed"

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from crm.models import Contact, Order
 
-from .media import attachment_url
+from .media import attachment_url, avatar_url
 from .models import Attachment, Channel, Conversation, Message
 
 
@@ -66,7 +66,7 @@ MESSAGE_COLUMNS = (
     "updated_at",
     "version",
 )
-CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "notes")
+CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "avatar", "notes")
 CHANNEL_COLUMNS = ("id", "kind", "name", "address", "is_active")
 CONVERSATION_COLUMNS = (
     "id",
@@ -182,7 +182,10 @@ def contact_row_payload(row: dict, prefix: str = "") -> dict:
         "phone": row[prefix + "phone"],
         "email": row[prefix + "email"],
         "username": row[prefix + "username"],
-        "avatar_url": row[prefix + "avatar_url"],
+        # Our copy of the platform's picture when we have one (served with the contact's
+        # permission), else what the platform or the API channel named.
+        "avatar_url": avatar_url(row[prefix + "id"], row[prefix + "avatar"])
+        or row[prefix + "avatar_url"],
         "notes": row[prefix + "notes"],
     }
 
@@ -314,6 +317,12 @@ class OrderSerializer(_PayloadSerializer):
 
 class ContactSerializer(_PayloadSerializer):
     payload = staticmethod(contact_payload)
+    avatar_url = serializers.CharField(
+        read_only=True,
+        help_text="our stored copy of the platform's picture (a path on this server, "
+        "`/media/avatars/…`, for the contact's managers only), else the URL the platform or "
+        "the API channel named, else empty",
+    )
 
     class Meta:
         model = Contact
@@ -365,10 +374,12 @@ class ConversationSerializer(_PayloadSerializer):
 
 
 def conversation_detail_payload(conversation: Conversation) -> dict:
-    from .providers import reply_unavailable_reason
+    from .providers import reply_options
 
     payload = conversation_payload(conversation, with_orders=True)
-    payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel)
+    options = reply_options(conversation.channel, conversation)
+    payload["reply_unavailable"] = options.reason
+    payload["reply_mode"] = options.mode
     return payload
 
 
@@ -380,11 +391,17 @@ class ConversationDetailSerializer(ConversationSerializer):
     contact = ContactWithOrdersSerializer(read_only=True)
     reply_unavailable = serializers.CharField(
         read_only=True,
-        help_text="why replies cannot be sent on this channel yet; empty when they can",
+        help_text="why free-text replies cannot be sent here now; empty when they can",
+    )
+    reply_mode = serializers.ChoiceField(
+        choices=["text", "templates", "notes"],
+        read_only=True,
+        help_text="what the reply box offers: free text, only approved message templates "
+        "(WhatsApp outside its 24-hour window: GET …/templates/), or private notes only",
     )
 
     class Meta(ConversationSerializer.Meta):
-        fields = [*ConversationSerializer.Meta.fields, "reply_unavailable"]
+        fields = [*ConversationSerializer.Meta.fields, "reply_unavailable", "reply_mode"]
 
 
 class ConversationUpdateSerializer(serializers.Serializer):
@@ -402,8 +419,44 @@ class EmailRecipientsSerializer(serializers.Serializer):
     )
 
 
+class TemplateSendSerializer(serializers.Serializer):
+    id = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="a template's id from GET …/templates/"
+    )
+    variables = serializers.DictField(
+        child=serializers.CharField(max_length=1024, allow_blank=True),
+        required=False,
+        default=dict,
+        help_text='each of the template\'s `fields` by its key: {"body.1": "Ann"}',
+    )
+
+
+class TemplateFieldSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="header.<var>, header.link, body.<var>, button.<i>.<var>")
+    label = serializers.CharField()
+
+
+class TemplateSerializer(serializers.Serializer):
+    """An approved message template as the reply box shows it."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    language = serializers.CharField()
+    category = serializers.CharField()
+    header = serializers.CharField(help_text="its text with {{variables}}, or [image] etc.")
+    body = serializers.CharField()
+    footer = serializers.CharField()
+    buttons = serializers.ListField(child=serializers.CharField())
+    fields = TemplateFieldSerializer(many=True, help_text="what the manager fills in")
+
+
 class SendMessageSerializer(serializers.Serializer):
     client_id = serializers.CharField(max_length=64)
+    template = TemplateSendSerializer(
+        required=False,
+        help_text="send a message template instead of text (WhatsApp, when reply_mode is "
+        "`templates`); the stored message shows the filled-in text",
+    )
     email = EmailRecipientsSerializer(
         required=False,
         help_text="email conversations only: who the reply goes to (default: the customer)",

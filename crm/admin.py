@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.utils.html import format_html
 
 from communications.admin import ChangesAccessAdmin
 
@@ -19,6 +20,18 @@ class ContactAdmin(admin.ModelAdmin):
     search_fields = ["name", "=phone", "=email"]
     inlines = [OrderInline]
     show_full_result_count = False
+    # The picture comes from the platform (R12, the background refresh), not from staff.
+    exclude = ["avatar"]
+    readonly_fields = ["picture"]
+
+    @admin.display(description="picture")
+    def picture(self, contact):
+        from communications.media import avatar_url
+
+        url = avatar_url(contact.pk, contact.avatar)
+        if not url:
+            return "— (none from the platform yet)"
+        return format_html('<img src="{}" width="64" height="64" alt="">', url)
 
 
 @admin.register(Order)

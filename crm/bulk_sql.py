@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
+from django.db.models.fields.files import FieldFile
 
 
 def insert_rows(objects: list[Model]) -> None:
@@ -180,4 +181,6 @@ def _json_value(value):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, FieldFile):  # a file column holds its name
+        return value.name or ""
     return value

@@ -19,10 +19,13 @@ class Contact(models.Model):
     phone = models.CharField(max_length=32, blank=True, db_index=True)
     email = models.EmailField(blank=True, db_index=True)
     avatar_url = models.URLField(max_length=1000, blank=True)
+    # Our copy of the platform's picture (R12), resized, served to staff with the contact's
+    # permission (communications/views.py contact_avatar); written by the profile refresh.
+    avatar = models.ImageField(upload_to="avatars/", max_length=255, blank=True)
     username = models.CharField(max_length=255, blank=True)
     # The phone's digits, kept by the database on every write path (bulk ingest included):
     # search matches any formatting and partial numbers against it (trigram index on
-    # PostgreSQL, migration crm 0003).
+    # PostgreSQL, migration crm 0004).
     phone_digits = models.GeneratedField(
         expression=DigitsOnly("phone"),
         output_field=models.CharField(max_length=32),

@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
+    # WhatsApp Cloud API message templates from each Business Account (templates.py).
+    "whatsapp-sync-templates": {
+        "task": "integrations.whatsapp_cloud.tasks.sync_all_templates",
+        "schedule": 86400.0,
+    },
 }
 
 # --- Auth, API ------------------------------------------------------------------------------
@@ -381,6 +386,9 @@ SWITCHBOARD = {
     # Realtime events are kept this long for pages resuming after a reconnect; a page away for
     # longer gets "resync" and reloads its list.
     "REALTIME_EVENT_RETENTION_HOURS": env.int("REALTIME_EVENT_RETENTION_HOURS", default=72),
+    # Participant info (R12): a contact's name and picture are fetched again from its platform
+    # when older than this, on the sender's next message (communications/services/profiles.py).
+    "PROFILE_REFRESH_HOURS": env.int("PROFILE_REFRESH_HOURS", default=24),
 }
 
 # Search (communications/search.py): the PostgreSQL text search configuration whose stemming
@@ -388,11 +396,19 @@ SWITCHBOARD = {
 # Changing it needs `manage.py rebuild_search_index` (the stored vectors use it).
 SEARCH_TEXT_CONFIG = env("SEARCH_TEXT_CONFIG", default="english")
 
+# --- Telegram (integrations/telegram) ----------------------------------------------------
+# The Bot API's address: Telegram's own, or a local Bot API server (tests: a fake one).
+TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------
 # The mode's default until staff set it in admin → Matrix settings: "classical" | "matrix".
 WHATSAPP_MODE = env("WHATSAPP_MODE", default="classical")
 # How stale the last successful Matrix sync may be before /health/ calls it stale (seconds).
 MATRIX_SYNC_MAX_LAG = env.int("MATRIX_SYNC_MAX_LAG", default=120)
+
+# --- Messenger and Instagram (integrations/meta) ---------------------------------------------
+# The Graph API every Messenger/Instagram call goes to (tests point it at a local fake).
+META_GRAPH_BASE = env("META_GRAPH_BASE", default="https://graph.facebook.com/v21.0")
 
 LOGGING = {
     "version": 1,

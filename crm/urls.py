@@ -9,7 +9,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from communications.views import attachment_media
+from communications.views import attachment_media, contact_avatar
 from communications.webhook_views import receive_webhook
 from integrations.email.api import EmailImportView
 
@@ -57,6 +57,11 @@ urlpatterns = [
         name="api-redoc",
     ),
     path("media/a/<str:token>/", attachment_media, name="attachment-media"),
+    path(
+        "media/avatars/<int:contact_id>/<str:name>",
+        contact_avatar,
+        name="contact-avatar",
+    ),
     # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),

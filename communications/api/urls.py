@@ -19,6 +19,11 @@ urlpatterns = [
         views.MessageListView.as_view(),
         name="api-messages",
     ),
+    path(
+        "conversations/<int:conversation_id>/templates/",
+        views.TemplateListView.as_view(),
+        name="api-templates",
+    ),
     path("messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"),
     path("search/", views.SearchView.as_view(), name="api-search"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),

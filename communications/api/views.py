@@ -1,7 +1,12 @@
 """The JSON API under /api/v1/: thin views over selectors and services."""
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -15,6 +20,7 @@ from ..access import (
     access_message_by_id,
     visible_channel_ids,
 )
+from ..providers import message_templates
 from ..search import GROUPS, result_payload, search
 from ..selectors import Page, conversation_page, conversation_with_card, message_page
 from ..serializers import (
@@ -24,6 +30,7 @@ from ..serializers import (
     ConversationUpdateSerializer,
     MessageSerializer,
     SendMessageSerializer,
+    TemplateSerializer,
     conversation_row_payload,
     message_row_payload,
 )
@@ -199,6 +206,7 @@ class MessageListView(APIView):
                 kind=data["kind"],
                 reply_to_id=data.get("reply_to_id"),
                 email=data.get("email"),
+                template=data.get("template"),
             )
         except SendRejected as exc:
             raise ValidationError({"detail": str(exc)}) from exc
@@ -206,6 +214,23 @@ class MessageListView(APIView):
             MessageSerializer(outcome.message).data,
             status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
         )
+
+
+class TemplateListView(APIView):
+    @extend_schema(
+        operation_id="api_v1_conversations_templates_list",
+        responses={
+            200: inline_serializer(
+                name="TemplateList", fields={"results": TemplateSerializer(many=True)}
+            ),
+            **errors(404),
+        },
+    )
+    def get(self, request, conversation_id: int):
+        """The approved message templates that can be sent in this conversation (empty on
+        channels without templates); send one with POST …/messages/ `{client_id, template}`."""
+        conversation = access_conversation_by_id(request.user, conversation_id)
+        return Response({"results": message_templates(conversation)})
 
 
 class MessageRetryView(APIView):

@@ -137,13 +137,20 @@ def _forget_preview(message: Message) -> None:
 def apply_reaction(
     *, channel_id: int, external_id: str, sender: str, key: str, reaction_id: str = ""
 ) -> bool:
-    """One reaction per sender per message (WhatsApp's rule); a new one replaces the old."""
+    """One reaction per sender per message (WhatsApp's rule); a new one replaces the old, an
+    empty `key` takes the sender's reaction back (Messenger's "unreact")."""
     with transaction.atomic():
         message = _locked(channel_id, external_id)
         if message is None:
             return False
         reactions = message.metadata.setdefault("reactions", {})
         current = reactions.get(sender)
+        if not key:
+            if current is None:
+                return False
+            reactions.pop(sender)
+            _record(message)
+            return True
         if current and current.get("key") == key:
             return False
         reactions[sender] = {"key": key, "event_id": reaction_id}

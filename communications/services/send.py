@@ -71,12 +71,22 @@ def send_message(
     reply_to_id: int | None = None,
     attachments: tuple = (),
     email: dict | None = None,
+    template: dict | None = None,
 ) -> SendOutcome:
     """Store an outbound message (or a private note) once per `client_id`. `email` ({"to": […],
-    "cc": […]}) chooses an email reply's recipients; the provider reads it from metadata."""
+    "cc": […]}) chooses an email reply's recipients; the provider reads it from metadata.
+    `template` ({"id": …, "variables": {…}}) sends one of the channel's message templates
+    (WhatsApp outside its 24-hour window): the provider checks and fills it in, and the
+    message stores the filled-in text."""
     existing = Message.objects.filter(client_id=client_id).first()
     if existing is not None:
         return _same_request(existing, conversation)
+    metadata = {}
+    if template is not None:
+        if kind == Message.Kind.NOTE or attachments:
+            raise SendRejected("a template is sent on its own, not as a note or with files")
+        prepared = _prepare_template(conversation, template)
+        content, metadata = prepared.content, prepared.metadata
     if not content.strip() and not attachments:
         raise SendRejected("a message needs text or an attachment")
     if (
@@ -102,7 +112,7 @@ def send_message(
                 reply_to_id=reply_to_id,
                 metadata={"email": {"to": email["to"], "cc": email.get("cc", [])}}
                 if email and not is_note
-                else {},
+                else metadata,
                 created_at=now,
                 deliver_after=None if is_note else now,
             )
@@ -124,6 +134,24 @@ def send_message(
         # Two copies of one request raced; the other one stored it.
         return _same_request(Message.objects.get(client_id=client_id), conversation)
     return SendOutcome(message, created=True)
+
+
+def _prepare_template(conversation: Conversation, template: dict):
+    from ..providers import PermanentDeliveryError, TemplateRejected, provider_for
+
+    try:
+        provider = provider_for(conversation.channel)
+    except PermanentDeliveryError as exc:
+        raise SendRejected(exc.reason) from exc
+    prepare = getattr(provider, "prepare_template", None)
+    if prepare is None:
+        raise SendRejected(
+            f"{conversation.channel.get_kind_display()} conversations have no message templates"
+        )
+    try:
+        return prepare(conversation, template)
+    except TemplateRejected as exc:
+        raise SendRejected(str(exc)) from exc
 
 
 def _same_request(existing: Message, conversation: Conversation) -> SendOutcome:

@@ -56,12 +56,15 @@ export const api = {
   // `around`: a message id (a search hit): the page of messages around it.
   open: (id, { around } = {}) =>
     request("GET", `/inbox/c/${id}/${around ? `?${new URLSearchParams({ around })}` : ""}`),
+  conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
   olderMessages: (id, before) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
   newerMessages: (id, after) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ after })}`),
   search: (params) => request("GET", `/api/v1/search/?${new URLSearchParams(params)}`),
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
+  conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
+  templates: (id) => request("GET", `/api/v1/conversations/${id}/templates/`),
   upload: (id, formData) => request("POST", `/inbox/c/${id}/upload/`, formData, { form: true }),
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
   retryDownload: (attachmentId) => request("POST", `/inbox/attachments/${attachmentId}/retry/`, {}),

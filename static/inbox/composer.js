@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { EmailFields } from "./email-composer.js";
 import { el, humanSize } from "./render.js";
+import { TemplatePicker } from "./templates.js";
 
 const EMOJI = ["😀", "😊", "👍", "🙏", "🎉", "❤️", "😅", "🤔", "👌", "🙌", "📦", "✅"];
 
@@ -20,6 +21,9 @@ export class Composer {
     this.lastTyping = 0;
     this.pending = new Map(); // client_id -> the optimistic message and how to send it again
     this.emailFields = new EmailFields(form);
+    this.templates = new TemplatePicker(form.querySelector(".template-picker"), {
+      onSend: (template, content) => this.sendTemplate(template, content),
+    });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
@@ -62,16 +66,38 @@ export class Composer {
     );
   }
 
-  // The opened conversation: where replies cannot be sent yet, say so and write notes only.
+  // The opened conversation: the provider says what the reply box offers (reply_mode): free
+  // text, approved templates only (the picker), or private notes only — before anyone types.
   useConversation(conversation) {
+    this.conversation = conversation;
     this.emailFields.use(conversation);
     const reason = conversation.reply_unavailable || "";
+    const templatesOnly = conversation.reply_mode === "templates";
+    this.replyMode = conversation.reply_mode || "text";
     this.replyTab.disabled = Boolean(reason);
     this.notice.hidden = !reason;
-    this.notice.textContent = reason ? `Replies cannot be sent here: ${reason}. Private notes still work.` : "";
+    this.notice.textContent = !reason
+      ? ""
+      : templatesOnly
+        ? `Free text cannot be sent: ${reason}. Pick a template below; private notes still work.`
+        : `Replies cannot be sent here: ${reason}. Private notes still work.`;
+    if (templatesOnly) this.templates.show(conversation.id);
+    else this.templates.hide();
     if (reason) this.setMode("note", { focus: false });
     else if (this.mode === "note" && this.noteOnly) this.setMode("text", { focus: false });
     this.noteOnly = Boolean(reason);
+  }
+
+  // A customer's message may reopen a closed window (WhatsApp's 24 hours): ask the server
+  // again rather than guess, so the reply box follows the provider's rule.
+  async customerWrote(conversationId) {
+    if (this.replyMode !== "templates") return;
+    try {
+      const conversation = await api.conversation(conversationId);
+      if (this.thread.id === conversationId) this.useConversation(conversation);
+    } catch {
+      /* the next open asks again */
+    }
   }
 
   setMode(mode, { focus = true } = {}) {
@@ -126,6 +152,16 @@ export class Composer {
     const conversationId = this.thread.id;
     this.dispatch(clientId, conversationId, { content, kind }, () =>
       api.send(conversationId, { client_id: clientId, content, kind, ...extra }),
+    );
+  }
+
+  sendTemplate(template, content) {
+    if (!this.thread.id) return;
+    this.showError("");
+    const clientId = crypto.randomUUID();
+    const conversationId = this.thread.id;
+    this.dispatch(clientId, conversationId, { content, kind: "text" }, () =>
+      api.send(conversationId, { client_id: clientId, template }),
     );
   }
 

@@ -85,6 +85,18 @@ export class ConversationList {
     this.renderEmpty();
   }
 
+  // A contact.updated event (a new name or picture from the platform): every row of that
+  // contact shows it, in place.
+  patchContact(contact) {
+    for (const [id, row] of this.rows) {
+      if (!row.data.contact || row.data.contact.id !== contact.id) continue;
+      const merged = { ...row.data, contact: { ...row.data.contact, ...contact } };
+      const node = this.renderRow(merged);
+      row.node.replaceWith(node);
+      this.rows.set(id, { data: merged, node });
+    }
+  }
+
   // Keep rows in (last_message_at, id) descending order, walking them in the order shown;
   // a row that belongs below the loaded pages waits until that page is loaded.
   place(conversation, node) {
@@ -133,7 +145,7 @@ export class ConversationList {
         dataset: { id: conversation.id },
         onclick: () => this.onSelect(conversation.id),
       },
-      avatar(name),
+      avatar(name, "", conversation.contact.avatar_url),
       el(
         "div",
         { class: "row-main" },

@@ -110,12 +110,19 @@ function applyEvent(event) {
     case "message.created":
     case "message.updated":
       thread.upsertMessage(event.data);
+      if (event.type === "message.created" && event.data.direction === "in" && event.data.conversation_id === thread.id) {
+        composer.customerWrote(event.data.conversation_id);
+      }
       break;
     case "conversation.created":
     case "conversation.updated":
       applyConversation(event.data, event.type);
       if (event.data.id === thread.id && event.data.unread_count > 0) markReadSoon(event.data);
       refreshCountsSoon();
+      break;
+    case "contact.updated":
+      list.patchContact(event.data);
+      thread.patchContact(event.data);
       break;
     case "typing":
     case "viewing":
@@ -140,6 +147,24 @@ function applyConversation(conversation, type = "conversation.updated") {
   patchUnreadCount(list.get(conversation.id), { type, data: conversation });
   list.upsert(conversation);
   thread.applyConversation(conversation);
+  refreshReplyWindow(conversation);
+}
+
+// The customer wrote again in a conversation whose reply box is closed (Messenger's or
+// Instagram's 24-hour window): ask the server again whether replies can be sent now.
+function refreshReplyWindow(conversation) {
+  const known = composer && composer.conversation;
+  if (!known || known.id !== conversation.id || !known.reply_unavailable) return;
+  if (!conversation.last_inbound_at || conversation.last_inbound_at === known.last_inbound_at) return;
+  known.last_inbound_at = conversation.last_inbound_at;
+  api
+    .conversation(conversation.id)
+    .then((fresh) => {
+      if (thread.id === fresh.id) composer.useConversation(fresh);
+    })
+    .catch(() => {
+      /* the next open asks again */
+    });
 }
 
 let readTimer = null;

@@ -58,10 +58,16 @@ export function initials(name) {
   return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }
 
-export function avatar(name, size = "") {
+// The contact's picture over its initials. Only our own served copy (a same-origin path,
+// permission-checked, cached by the browser) is shown, never a platform's URL; a picture that
+// fails to load leaves the initials.
+export function avatar(name, size = "", url = "") {
   let hash = 0;
   for (const ch of name || "?") hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name));
+  const picture = typeof url === "string" && url.startsWith("/media/avatars/")
+    ? el("img", { class: "avatar-img", src: url, alt: "", loading: "lazy", decoding: "async", onerror: (e) => e.target.remove() })
+    : null;
+  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name), picture);
 }
 
 // Dates are formatted in one place (dates.js); these names stay for the modules using them.
@@ -123,6 +129,19 @@ export function renderMessage(message, actions) {
       : null,
   );
   bubble.append(meta);
+  // Reactions (one per person: WhatsApp's rule) sit on the message they name.
+  const reactions = Object.values((message.metadata && message.metadata.reactions) || {}).filter((r) => r && r.key);
+  if (reactions.length && !message.is_deleted) {
+    const counts = new Map();
+    for (const reaction of reactions) counts.set(reaction.key, (counts.get(reaction.key) || 0) + 1);
+    bubble.append(
+      el(
+        "div",
+        { class: "reactions", "aria-label": "Reactions" },
+        [...counts].map(([key, count]) => el("span", { class: "reaction", text: count > 1 ? `${key} ${count}` : key })),
+      ),
+    );
+  }
   if (message.status === "failed") {
     bubble.append(
       el(

@@ -216,7 +216,7 @@ export class Thread {
       ? el("span", { class: "snoozed-until", text: `until ${fullTime(conversation.snoozed_until)}` })
       : null;
     this.header.replaceChildren(
-      avatar(name, "large"),
+      avatar(name, "large", conversation.contact.avatar_url),
       el(
         "div",
         { class: "head-main" },
@@ -261,7 +261,16 @@ export class Thread {
     }
   }
 
+  // A contact.updated event: the open thread's header and card show the new name or picture.
+  patchContact(contact) {
+    if (!this.conversation || !this.conversation.contact || this.conversation.contact.id !== contact.id) return;
+    this.conversation = { ...this.conversation, contact: { ...this.conversation.contact, ...contact } };
+    this.renderHeader(this.conversation);
+    if (this.cardContact && this.cardContact.id === contact.id) this.renderCard({ ...this.cardContact, ...contact });
+  }
+
   renderCard(contact) {
+    this.cardContact = contact;
     const name = contactName(contact);
     const details = [
       ["Phone", contact.phone, contact.phone ? `tel:${contact.phone}` : null],
@@ -270,7 +279,7 @@ export class Thread {
     ].filter(([, value]) => value);
     const orders = contact.orders || [];
     const parts = [
-      el("div", { class: "card-head" }, avatar(name, "large"), el("h3", { text: name })),
+      el("div", { class: "card-head" }, avatar(name, "large", contact.avatar_url), el("h3", { text: name })),
       el(
         "dl",
         { class: "details" },

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ('crm', '0002_long_jobs'),
+        ('crm', '0003_contact_avatar'),
     ]
 
     operations = [
