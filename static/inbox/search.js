@@ -35,6 +35,10 @@ export class Search {
     Object.assign(this, { root, listScroll, onOpen, toast });
     this.query = "";
     this.filters = {};
+    // Results are focusable: Enter opens the focused one, as a click does.
+    root.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && event.target.classList.contains("search-hit")) event.target.click();
+    });
   }
 
   get active() {
