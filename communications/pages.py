@@ -82,12 +82,16 @@ def inbox(request):
 def conversation_open(request, conversation_id: int):
     """Thread header, customer card with orders and the newest page of messages, together."""
     conversation = conversation_with_card(conversation_id, request.user)
-    page = message_page(conversation.pk, request.GET)
+    try:
+        page = message_page(conversation.pk, request.GET)
+    except ValidationError as exc:  # a bad before / around / after names itself
+        return JsonResponse(exc.detail, status=400)
     return JsonResponse(
         {
             "conversation": ConversationDetailSerializer(conversation).data,
             "messages": [message_row_payload(row) for row in page.items],
             "next_cursor": page.next_cursor,
+            "newer_cursor": page.newer_cursor,
         }
     )
 

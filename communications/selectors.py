@@ -37,12 +37,22 @@ from .serializers import (
 class Page:
     items: list
     next_cursor: str | None
+    # Only for a thread page opened `around` a message (or read `after` a cursor): the cursor
+    # of the newest message returned while newer ones exist.
+    newer_cursor: str | None = None
 
 
-def filtered_conversations(user, params) -> QuerySet[Conversation]:
-    """The inbox list's filters, validated (a bad value is a 400 naming the parameter)."""
+def filtered_conversations(
+    user, params, *, all_history: bool = False, text_search: bool = True
+) -> QuerySet[Conversation]:
+    """The inbox list's filters, validated (a bad value is a 400 naming the parameter).
+
+    `all_history` (search): archived conversations count too unless `archived` is given;
+    `text_search=False`: `q` is the caller's to apply (search)."""
     queryset = conversations_for(user)
-    if bool_param(params, "archived"):
+    if all_history and params.get("archived") in (None, ""):
+        pass
+    elif bool_param(params, "archived"):
         queryset = queryset.filter(is_archived=True)
     else:
         queryset = queryset.filter(is_archived=False)
@@ -61,13 +71,18 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
         queryset = queryset.filter(assignee__isnull=True)
     elif assignee:
         queryset = queryset.filter(assignee_id=_int_param("assignee", assignee))
+    team = params.get("team")
+    if team in ("none", "unassigned"):
+        queryset = queryset.filter(team__isnull=True)
+    elif team:
+        queryset = queryset.filter(team_id=_int_param("team", team))
     if bool_param(params, "unread"):
         queryset = queryset.filter(unread_count__gt=0)
     label = params.get("label")
     if label:
         links = ConversationLabel.objects.filter(label_id=_int_param("label", label))
         queryset = queryset.filter(pk__in=links.values("conversation_id"))
-    search = text_param(params, "q").strip()
+    search = text_param(params, "q").strip() if text_search else ""
     if search:
         queryset = queryset.filter(
             Q(contact__name__icontains=search)
@@ -86,10 +101,13 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
 
 def conversation_page(user, params) -> Page:
     """Rows for `conversation_row_payload`: plain dicts, no model instances (~4x cheaper)."""
+    return conversation_rows(filtered_conversations(user, params), params)
+
+
+def conversation_rows(queryset, params, *, cursor_param: str = "cursor") -> Page:
+    """A keyset page of list rows (dicts) of `queryset`, newest activity first."""
     size = page_size(params)
-    queryset = filtered_conversations(user, params).annotate(
-        label_rows=Subquery(_labels_json(), output_field=JSONField())
-    )
+    queryset = queryset.annotate(label_rows=Subquery(_labels_json(), output_field=JSONField()))
     queryset = queryset.values(
         *CONVERSATION_COLUMNS,
         "label_rows",
@@ -99,7 +117,7 @@ def conversation_page(user, params) -> Page:
         *(f"contact__{column}" for column in CONTACT_COLUMNS),
         *(f"channel__{column}" for column in CHANNEL_COLUMNS),
     )
-    page = _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
+    page = _keyset_page(queryset, "last_message_at", cursor_param, params.get(cursor_param), size)
     for row in page.items:
         row["labels"] = sorted(
             row.pop("label_rows") or [], key=lambda label: (label["name"].lower(), label["id"])
@@ -185,8 +203,67 @@ def _labels_json():
 def message_page(conversation_id: int, params) -> Page:
     """Rows for `message_row_payload`, newest first; `before` is the cursor of the oldest
     message the client already has. The attachments come in the same query (a JSON array per
-    row from the attachments' message index), so a page is one query whatever its size."""
+    row from the attachments' message index), so a page is one query whatever its size.
+
+    `around=<message id>` (a search hit): the page of messages around that one, older half and
+    newer half, with `next_cursor` for older pages and `newer_cursor` for newer ones (three
+    queries). `after=<newer_cursor>`: the page of messages just newer than a cursor."""
     size = page_size(params, default=50, maximum=200)
+    queryset = _message_rows(conversation_id)
+    around, after = params.get("around"), params.get("after")
+    if around:
+        page = _page_around(conversation_id, queryset, _int_param("around", around), size)
+    elif after:
+        moment, pk = decode_cursor("after", after)
+        newer = _newer_rows(queryset, moment, pk, size)
+        page = Page(newer.items, None, newer.next_cursor)
+    else:
+        page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+    for row in page.items:
+        first, last, username = (
+            row.pop("sender_user__first_name"),
+            row.pop("sender_user__last_name"),
+            row.pop("sender_user__username"),
+        )
+        row["sender_name"] = (
+            display_name(first, last, username) if row.pop("sender_user_id") else ""
+        )
+        row["attachments"] = row.pop("attachment_rows") or []
+    return page
+
+
+def _page_around(conversation_id: int, queryset, message_id: int, size: int) -> Page:
+    anchor = (
+        Message.objects.filter(conversation_id=conversation_id, pk=message_id)
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if anchor is None:
+        raise ValidationError({"around": [f"message {message_id} is not in this conversation"]})
+    newer = _newer_rows(queryset, anchor, message_id, size // 2)
+    older_cursor = encode_cursor(anchor, message_id + 1)  # the anchor itself and older
+    older = _keyset_page(queryset, "created_at", "before", older_cursor, size - len(newer.items))
+    return Page(newer.items + older.items, older.next_cursor, newer.next_cursor)
+
+
+def _newer_rows(queryset, moment, pk: int, size: int) -> Page:
+    """Rows just newer than (moment, pk), returned newest first; `next_cursor` is the newest
+    row's when more newer ones exist."""
+    rows = list(
+        queryset.filter(created_at__gte=moment)
+        .filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk))
+        .order_by("created_at", "id")[: size + 1]
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    cursor = None
+    if more:  # the newest row returned, or the starting point when none was asked for
+        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if rows else None
+        cursor = cursor or encode_cursor(moment, pk)
+    return Page(rows[::-1], cursor)
+
+
+def _message_rows(conversation_id: int):
     attachment = JSONObject(**{column: F(column) for column in ATTACHMENT_COLUMNS})
     if connection.vendor == "postgresql":
         aggregate = JSONBAgg(attachment, order_by="id")
@@ -211,18 +288,7 @@ def message_page(conversation_id: int, params) -> Page:
             "attachment_rows",
         )
     )
-    page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
-    for row in page.items:
-        first, last, username = (
-            row.pop("sender_user__first_name"),
-            row.pop("sender_user__last_name"),
-            row.pop("sender_user__username"),
-        )
-        row["sender_name"] = (
-            display_name(first, last, username) if row.pop("sender_user_id") else ""
-        )
-        row["attachments"] = row.pop("attachment_rows") or []
-    return page
+    return queryset
 
 
 class _JSONGroupArray(Aggregate):

@@ -108,7 +108,8 @@ def _insert_sql(
     """The statement for a model (built once per process: the hot paths run it constantly).
     It returns each row's primary key; with `skip_conflicts_returning`, it skips rows a unique
     constraint holds and returns those columns after the key."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # Generated columns (Contact.phone_digits) are the database's to fill.
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
     columns = ", ".join(_quote(f.column) for f in fields)
     returning = [model._meta.pk.column, *(skip_conflicts_returning or ())]
     on_conflict = "ON CONFLICT DO NOTHING " if skip_conflicts_returning else ""

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from .search_sql import DigitsOnly
+
 
 class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
@@ -38,6 +40,14 @@ class Contact(models.Model):
     # permission (communications/views.py contact_avatar); written by the profile refresh.
     avatar = models.ImageField(upload_to="avatars/", max_length=255, blank=True)
     username = models.CharField(max_length=255, blank=True)
+    # The phone's digits, kept by the database on every write path (bulk ingest included):
+    # search matches any formatting and partial numbers against it (trigram index on
+    # PostgreSQL, migration crm 0004).
+    phone_digits = models.GeneratedField(
+        expression=DigitsOnly("phone"),
+        output_field=models.CharField(max_length=32),
+        db_persist=True,
+    )
     notes = models.TextField(blank=True)
     labels = models.ManyToManyField(
         Label, through="ContactLabel", related_name="contacts", blank=True

@@ -392,6 +392,11 @@ SWITCHBOARD = {
     "PROFILE_REFRESH_HOURS": env.int("PROFILE_REFRESH_HOURS", default=24),
 }
 
+# Search (communications/search.py): the PostgreSQL text search configuration whose stemming
+# applies to message text, combined with `simple` so names and numbers match as written.
+# Changing it needs `manage.py rebuild_search_index` (the stored vectors use it).
+SEARCH_TEXT_CONFIG = env("SEARCH_TEXT_CONFIG", default="english")
+
 # --- Telegram (integrations/telegram) ----------------------------------------------------
 # The Bot API's address: Telegram's own, or a local Bot API server (tests: a fake one).
 TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")

@@ -64,5 +64,6 @@ urlpatterns = [
         name="api-templates",
     ),
     path("messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"),
+    path("search/", views.SearchView.as_view(), name="api-search"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
 ]

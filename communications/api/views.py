@@ -7,7 +7,7 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +21,7 @@ from ..access import (
     visible_channel_ids,
 )
 from ..providers import message_templates
+from ..search import GROUPS, result_payload, search
 from ..selectors import Page, conversation_page, conversation_with_card, message_page
 from ..serializers import (
     ContactWithOrdersSerializer,
@@ -36,7 +37,7 @@ from ..serializers import (
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
 from ..services.labels import load_labels
 from ..services.send import SendRejected, retry_failed_message, send_message
-from .schema import errors, page_of
+from .schema import errors, page_of, search_result_serializer
 
 LIST_PARAMS = [
     OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
@@ -48,8 +49,37 @@ LIST_PARAMS = [
     OpenApiParameter("from_date", str, description="YYYY-MM-DD or ISO 8601 (alias fromDate)"),
     OpenApiParameter("to_date", str, description="YYYY-MM-DD or ISO 8601 (alias toDate)"),
     OpenApiParameter("archived", bool, description="`true` / `false` (or `1` / `0`)"),
+    OpenApiParameter("team", str, description="a team id or `none`"),
     OpenApiParameter("cursor", str),
     OpenApiParameter("page_size", int, description="1 to 100, default 25"),
+]
+
+SEARCH_PARAMS = [
+    OpenApiParameter(
+        "q",
+        str,
+        required=True,
+        description="words of a message or email subject, a (partial) name, phone number in "
+        "any formatting, email or username; 1 to 200 characters",
+    ),
+    OpenApiParameter(
+        "type",
+        str,
+        enum=["all", *GROUPS],
+        description="one group only (needed with `cursor`); default all",
+    ),
+    OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
+    OpenApiParameter("channel", int),
+    OpenApiParameter("assignee", str, description="a user id, `me` or `none`"),
+    OpenApiParameter("team", str, description="a team id or `none`"),
+    OpenApiParameter("unread", bool, description="`true` / `false` (or `1` / `0`)"),
+    OpenApiParameter(
+        "archived", bool, description="`true` / `false`; absent: archived conversations too"
+    ),
+    OpenApiParameter("cursor", str, description="a group's next_cursor (with `type`)"),
+    OpenApiParameter(
+        "page_size", int, description="1 to 100; default 10 per group, 25 with `type`"
+    ),
 ]
 
 
@@ -74,6 +104,18 @@ class ConversationListView(APIView):
     def get(self, request):
         page = conversation_page(request.user, request.query_params)
         return _page_response(page, conversation_row_payload)
+
+
+class SearchView(APIView):
+    @extend_schema(
+        operation_id="api_v1_search",
+        parameters=SEARCH_PARAMS,
+        responses={200: search_result_serializer(), **errors(400)},
+        description="Search over all history, grouped; only what the caller may see, never "
+        "counted. A group is present when asked for (`type`).",
+    )
+    def get(self, request):
+        return Response(result_payload(search(request.user, request.query_params)))
 
 
 class ConversationDetailView(APIView):
@@ -116,15 +158,37 @@ class MessageListView(APIView):
         operation_id="api_v1_conversations_messages_list",
         parameters=[
             OpenApiParameter("before", str, description="the next_cursor of the previous page"),
+            OpenApiParameter(
+                "around",
+                int,
+                description="a message id (a search hit): the page around it, older and newer",
+            ),
+            OpenApiParameter(
+                "after", str, description="the newer_cursor of a page: the messages just newer"
+            ),
             OpenApiParameter("page_size", int, description="1 to 200, default 50"),
         ],
-        responses={200: page_of("MessagePage", MessageSerializer(many=True)), **errors(400, 404)},
+        responses={
+            200: page_of(
+                "MessagePage",
+                MessageSerializer(many=True),
+                extra_fields={
+                    "newer_cursor": serializers.CharField(
+                        allow_null=True,
+                        help_text="with `around` / `after`: pass as `after` for newer messages",
+                    )
+                },
+            ),
+            **errors(400, 404),
+        },
     )
     def get(self, request, conversation_id: int):
         page = message_page(
             access_conversation_id(request.user, conversation_id), request.query_params
         )
-        return _page_response(page, message_row_payload)
+        response = _page_response(page, message_row_payload)
+        response.data["newer_cursor"] = page.newer_cursor
+        return response
 
     @extend_schema(
         request=SendMessageSerializer,

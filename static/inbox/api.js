@@ -53,10 +53,15 @@ function describe(data) {
 
 export const api = {
   conversations: (params) => request("GET", `/api/v1/conversations/?${new URLSearchParams(params)}`),
-  open: (id) => request("GET", `/inbox/c/${id}/`),
+  // `around`: a message id (a search hit): the page of messages around it.
+  open: (id, { around } = {}) =>
+    request("GET", `/inbox/c/${id}/${around ? `?${new URLSearchParams({ around })}` : ""}`),
   conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
   olderMessages: (id, before) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
+  newerMessages: (id, after) =>
+    request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ after })}`),
+  search: (params) => request("GET", `/api/v1/search/?${new URLSearchParams(params)}`),
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
   conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
   templates: (id) => request("GET", `/api/v1/conversations/${id}/templates/`),

@@ -10,6 +10,7 @@ import { refreshListTimes, watchThread } from "./day-separators.js";
 import { layout } from "./layout.js";
 import { Notifier } from "./notifications.js";
 import { el } from "./render.js";
+import { Search } from "./search.js";
 import { Thread } from "./thread.js";
 
 const boot = JSON.parse(document.getElementById("inbox-bootstrap").textContent);
@@ -79,13 +80,14 @@ refreshListTimes($("#conversations"));
 
 // --- opening a conversation ---------------------------------------------------------------
 let viewingTimer = null;
-async function openConversation(id) {
+// `options.around`: a message id (a search hit) to open the thread at.
+async function openConversation(id, options = {}) {
   list.markSelected(id);
   history.replaceState(history.state, "", `${location.pathname}${location.search}#c${id}`);
   layout.show("thread");
   let conversation;
   try {
-    conversation = await thread.open(id);
+    conversation = await thread.open(id, options);
   } catch (error) {
     toast(`Could not open the conversation: ${error.detail || error.message}`);
     return;
@@ -295,13 +297,23 @@ function readFilters() {
   if (!filters.elements.unread.checked) delete values.unread;
   return values;
 }
+// The search box searches everything (search.js) with the list's other filters; while it
+// holds a query the grouped results stand in for the list.
+const search = new Search({
+  root: $("#search-results"),
+  listScroll: $(".list-scroll"),
+  onOpen: (id, options) => openConversation(id, options),
+  toast,
+});
 function applyFilters() {
   const values = readFilters();
   history.replaceState(history.state, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
   for (const chip of document.querySelectorAll(".chip[data-status]")) {
     chip.setAttribute("aria-pressed", (values.status || "") === chip.dataset.status ? "true" : "false");
   }
-  list.setFilters(values).catch((error) => toast(`Could not load conversations: ${error.detail || error.message}`));
+  const { q = "", ...listFilters } = values;
+  search.run(q, listFilters);
+  list.setFilters(listFilters).catch((error) => toast(`Could not load conversations: ${error.detail || error.message}`));
 }
 for (const [key, value] of Object.entries(boot.filters)) {
   if (key === "unread") filters.elements.unread.checked = true;
@@ -347,7 +359,12 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+if (boot.filters.q) {
+  const { q, ...others } = readFilters();
+  search.run(q || "", others);
+}
+
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer, mentions, notifier }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, mentions, notifier, search }; // a handle for debugging and tests

@@ -27,21 +27,27 @@ export class Thread {
     this.byId = new Map();
     this.byClient = new Map();
     this.cursor = null;
+    // Set while the newest messages are not loaded (opened around a search hit): newer pages
+    // load on scrolling down, and live messages wait for them.
+    this.newerCursor = null;
     this.loadingOlder = false;
+    this.loadingNewer = false;
     this.presenceTimers = new Map();
     this.messages.addEventListener("scroll", () => {
       if (this.messages.scrollTop < 300) this.loadOlder();
+      if (this.newerCursor && this.isAtBottom()) this.loadNewer();
     });
   }
 
-  async open(id) {
+  // `around`: a message id to show in its context, scrolled to and highlighted.
+  async open(id, { around } = {}) {
     this.id = id;
     const token = (this.openToken = Symbol());
     this.root.classList.add("loading");
-    const data = await api.open(id);
+    const data = await api.open(id, { around });
     if (token !== this.openToken) return null; // another conversation was opened meanwhile
     this.root.classList.remove("loading", "empty");
-    this.show(data);
+    this.show(data, { around });
     return data.conversation;
   }
 
@@ -55,15 +61,40 @@ export class Thread {
     this.messages.replaceChildren();
   }
 
-  show(data) {
+  show(data, { around } = {}) {
     this.clear();
     this.cursor = data.next_cursor;
+    this.newerCursor = data.newer_cursor || null;
     this.applyConversation(data.conversation);
     this.renderCard(data.conversation.contact);
     for (const message of [...data.messages].reverse()) this.insert(message);
     this.pendingActivity = [...(data.conversation.activity || [])];
     this.placePendingActivity();
-    this.scrollToBottom();
+    const hit = around != null && this.byId.get(Number(around));
+    if (hit) this.showHit(hit);
+    else this.scrollToBottom();
+  }
+
+  showHit(node) {
+    for (const old of this.messages.querySelectorAll(".msg.hit-focus")) old.classList.remove("hit-focus");
+    node.classList.add("hit-focus");
+    node.scrollIntoView({ block: "center" });
+  }
+
+  async loadNewer() {
+    if (!this.newerCursor || this.loadingNewer || !this.id) return;
+    this.loadingNewer = true;
+    const shown = this.shown;
+    try {
+      const page = await api.newerMessages(this.id, this.newerCursor);
+      if (shown !== this.shown) return;
+      for (const message of [...page.results].reverse()) {
+        if (!this.byId.has(message.id)) this.insert(message);
+      }
+      this.newerCursor = page.newer_cursor;
+    } finally {
+      this.loadingNewer = false;
+    }
   }
 
   // Activity lines between the messages by time; older than every message shown (while older
@@ -102,7 +133,7 @@ export class Thread {
   close() {
     this.clear();
     this.labelsBox.hidden = true;
-    this.id = this.conversation = this.cursor = null;
+    this.id = this.conversation = this.cursor = this.newerCursor = null;
     this.openToken = Symbol(); // an open still in flight is not shown either
     this.root.classList.remove("loading");
     this.root.classList.add("empty");
@@ -148,6 +179,9 @@ export class Thread {
     const existing = (message.id != null && this.byId.get(message.id)) || (message.client_id && this.byClient.get(message.client_id));
     if (existing && existing.dataset.id && message.id == null) return; // the server's copy is already shown
     if (existing && existing.dataset.id && !isNewer(message, existing)) return;
+    // Newer pages are not loaded yet (opened around a search hit): it comes with them. The
+    // manager's own optimistic reply still shows at once.
+    if (!existing && this.newerCursor && message.id != null) return;
     const atBottom = this.isAtBottom();
     const node = this.node(message);
     if (existing) existing.replaceWith(node);
