@@ -241,3 +241,24 @@ def make_thumbnail(attachment_id: int) -> str:
         logger.info("no preview for attachment %s: %s", attachment_id, exc)
         return "not renderable"
     return "stored" if record_thumbnail(attachment_id, png) else "skipped"
+
+
+@shared_task
+def mark_absent_managers_offline() -> int:
+    from .services.assignment import mark_absent_managers_offline as mark
+
+    return len(mark())
+
+
+@shared_task
+def requeue_conversations_of(user_ids: list[int]) -> int:
+    from .services.assignment import requeue_open_conversations
+
+    return requeue_open_conversations(user_ids)
+
+
+@shared_task
+def reopen_due_snoozed() -> int:
+    from .services.conversations import reopen_due_snoozed as reopen
+
+    return reopen()

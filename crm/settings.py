@@ -203,6 +203,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Long jobs (crm/jobs.py): re-queue quiet runs, fail overlong ones, resend lost tasks.
     "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},
+    # Managers whose inbox sockets are all gone go offline (AVAILABILITY_OFFLINE_AFTER_SECONDS).
+    "availability-offline": {
+        "task": "communications.tasks.mark_absent_managers_offline",
+        "schedule": 60.0,
+    },
+    # Snoozed conversations whose time has come are reopened.
+    "reopen-snoozed": {"task": "communications.tasks.reopen_due_snoozed", "schedule": 60.0},
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
 }
@@ -381,6 +388,14 @@ SWITCHBOARD = {
     # Realtime events are kept this long for pages resuming after a reconnect; a page away for
     # longer gets "resync" and reloads its list.
     "REALTIME_EVENT_RETENTION_HOURS": env.int("REALTIME_EVENT_RETENTION_HOURS", default=72),
+    # A manager whose last inbox socket has been gone this long is set offline by beat, and
+    # auto-assignment passes them by (communications/services/assignment.py).
+    "AVAILABILITY_OFFLINE_AFTER_SECONDS": env.int(
+        "AVAILABILITY_OFFLINE_AFTER_SECONDS", default=300
+    ),
+    # Going offline (by choice or by beat) hands the manager's open conversations back to
+    # their channel's auto-assignment (unassigned where the channel does not auto-assign).
+    "AVAILABILITY_REQUEUE_ON_OFFLINE": env.bool("AVAILABILITY_REQUEUE_ON_OFFLINE", default=False),
 }
 
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------

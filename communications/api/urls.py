@@ -5,6 +5,12 @@ from . import views
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="api-conversations"),
     path(
+        "conversations/bulk/",
+        views.ConversationBulkView.as_view(),
+        name="api-conversations-bulk",
+    ),
+    path("availability/", views.AvailabilityView.as_view(), name="api-availability"),
+    path(
         "conversations/<int:conversation_id>/",
         views.ConversationDetailView.as_view(),
         name="api-conversation",

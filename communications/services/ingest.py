@@ -30,6 +30,7 @@ from .. import events
 from ..files import store_after_commit
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
 from ..serializers import conversation_payload, message_payload
+from .assignment import auto_assign_new_conversations
 from .attachments import queue_download_retry
 from .coalesce import Coalescer
 
@@ -211,8 +212,15 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
     new_conversation_ids = {
         r.message.conversation_id for r in results if r and r.conversation_created
     }
+    # New conversations get a manager where the channel auto-assigns (under the team's locks).
+    assigned = auto_assign_new_conversations(
+        channel, [c for c in touched.values() if c.pk in new_conversation_ids]
+    )
     # One UPDATE for every conversation the batch touched (they are locked by us).
-    update_rows(list(touched.values()), _CONVERSATION_FIELDS)
+    update_rows(
+        list(touched.values()),
+        _CONVERSATION_FIELDS + ["assignee", "team"] if assigned else _CONVERSATION_FIELDS,
+    )
     conversation_events = []
     for conversation in touched.values():
         kind = (
