@@ -16,13 +16,14 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from . import events, webhooks
-from .channel_forms import channel_form_for, fieldsets_for, settings_for
+from .channel_forms import HOURS_FIELDS, channel_form_for, fieldsets_for, settings_for
 from .models import (
     Attachment,
     Channel,
     ContactIdentity,
     Conversation,
     EarlyStatus,
+    ManagerAvailability,
     Message,
     RealtimeEvent,
     WebhookDelivery,
@@ -96,6 +97,31 @@ class ChannelAdmin(ChangesAccessAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
+        if obj is not None or self._kind(request, obj):
+            fieldsets.insert(
+                1,
+                (
+                    "Auto-assignment",
+                    {
+                        "fields": ["auto_assignment", "assignment_team"],
+                        "description": "New conversations go to the team's online managers "
+                        "in turn (round robin) or to the least loaded (balanced), never over "
+                        "a manager's cap (Teams, Manager availability).",
+                    },
+                ),
+            )
+            fieldsets.insert(
+                2,
+                (
+                    "Business hours",
+                    {
+                        "fields": HOURS_FIELDS,
+                        "description": "Times are in the channel's time zone. No hours at "
+                        "all: always open. Outside them, the automatic reply (if any) answers "
+                        "a customer's message once per closed period.",
+                    },
+                ),
+            )
         source = settings_for(obj.kind).webhook_source if obj is not None else ""
         if source:
             url = request.build_absolute_uri(f"/webhooks/{source}/{obj.pk}/")
@@ -170,6 +196,20 @@ class ChannelAdmin(ChangesAccessAdmin):
     def secrets_set(self, obj: Channel) -> str:
         labels = {key: label for key, (label, _) in settings_for(obj.kind).secrets.items()}
         return ", ".join(sorted(labels.get(key, key) for key in obj.secrets)) or "—"
+
+
+@admin.register(ManagerAvailability)
+class ManagerAvailabilityAdmin(admin.ModelAdmin):
+    """Who takes auto-assigned conversations now, and each manager's own cap."""
+
+    list_display = ["user", "status", "set_automatically", "max_open_conversations"]
+    list_display += ["last_socket_at", "updated_at"]
+    list_editable = ["status", "max_open_conversations"]
+    list_filter = ["status"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "user__first_name", "user__last_name"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["set_automatically", "last_socket_at", "updated_at"]
 
 
 class ConversationAdminForm(forms.ModelForm):

@@ -49,6 +49,9 @@ class Channel(models.Model):
         help_text="the team whose managers auto-assignment chooses from; "
         "empty: the channel's first team",
     )
+    # Weekly schedule, time zone, holidays and the optional reply outside them
+    # (communications/business_hours.py); empty: always open, no automatic reply.
+    business_hours = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"

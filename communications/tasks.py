@@ -262,3 +262,10 @@ def reopen_due_snoozed() -> int:
     from .services.conversations import reopen_due_snoozed as reopen
 
     return reopen()
+
+
+@shared_task
+def send_away_replies(channel_id: int, conversation_ids: list[int]) -> int:
+    from .services.away import send_away_replies as send
+
+    return send(channel_id, conversation_ids)

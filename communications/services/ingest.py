@@ -233,7 +233,26 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
         )
     # Conversations first, so a page learns of a new row before the messages in it.
     events.record_events(conversation_events + message_events)
+    if channel.business_hours.get("away_reply"):
+        _queue_away_replies(channel, new)
     return results
+
+
+def _queue_away_replies(channel: Channel, new: list[tuple[int, InboundMessage, Message]]) -> None:
+    """Outside the channel's business hours a customer's message gets the automatic reply,
+    once per conversation per closed period (tasks.send_away_replies, through the send path).
+    Costs nothing on channels without one: the channel row says."""
+    conversation_ids = sorted(
+        {
+            message.conversation_id
+            for _, item, message in new
+            if item.direction == Message.Direction.INBOUND and not item.historical
+        }
+    )
+    if conversation_ids:
+        from ..tasks import send_away_replies
+
+        transaction.on_commit(lambda: send_away_replies.delay(channel.pk, conversation_ids))
 
 
 # What a new message changes in its conversation (see `_apply_to_conversation`).
