@@ -116,10 +116,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.leave_groups()
             await self.close(code=CLOSE_UNAVAILABLE)
             return
+        # Before `ready`: the page reads its manager's availability once it is live.
+        await self.seen(opened=True)
         last_event_id = _int_or_none(_query_param(self.scope, "last_event_id"))
         await self.resume(last_event_id)
         self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
-        await self.seen(opened=True)
 
     async def seen(self, *, opened: bool = False) -> None:
         """Availability: this manager has an inbox open (services/assignment.py)."""
