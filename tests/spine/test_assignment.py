@@ -269,3 +269,22 @@ def test_bulk_assigns_and_resolves_all_or_nothing(api, manager, channel, count_q
     )
     assert snoozed.status_code == 200
     assert {r["status"] for r in snoozed.json()["results"]} == {"snoozed"}
+
+
+def test_demo_data_auto_assigns_the_website_chat_and_keeps_office_hours_on_telegram():
+    from django.core.management import call_command
+
+    from communications.business_hours import BusinessHours
+
+    call_command("seed_demo")
+    chat = Channel.objects.get(kind=Channel.Kind.API)
+    assert chat.auto_assignment == Channel.AutoAssignment.ROUND_ROBIN
+    assert dict(ManagerAvailability.objects.values_list("user__username", "status")) == {
+        "manager": "online",
+        "alex": "online",
+    }
+    results = ingest_messages(chat, [inbound(f"visitor-{n}") for n in range(2)])
+    names = {r.message.conversation.assignee.username for r in results}
+    assert names == {"manager", "alex"}
+    hours = BusinessHours.of(Channel.objects.get(kind=Channel.Kind.TELEGRAM).business_hours)
+    assert hours is not None and hours.away_reply
