@@ -212,9 +212,16 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
     new_conversation_ids = {
         r.message.conversation_id for r in results if r and r.conversation_created
     }
-    # New conversations get a manager where the channel auto-assigns (under the team's locks).
+    # New conversations a customer started get a manager where the channel auto-assigns
+    # (under the team's locks); a history import or the business's own first message does not.
+    customer_wrote = {
+        message.conversation_id
+        for _, item, message in new
+        if item.direction == Message.Direction.INBOUND and not item.historical
+    }
     assigned = auto_assign_new_conversations(
-        channel, [c for c in touched.values() if c.pk in new_conversation_ids]
+        channel,
+        [c for c in touched.values() if c.pk in new_conversation_ids and c.pk in customer_wrote],
     )
     # One UPDATE for every conversation the batch touched (they are locked by us).
     update_rows(

@@ -288,3 +288,22 @@ def test_demo_data_auto_assigns_the_website_chat_and_keeps_office_hours_on_teleg
     assert names == {"manager", "alex"}
     hours = BusinessHours.of(Channel.objects.get(kind=Channel.Kind.TELEGRAM).business_hours)
     assert hours is not None and hours.away_reply
+
+
+def test_history_and_the_business_own_first_message_are_not_auto_assigned(channel):
+    channel.auto_assignment = Channel.AutoAssignment.ROUND_ROBIN
+    channel.save()
+    make_team(channel, "ann")
+    old = timezone.now() - timedelta(days=3)
+    ingest_messages(
+        channel,
+        [
+            InboundMessage(
+                sender=InboundSender(external_id="h"), content="old", timestamp=old, historical=True
+            ),
+            InboundMessage(
+                sender=InboundSender(external_id="o"), content="hi from us", direction="out"
+            ),
+        ],
+    )
+    assert assignees(channel) == [None, None]
