@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.db.models import F
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -56,19 +55,24 @@ def test_availability_decides_who_gets_new_conversations_and_snoozes_reopen_live
     page.reload()
     expect(page.locator("#availability")).to_have_value("busy")
 
-    # A snooze whose time has come: beat reopens it and the row drops its "snoozed" tag live.
-    Conversation.objects.filter(contact__name="Dana").update(
-        status="snoozed",
-        snoozed_until=timezone.now() + timedelta(hours=1),
-        version=F("version") + 1,
-    )
-    page.reload()
+    # Snoozed from the thread with a preset; when its time has come beat reopens it and every
+    # viewer sees it open again.
     dana = page.locator("#conversations .row", has_text="Dana")
+    dana.click()
+    expect(page.locator("#thread-header .head-name")).to_have_text("Dana")
+    expect(dana.locator(".badge")).to_have_count(0)  # read: its update has re-drawn the header
+    page.select_option("#thread-header select[name=status]", "snoozed")
+    page.click("#thread-header .snooze-preset >> text=1 h")
     expect(dana.locator(".tag.status-snoozed")).to_be_visible()
-    Conversation.objects.filter(contact__name="Dana").update(
-        snoozed_until=timezone.now() - timedelta(seconds=1), version=F("version") + 1
+    conversation = Conversation.objects.get(contact__name="Dana")
+    assert conversation.status == "snoozed"
+    assert timedelta(minutes=50) < conversation.snoozed_until - timezone.now() <= timedelta(hours=1)
+    # An hour later (moved back, not waited for):
+    Conversation.objects.filter(pk=conversation.pk).update(
+        snoozed_until=timezone.now() - timedelta(seconds=1)
     )
     assert off_the_loop(reopen_due_snoozed) == 1
     expect(dana.locator(".tag.status-snoozed")).to_have_count(0)
+    expect(page.locator("#thread-header select[name=status]")).to_have_value("open")
     screenshot(page, "assignment-02-reopened")
     context.close()
