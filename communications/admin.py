@@ -28,6 +28,7 @@ from .models import (
     RealtimeEvent,
     WebhookDelivery,
 )
+from .services.assignment import requeue_after_commit
 from .services.conversations import (
     assignee_rejection,
     bulk_update_conversations,
@@ -210,6 +211,14 @@ class ManagerAvailabilityAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "user__first_name", "user__last_name"]
     raw_id_fields = ["user"]
     readonly_fields = ["set_automatically", "last_socket_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        # Staff setting a manager offline here counts as the manager's own choice.
+        if "status" in form.changed_data:
+            obj.set_automatically = False
+        super().save_model(request, obj, form, change)
+        if change and "status" in form.changed_data and obj.status == obj.Status.OFFLINE:
+            requeue_after_commit([obj.user_id])
 
 
 class ConversationAdminForm(forms.ModelForm):

@@ -145,7 +145,7 @@ def set_availability(user, *, status: str) -> ManagerAvailability:
         availability.set_automatically = False
         availability.save(update_fields=["status", "set_automatically", "updated_at"])
         if status == ManagerAvailability.Status.OFFLINE and was != status:
-            _requeue_after_commit([user.pk])
+            requeue_after_commit([user.pk])
     return availability
 
 
@@ -186,11 +186,13 @@ def mark_absent_managers_offline() -> list[int]:
             set_automatically=True,
             updated_at=timezone.now(),
         )
-        _requeue_after_commit(absent)
+        requeue_after_commit(absent)
     return absent
 
 
-def _requeue_after_commit(user_ids: list[int]) -> None:
+def requeue_after_commit(user_ids: list[int]) -> None:
+    """Managers went offline: once that commits, hand their open conversations back
+    (AVAILABILITY_REQUEUE_ON_OFFLINE)."""
     if not settings.SWITCHBOARD["AVAILABILITY_REQUEUE_ON_OFFLINE"]:
         return
     from ..tasks import requeue_conversations_of

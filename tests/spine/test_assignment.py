@@ -307,3 +307,41 @@ def test_history_and_the_business_own_first_message_are_not_auto_assigned(channe
         ],
     )
     assert assignees(channel) == [None, None]
+
+
+def test_staff_setting_a_manager_offline_in_the_admin_requeues(
+    channel, client, settings, django_capture_on_commit_callbacks
+):
+    settings.SWITCHBOARD = {**settings.SWITCHBOARD, "AVAILABILITY_REQUEUE_ON_OFFLINE": True}
+    channel.auto_assignment = Channel.AutoAssignment.ROUND_ROBIN
+    channel.save()
+    _, (ann, bob) = make_team(channel, "ann", "bob")
+    ingest_messages(channel, [inbound("c1")])
+    assert assignees(channel) == ["ann"]
+    client.force_login(factories.UserFactory(username="boss", is_staff=True, is_superuser=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(
+            f"/admin/communications/manageravailability/{ann.pk}/change/",
+            {"user": ann.pk, "status": "offline", "max_open_conversations": ""},
+        )
+    assert answer.status_code == 302
+    assert assignees(channel) == ["bob"]
+    assert ManagerAvailability.objects.get(user=ann).set_automatically is False
+
+
+def test_bulk_costs_a_fixed_number_of_statements_per_conversation(
+    api, manager, channel, count_queries
+):
+    def statements(n: int) -> int:
+        ids = [factories.ConversationFactory(channel=channel).pk for _ in range(n)]
+        with count_queries() as queries:
+            answer = api.post(
+                "/api/v1/conversations/bulk/", {"ids": ids, "status": "resolved"}, format="json"
+            )
+        assert answer.status_code == 200
+        return queries.count
+
+    one, three = statements(1), statements(3)
+    # token, savepoint, the user's channels, the locked rows, release; per conversation:
+    # savepoint, update, event, release.
+    assert (one, three) == (5 + 4, 5 + 3 * 4)
