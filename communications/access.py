@@ -47,6 +47,25 @@ def access_conversation_by_id(user, conversation_id: int, *, for_update: bool = 
         raise Http404("conversation not found") from None
 
 
+def access_conversations_by_ids(
+    user, conversation_ids: list[int], *, for_update: bool = False
+) -> tuple[list[Conversation], list[int]]:
+    """The conversations of `conversation_ids` the user may see (in id order, row-locked with
+    `for_update`), and the ids that are missing or not visible to them."""
+    queryset = (
+        conversations_for(user)
+        .select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")
+        .filter(pk__in=conversation_ids)
+        .order_by("id")
+    )
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    found = list(queryset)
+    known = {conversation.pk for conversation in found}
+    return found, [i for i in dict.fromkeys(conversation_ids) if i not in known]
+
+
 def access_conversation_id(user, conversation_id) -> int:
     """The id of a conversation the user may see, checked in one query that reads no row
     (the user's channels as a subquery, unless already known); Http404 otherwise. For reads that

@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from crm.models import Label
 
 from . import events, webhooks
-from .channel_forms import channel_form_for, fieldsets_for, settings_for
+from .channel_forms import HOURS_FIELDS, channel_form_for, fieldsets_for, settings_for
 from .models import (
     Activity,
     Attachment,
@@ -29,6 +29,7 @@ from .models import (
     Conversation,
     ConversationLabel,
     EarlyStatus,
+    ManagerAvailability,
     Mention,
     Message,
     RealtimeEvent,
@@ -36,6 +37,7 @@ from .models import (
 )
 from .providers import DeliveryError, provider_for
 from .serializers import activity_payload
+from .services.assignment import requeue_after_commit
 from .services.canned import placeholder_problem
 from .services.conversations import (
     ConversationChangeRejected,
@@ -123,6 +125,31 @@ class ChannelAdmin(ChangesAccessAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
+        if obj is not None or self._kind(request, obj):
+            fieldsets.insert(
+                1,
+                (
+                    "Auto-assignment",
+                    {
+                        "fields": ["auto_assignment", "assignment_team"],
+                        "description": "New conversations go to the team's online managers "
+                        "in turn (round robin) or to the least loaded (balanced), never over "
+                        "a manager's cap (Teams, Manager availability).",
+                    },
+                ),
+            )
+            fieldsets.insert(
+                2,
+                (
+                    "Business hours",
+                    {
+                        "fields": HOURS_FIELDS,
+                        "description": "Times are in the channel's time zone. No hours at "
+                        "all: always open. Outside them, the automatic reply (if any) answers "
+                        "a customer's message once per closed period.",
+                    },
+                ),
+            )
         kind_settings = settings_for(obj.kind) if obj is not None else None
         source = kind_settings.webhook_source if kind_settings else ""
         if source:
@@ -209,6 +236,28 @@ class ChannelAdmin(ChangesAccessAdmin):
     def secrets_set(self, obj: Channel) -> str:
         labels = {key: label for key, (label, _) in settings_for(obj.kind).secrets.items()}
         return ", ".join(sorted(labels.get(key, key) for key in obj.secrets)) or "—"
+
+
+@admin.register(ManagerAvailability)
+class ManagerAvailabilityAdmin(admin.ModelAdmin):
+    """Who takes auto-assigned conversations now, and each manager's own cap."""
+
+    list_display = ["user", "status", "set_automatically", "max_open_conversations"]
+    list_display += ["last_socket_at", "updated_at"]
+    list_editable = ["status", "max_open_conversations"]
+    list_filter = ["status"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "user__first_name", "user__last_name"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["set_automatically", "last_socket_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        # Staff setting a manager offline here counts as the manager's own choice.
+        if "status" in form.changed_data:
+            obj.set_automatically = False
+        super().save_model(request, obj, form, change)
+        if change and "status" in form.changed_data and obj.status == obj.Status.OFFLINE:
+            requeue_after_commit([obj.user_id])
 
 
 class ConversationAdminForm(forms.ModelForm):

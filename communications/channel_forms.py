@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 
 from django import forms
 
+from .business_hours import (
+    DAYS,
+    BusinessHoursInvalid,
+    check_time_zone,
+    format_intervals,
+    parse_holidays,
+    parse_intervals,
+)
 from .models import Channel
 
 
@@ -160,8 +168,51 @@ def settings_for(kind: str | None) -> KindSettings:
     return KIND_SETTINGS.get(kind or "", NO_SETTINGS)
 
 
+HOURS_DAY_LABELS = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+
+
+def _day_field(label: str, help_text: str = "") -> forms.CharField:
+    return forms.CharField(label=label, required=False, help_text=help_text)
+
+
+HOURS_FIELDS = ["hours_time_zone", *(f"hours_{day}" for day in DAYS), "hours_holidays"]
+HOURS_FIELDS += ["hours_away_reply"]
+
+
 class ChannelFormBase(forms.ModelForm):
     kind_settings: KindSettings = NO_SETTINGS
+
+    # Business hours (communications/business_hours.py), stored in `business_hours`.
+    hours_time_zone = forms.CharField(
+        label="Time zone", initial="UTC", required=False, help_text="e.g. Europe/Berlin"
+    )
+    hours_holidays = forms.CharField(
+        label="Holidays",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="closed all day: one date a line, like 2026-12-25",
+    )
+    hours_away_reply = forms.CharField(
+        label="Automatic reply outside business hours",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="sent once per conversation per closed period; empty: no automatic reply",
+    )
+    hours_mon = _day_field("Monday", "open hours like 09:00-12:30, 13:30-18:00; empty: closed")
+    hours_tue = _day_field("Tuesday")
+    hours_wed = _day_field("Wednesday")
+    hours_thu = _day_field("Thursday")
+    hours_fri = _day_field("Friday")
+    hours_sat = _day_field("Saturday")
+    hours_sun = _day_field("Sunday")
 
     class Meta:
         model = Channel
@@ -180,6 +231,54 @@ class ChannelFormBase(forms.ModelForm):
             if key in self.fields:
                 state = "set: leave blank to keep it" if stored.get(key) else "not set"
                 self.fields[key].help_text = f"{purpose[0].upper()}{purpose[1:]} ({state})."
+        if "auto_assignment" in self.fields:
+            # A form (or a script) that leaves it out keeps the channel's mode.
+            self.fields["auto_assignment"].required = False
+        hours = (self.instance.business_hours or {}) if self.instance.pk else {}
+        if hours:
+            self.initial["hours_time_zone"] = hours.get("time_zone", "UTC")
+            self.initial["hours_holidays"] = "\n".join(hours.get("holidays", []))
+            self.initial["hours_away_reply"] = hours.get("away_reply", "")
+            for day in DAYS:
+                self.initial[f"hours_{day}"] = format_intervals(hours.get("week", {}).get(day, []))
+
+    def clean(self):
+        data = super().clean()
+        if "auto_assignment" in self.fields and not data.get("auto_assignment"):
+            data["auto_assignment"] = self.instance.auto_assignment or Channel.AutoAssignment.OFF
+        team, teams = data.get("assignment_team"), data.get("teams")
+        if team is not None and teams is not None and team not in teams:
+            self.add_error("assignment_team", f"{team} is not one of this channel's teams")
+        if "hours_mon" in self.fields:
+            self._clean_business_hours(data)
+        return data
+
+    def _clean_business_hours(self, data: dict) -> None:
+        hours: dict = {"week": {}}
+        checks = [("hours_time_zone", lambda v: check_time_zone(v.strip() or "UTC"))]
+        checks += [("hours_holidays", parse_holidays)]
+        checks += [
+            (f"hours_{day}", lambda v, day=day: parse_intervals(v, day=HOURS_DAY_LABELS[day]))
+            for day in DAYS
+        ]
+        for name, check in checks:
+            try:
+                value = check(data.get(name) or "")
+            except BusinessHoursInvalid as exc:
+                self.add_error(name, str(exc))
+                continue
+            if name == "hours_time_zone":
+                hours["time_zone"] = value
+            elif name == "hours_holidays":
+                hours["holidays"] = value
+            elif value:
+                hours["week"][name.removeprefix("hours_")] = value
+        away = (data.get("hours_away_reply") or "").strip()
+        if away:
+            hours["away_reply"] = away
+        if away and not hours["week"]:
+            self.add_error("hours_away_reply", "set the business hours the reply is for")
+        self.business_hours_value = hours if hours["week"] else {}
 
     def save(self, commit=True):
         channel = super().save(commit=False)
@@ -202,6 +301,8 @@ class ChannelFormBase(forms.ModelForm):
             if self.cleaned_data.get(key):
                 secrets[key] = self.cleaned_data[key]
         channel.secrets = secrets
+        if hasattr(self, "business_hours_value"):
+            channel.business_hours = self.business_hours_value
         if commit:
             channel.save()
             self.save_m2m()

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Q
 from django.http import Http404
@@ -40,6 +41,7 @@ from . import events
 from .access import access_conversation_by_id, visible_channel_ids
 from .models import Channel, RealtimeEvent
 from .realtime_hub import hub_for
+from .services.assignment import socket_seen
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ TOO_SLOW_REASON = "this tab fell behind the updates sent to it"
 CLOSE_UNAVAILABLE = 4503
 
 PING_INTERVAL = 20.0
+# How often an open socket refreshes its manager's `last_socket_at` (availability): well
+# inside AVAILABILITY_OFFLINE_AFTER_SECONDS, so a manager with a page open never goes offline.
+PRESENCE_REFRESH = 60.0
 IDLE_TIMEOUT = 60.0
 SEND_BUFFER_LIMIT = 2 * 1024 * 1024
 # A ping goes out early once this much was sent since the last one, so a fast stream of events
@@ -115,15 +120,27 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.leave_groups()
             await self.close(code=CLOSE_UNAVAILABLE)
             return
+        # Before `ready`: the page reads its manager's availability once it is live.
+        await self.seen(opened=True)
         last_event_id = _int_or_none(_query_param(self.scope, "last_event_id"))
         await self.resume(last_event_id)
         self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
+
+    async def seen(self, *, opened: bool = False) -> None:
+        """Availability: this manager has an inbox open (services/assignment.py)."""
+        self.last_seen_written = time.monotonic()
+        try:
+            await database_sync_to_async(socket_seen)(self.user.pk, opened=opened)
+        except Exception:  # presence is best effort; the socket works without it
+            logger.warning("availability of user %s not updated", self.user.pk, exc_info=True)
 
     async def disconnect(self, code):
         self.disconnected = True
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         await self.leave_groups()
+        if getattr(self, "last_seen_written", None) is not None:
+            await self.seen()  # the offline countdown starts now
 
     async def join(self, group: str) -> None:
         await self.hub.join(group, self)
@@ -332,6 +349,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
                     await self.close(code=CLOSE_IDLE)
                     return
                 await self.ping()
+                refresh = min(
+                    PRESENCE_REFRESH,
+                    settings.SWITCHBOARD["AVAILABILITY_OFFLINE_AFTER_SECONDS"] / 3,
+                )
+                if time.monotonic() - self.last_seen_written > refresh:
+                    await self.seen()
         except asyncio.CancelledError:
             pass
 

@@ -30,8 +30,76 @@ class Channel(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class AutoAssignment(models.TextChoices):
+        OFF = "off", "Off"
+        ROUND_ROBIN = "round_robin", "Round robin"
+        BALANCED = "balanced", "Balanced (least loaded)"
+
+    # Who gets a new conversation (communications/services/assignment.py): nobody, the team's
+    # available managers in turn, or the least loaded of them; always within their caps.
+    auto_assignment = models.CharField(
+        max_length=16, choices=AutoAssignment.choices, default=AutoAssignment.OFF
+    )
+    assignment_team = models.ForeignKey(
+        Team,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the team whose managers auto-assignment chooses from; "
+        "empty: the channel's first team",
+    )
+    # Weekly schedule, time zone, holidays and the optional reply outside them
+    # (communications/business_hours.py); empty: always open, no automatic reply.
+    business_hours = models.JSONField(default=dict, blank=True)
+
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+
+class ManagerAvailability(models.Model):
+    """Whether a manager takes new conversations, and how many open ones at most.
+
+    Set by the manager (the inbox's top bar, the API); set to offline by beat once their last
+    inbox socket has been gone for AVAILABILITY_OFFLINE_AFTER_SECONDS (and back to online when
+    a socket opens again, unless they chose offline themselves). Auto-assignment locks these
+    rows, which is what keeps concurrent assignments within the caps."""
+
+    class Status(models.TextChoices):
+        ONLINE = "online", "Online"
+        BUSY = "busy", "Busy"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="availability",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OFFLINE)
+    # True when beat, not the manager, set "offline": a socket opening again means "online".
+    set_automatically = models.BooleanField(default=False)
+    max_open_conversations = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="this manager's cap of open conversations; empty: their team's default",
+    )
+    # Refreshed while an inbox socket of theirs is open (and when the last one closes).
+    last_socket_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "manager availability"
+        indexes = [
+            models.Index(
+                fields=["last_socket_at"],
+                name="availability_present",
+                condition=~Q(status="offline"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.status}"
 
 
 class ContactIdentity(models.Model):
@@ -128,6 +196,12 @@ class Conversation(models.Model):
             ),
             models.Index(fields=["assignee", "-last_message_at"], name="conv_assignee_recent"),
             models.Index(fields=["contact"], name="conv_contact"),
+            # Beat's reopen of snoozed conversations: only the snoozed ones, a few at any time.
+            models.Index(
+                fields=["snoozed_until"],
+                name="conv_snoozed_due",
+                condition=Q(status="snoozed"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -603,6 +603,43 @@ class ConversationUpdateSerializer(serializers.Serializer):
     is_archived = serializers.BooleanField(required=False)
 
 
+class BulkConversationUpdateSerializer(serializers.Serializer):
+    """One change for many conversations: all applied, or none (a 400 names the problem)."""
+
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=100
+    )
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
+    snoozed_until = serializers.DateTimeField(required=False, allow_null=True)
+    assignee_id = serializers.IntegerField(required=False, allow_null=True)
+    team_id = serializers.IntegerField(required=False, allow_null=True)
+
+    def validate(self, data):
+        if set(data) == {"ids"}:
+            raise serializers.ValidationError(
+                {"detail": "name a change: assignee_id, team_id, status or snoozed_until"}
+            )
+        return data
+
+
+class BulkConversationResultSerializer(serializers.Serializer):
+    results = ConversationSerializer(many=True)
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["online", "busy", "offline"],
+        help_text="online: takes auto-assigned conversations; busy and offline: does not",
+    )
+    set_automatically = serializers.BooleanField(
+        read_only=True, help_text="offline because every inbox page was closed for a while"
+    )
+    max_open_conversations = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="own cap; null: the team's default"
+    )
+    last_socket_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
 class EmailRecipientsSerializer(serializers.Serializer):
     to = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=20)
     cc = serializers.ListField(

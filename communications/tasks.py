@@ -280,3 +280,31 @@ def refresh_profile(identity_id: int, attempt: int = 0) -> str:
         profiles.mark_refreshed(identity_id)
         return "nothing"
     return "changed" if profiles.store_profile(identity_id, profile) else "unchanged"
+
+
+@shared_task
+def mark_absent_managers_offline() -> int:
+    from .services.assignment import mark_absent_managers_offline as mark
+
+    return len(mark())
+
+
+@shared_task
+def requeue_conversations_of(user_ids: list[int]) -> int:
+    from .services.assignment import requeue_open_conversations
+
+    return requeue_open_conversations(user_ids)
+
+
+@shared_task
+def reopen_due_snoozed() -> int:
+    from .services.conversations import reopen_due_snoozed as reopen
+
+    return reopen()
+
+
+@shared_task
+def send_away_replies(channel_id: int, conversation_ids: list[int]) -> int:
+    from .services.away import send_away_replies as send
+
+    return send(channel_id, conversation_ids)

@@ -58,7 +58,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(Team)
 class TeamAdmin(ChangesAccessAdmin):
-    list_display = ["name"]
+    list_display = ["name", "max_open_per_manager"]
     filter_horizontal = ["members"]
 
 

@@ -10,6 +10,23 @@ from .search_sql import DigitsOnly
 class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    # Auto-assignment (communications/services/assignment.py): the default cap of open
+    # conversations per manager (a manager's own cap overrides it; empty = no cap), and who the
+    # round robin gave the last conversation to. The row is locked while assigning.
+    max_open_per_manager = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="auto-assignment gives a manager no more open conversations than this "
+        "(unless their own cap says otherwise); empty: no cap",
+    )
+    last_auto_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -204,6 +204,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Long jobs (crm/jobs.py): re-queue quiet runs, fail overlong ones, resend lost tasks.
     "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},
+    # Managers whose inbox sockets are all gone go offline (AVAILABILITY_OFFLINE_AFTER_SECONDS).
+    "availability-offline": {
+        "task": "communications.tasks.mark_absent_managers_offline",
+        "schedule": 60.0,
+    },
+    # Snoozed conversations whose time has come are reopened.
+    "reopen-snoozed": {"task": "communications.tasks.reopen_due_snoozed", "schedule": 60.0},
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
     # WhatsApp Cloud API message templates from each Business Account (templates.py).
@@ -390,6 +397,14 @@ SWITCHBOARD = {
     # Participant info (R12): a contact's name and picture are fetched again from its platform
     # when older than this, on the sender's next message (communications/services/profiles.py).
     "PROFILE_REFRESH_HOURS": env.int("PROFILE_REFRESH_HOURS", default=24),
+    # A manager whose last inbox socket has been gone this long is set offline by beat, and
+    # auto-assignment passes them by (communications/services/assignment.py).
+    "AVAILABILITY_OFFLINE_AFTER_SECONDS": env.int(
+        "AVAILABILITY_OFFLINE_AFTER_SECONDS", default=300
+    ),
+    # Going offline (by choice or by beat) hands the manager's open conversations back to
+    # their channel's auto-assignment (unassigned where the channel does not auto-assign).
+    "AVAILABILITY_REQUEUE_ON_OFFLINE": env.bool("AVAILABILITY_REQUEUE_ON_OFFLINE", default=False),
 }
 
 # Search (communications/search.py): the PostgreSQL text search configuration whose stemming

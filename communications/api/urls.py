@@ -44,6 +44,12 @@ urlpatterns = [
         name="api-contact-labels",
     ),
     path(
+        "conversations/bulk/",
+        views.ConversationBulkView.as_view(),
+        name="api-conversations-bulk",
+    ),
+    path("availability/", views.AvailabilityView.as_view(), name="api-availability"),
+    path(
         "conversations/<int:conversation_id>/",
         views.ConversationDetailView.as_view(),
         name="api-conversation",

@@ -17,6 +17,7 @@ from crm.models import Contact
 from ..access import (
     access_conversation_by_id,
     access_conversation_id,
+    access_conversations_by_ids,
     access_message_by_id,
     visible_channel_ids,
 )
@@ -24,6 +25,9 @@ from ..providers import message_templates
 from ..search import GROUPS, result_payload, search
 from ..selectors import Page, conversation_page, conversation_with_card, message_page
 from ..serializers import (
+    AvailabilitySerializer,
+    BulkConversationResultSerializer,
+    BulkConversationUpdateSerializer,
     ContactWithOrdersSerializer,
     ConversationDetailSerializer,
     ConversationSerializer,
@@ -34,6 +38,7 @@ from ..serializers import (
     conversation_row_payload,
     message_row_payload,
 )
+from ..services.assignment import AvailabilityRejected, availability_for, set_availability
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
 from ..services.labels import load_labels
 from ..services.send import SendRejected, retry_failed_message, send_message
@@ -141,6 +146,65 @@ class ConversationDetailView(APIView):
             except ConversationChangeRejected as exc:
                 raise ValidationError({exc.field: [str(exc)]}) from exc
         return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationBulkView(APIView):
+    @extend_schema(
+        operation_id="api_v1_conversations_bulk",
+        request=BulkConversationUpdateSerializer,
+        responses={200: BulkConversationResultSerializer, **errors(400)},
+        description="Assign, set the status of or snooze up to 100 conversations at once. All "
+        "or nothing: an id the user may not see, or a change one conversation refuses, is a "
+        "400 naming it, and nothing is changed.",
+    )
+    def post(self, request):
+        serializer = BulkConversationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        ids = changes.pop("ids")
+        with transaction.atomic():
+            conversations, missing = access_conversations_by_ids(request.user, ids, for_update=True)
+            if missing:
+                listed = ", ".join(map(str, missing))
+                raise ValidationError({"ids": [f"conversation(s) not found: {listed}"]})
+            for conversation in conversations:
+                try:
+                    update_conversation(conversation, changes=changes)
+                except ConversationChangeRejected as exc:
+                    raise ValidationError(
+                        {exc.field: [f"conversation {conversation.pk}: {exc}"]}
+                    ) from exc
+        by_id = {conversation.pk: conversation for conversation in conversations}
+        return Response(
+            {"results": [ConversationSerializer(by_id[i]).data for i in dict.fromkeys(ids)]}
+        )
+
+
+class AvailabilityView(APIView):
+    @extend_schema(
+        operation_id="api_v1_availability_retrieve",
+        responses={200: AvailabilitySerializer, **errors()},
+        description="The signed-in manager's availability for auto-assignment.",
+    )
+    def get(self, request):
+        return Response(AvailabilitySerializer(availability_for(request.user)).data)
+
+    @extend_schema(
+        operation_id="api_v1_availability_update",
+        request=AvailabilitySerializer,
+        responses={200: AvailabilitySerializer, **errors(400)},
+        description="Set the signed-in manager's availability: online, busy or offline.",
+    )
+    def patch(self, request):
+        serializer = AvailabilitySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            availability = set_availability(
+                request.user, status=serializer.validated_data["status"]
+            )
+        except AvailabilityRejected as exc:
+            raise ValidationError({"status": [str(exc)]}) from exc
+        return Response(AvailabilitySerializer(availability).data)
 
 
 class ConversationReadView(APIView):

@@ -197,3 +197,27 @@ def record_conversation_updated(conversation: Conversation, *, also: list[tuple]
 
 def _identity(value):
     return value.get("id") if isinstance(value, dict) else value
+
+
+def reopen_due_snoozed(*, limit: int = 500) -> int:
+    """Beat: snoozed conversations whose time has come are open again, each through
+    `update_conversation` (its event and activity), each in its own short transaction. A
+    conversation a customer reopened meanwhile (the ingest path) is passed over. Returns how
+    many were reopened; the oldest first, at most `limit` per run (the next run takes the rest).
+    """
+    now = timezone.now()
+    due = Conversation.objects.filter(status=Conversation.Status.SNOOZED, snoozed_until__lte=now)
+    reopened = 0
+    for conversation_id in due.order_by("snoozed_until").values_list("id", flat=True)[:limit]:
+        with transaction.atomic():
+            conversation = (
+                due.select_for_update(of=("self",))
+                .select_related("contact", "channel", "assignee")
+                .defer("channel__secrets")
+                .filter(pk=conversation_id)
+                .first()
+            )
+            if conversation is not None:
+                update_conversation(conversation, changes={"status": Conversation.Status.OPEN})
+                reopened += 1
+    return reopened

@@ -32,6 +32,7 @@ from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
 from ..notifications.services import notify_inbound_messages
 from ..serializers import conversation_payload, message_payload
 from . import profiles
+from .assignment import auto_assign_new_conversations
 from .attachments import queue_download_retry
 from .coalesce import Coalescer
 
@@ -213,8 +214,22 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
     new_conversation_ids = {
         r.message.conversation_id for r in results if r and r.conversation_created
     }
+    # New conversations a customer started get a manager where the channel auto-assigns
+    # (under the team's locks); a history import or the business's own first message does not.
+    customer_wrote = {
+        message.conversation_id
+        for _, item, message in new
+        if item.direction == Message.Direction.INBOUND and not item.historical
+    }
+    assigned = auto_assign_new_conversations(
+        channel,
+        [c for c in touched.values() if c.pk in new_conversation_ids and c.pk in customer_wrote],
+    )
     # One UPDATE for every conversation the batch touched (they are locked by us).
-    update_rows(list(touched.values()), _CONVERSATION_FIELDS)
+    update_rows(
+        list(touched.values()),
+        _CONVERSATION_FIELDS + ["assignee", "team"] if assigned else _CONVERSATION_FIELDS,
+    )
     conversation_events = []
     for conversation in touched.values():
         kind = (
@@ -235,7 +250,26 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
             if message.direction == Message.Direction.INBOUND and not item.historical
         ]
     )
+    if channel.business_hours.get("away_reply"):
+        _queue_away_replies(channel, new)
     return results
+
+
+def _queue_away_replies(channel: Channel, new: list[tuple[int, InboundMessage, Message]]) -> None:
+    """Outside the channel's business hours a customer's message gets the automatic reply,
+    once per conversation per closed period (tasks.send_away_replies, through the send path).
+    Costs nothing on channels without one: the channel row says."""
+    conversation_ids = sorted(
+        {
+            message.conversation_id
+            for _, item, message in new
+            if item.direction == Message.Direction.INBOUND and not item.historical
+        }
+    )
+    if conversation_ids:
+        from ..tasks import send_away_replies
+
+        transaction.on_commit(lambda: send_away_replies.delay(channel.pk, conversation_ids))
 
 
 # What a new message changes in its conversation (see `_apply_to_conversation`).

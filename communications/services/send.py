@@ -172,7 +172,8 @@ def _touch_after_send(conversation: Conversation, message: Message) -> None:
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=message.created_at,
         last_message_preview=preview_text(message),
-        unread_count=0,
+        # An automatic reply (no sender) leaves the customer's message unread for the team.
+        unread_count=0 if message.sender_user_id is not None else F("unread_count"),
         version=F("version") + 1,
         updated_at=timezone.now(),
     )

@@ -69,6 +69,8 @@ export const api = {
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
   retryDownload: (attachmentId) => request("POST", `/inbox/attachments/${attachmentId}/retry/`, {}),
   update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
+  availability: () => request("GET", "/api/v1/availability/"),
+  setAvailability: (status) => request("PATCH", "/api/v1/availability/", { status }),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
   counts: () => request("GET", "/inbox/counts/"),
   // team workflow: labels, activity, @mentions, canned replies

@@ -210,7 +210,10 @@ const realtime = new Realtime({
     const badge = $("#live");
     badge.dataset.state = state;
     badge.querySelector(".live-text").textContent = LIVE_TEXT[state];
-    if (state === "live") badge.title = "";
+    if (state === "live") {
+      badge.title = "";
+      readAvailability();
+    }
   },
   onResync: () => {
     list.reload();
@@ -362,6 +365,28 @@ document.addEventListener("keydown", (event) => {
 if (boot.filters.q) {
   const { q, ...others } = readFilters();
   search.run(q || "", others);
+}
+
+// --- availability (auto-assignment gives new conversations only to "online" managers) ------
+const availability = $("#availability");
+function showAvailability(status) {
+  availability.value = status;
+  availability.closest(".availability").dataset.status = status;
+  availability.disabled = false;
+}
+availability.addEventListener("change", async () => {
+  const wanted = availability.value;
+  availability.disabled = true;
+  try {
+    showAvailability((await api.setAvailability(wanted)).status);
+  } catch (error) {
+    toast(`Could not set your availability: ${error.detail || error.message}`);
+    showAvailability(availability.closest(".availability").dataset.status || "offline");
+  }
+});
+// An opening socket brings back a manager whom the server had set offline: read it when live.
+function readAvailability() {
+  api.availability().then((a) => showAvailability(a.status)).catch(() => {});
 }
 
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);

@@ -345,6 +345,15 @@ export class Thread {
           this.change({ status: "snoozed", snoozed_until: new Date(input.value).toISOString() });
         },
       },
+      ...snoozePresets().map(([label, when]) =>
+        el("button", {
+          type: "button",
+          class: "button small ghost snooze-preset",
+          text: label,
+          title: fullTime(when.toISOString()),
+          onclick: () => this.change({ status: "snoozed", snoozed_until: when.toISOString() }),
+        }),
+      ),
       input,
       el("button", { type: "submit", class: "button small", text: "Snooze" }),
       el("button", { type: "button", class: "button small ghost", text: "Cancel", onclick: () => this.renderHeader(this.conversation) }),
@@ -444,4 +453,17 @@ function isNewer(message, node) {
   const current = node.className.match(/status-(\w+)/);
   if (current && message.updated_at === updated && STATUS_RANK[message.status] < STATUS_RANK[current[1]]) return false;
   return true;
+}
+
+// Snooze presets, in the manager's own time zone (the browser's): the conversation reopens
+// itself then (beat), or earlier when the customer writes.
+function snoozePresets(now = new Date()) {
+  const inAnHour = new Date(now.getTime() + 3600 * 1000);
+  const tomorrow = new Date(now);
+  tomorrow.setDate(now.getDate() + 1);
+  tomorrow.setHours(9, 0, 0, 0);
+  const nextWeek = new Date(now);
+  nextWeek.setDate(now.getDate() + (((8 - now.getDay()) % 7) || 7)); // next Monday
+  nextWeek.setHours(9, 0, 0, 0);
+  return [["1 h", inAnHour], ["Tomorrow 9:00", tomorrow], ["Next week", nextWeek]];
 }

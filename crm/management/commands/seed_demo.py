@@ -11,7 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from communications.models import Channel, ContactIdentity, Conversation, Message
+from communications.models import (
+    Channel,
+    ContactIdentity,
+    Conversation,
+    ManagerAvailability,
+    Message,
+)
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
 
@@ -91,6 +97,7 @@ class Command(BaseCommand):
         _seed_meta(channels, now)
         _telegram_demo(channels)
         seed_team_workflow(manager=manager, colleague=colleague, team=team)
+        _seed_assignment(by_kind, team, users)
         Token.objects.get_or_create(user=manager)
         _seed_avatars()
         _whatsapp_cloud_demo(channels[0], now)
@@ -100,6 +107,38 @@ class Command(BaseCommand):
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
+        )
+
+
+def _seed_assignment(by_kind: dict[str, Channel], team: Team, users: dict) -> None:
+    """The website chat hands new conversations out in turn (try `simulate_inbound --channel
+    api`), within a cap of 8 open conversations each (Alex: 5); the Telegram bot keeps office
+    hours in Berlin and answers outside them once per closed period. Both managers are online
+    until their pages have been closed for a while (beat then sets them offline; opening the
+    inbox brings them back)."""
+    team.max_open_per_manager = 8
+    team.save(update_fields=["max_open_per_manager"])
+    chat = by_kind[Channel.Kind.API]
+    chat.auto_assignment = Channel.AutoAssignment.ROUND_ROBIN
+    chat.assignment_team = team
+    chat.save(update_fields=["auto_assignment", "assignment_team"])
+    bot = by_kind[Channel.Kind.TELEGRAM]
+    bot.business_hours = {
+        "time_zone": "Europe/Berlin",
+        "week": {day: [["09:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+        | {"sat": [["10:00", "14:00"]]},
+        "holidays": ["2026-12-24", "2026-12-25", "2026-12-26", "2027-01-01"],
+        "away_reply": "Thanks for your message! We're out of the office right now and will "
+        "answer as soon as we're back (Mon–Fri 9:00–18:00, Sat 10:00–14:00, Berlin time).",
+    }
+    bot.save(update_fields=["business_hours"])
+    for name, cap in (("manager", None), ("alex", 5)):
+        ManagerAvailability.objects.update_or_create(
+            user=users[name],
+            defaults={
+                "status": ManagerAvailability.Status.ONLINE,
+                "max_open_conversations": cap,
+            },
         )
 
 
