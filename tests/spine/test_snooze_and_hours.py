@@ -65,7 +65,11 @@ def test_beat_reopens_due_snoozed_conversations_with_an_event_each(
     assert (updated.conversation_id, updated.payload["status"]) == (due.pk, "open")
     assert len(callbacks) == 1  # the broadcast, after commit
     assert reopen_due_snoozed() == 0  # nothing left to do: no second event
-    assert RealtimeEvent.objects.count() == 1
+    # the reopen's conversation.updated and its activity line (activity.created)
+    assert sorted(RealtimeEvent.objects.values_list("type", flat=True)) == [
+        "activity.created",
+        "conversation.updated",
+    ]
 
 
 def test_reopen_costs_two_statements_per_conversation_and_one_to_find_them(channel, count_queries):
@@ -74,9 +78,9 @@ def test_reopen_costs_two_statements_per_conversation_and_one_to_find_them(chann
         factories.ConversationFactory(channel=channel, status="snoozed", snoozed_until=past)
     with count_queries() as queries:
         assert reopen_due_snoozed() == 3
-    # find the due ids; per conversation: savepoint, lock+read, savepoint, update, event,
-    # release, release.
-    assert queries.count == 1 + 3 * 7, queries.explain()
+    # find the due ids; per conversation: savepoint, lock+read, savepoint, update, activity
+    # line, events, release, release.
+    assert queries.count == 1 + 3 * 8, queries.explain()
 
 
 def test_a_customer_writing_reopens_a_snoozed_conversation_before_its_time(channel):
