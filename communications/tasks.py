@@ -280,3 +280,31 @@ def refresh_profile(identity_id: int, attempt: int = 0) -> str:
         profiles.mark_refreshed(identity_id)
         return "nothing"
     return "changed" if profiles.store_profile(identity_id, profile) else "unchanged"
+
+
+# --- outgoing webhooks to integrators (communications/services/outgoing_webhooks.py) ----------
+
+_OUTGOING_LEASE = settings.OUTGOING_WEBHOOK_LEASE_SECONDS
+
+
+@shared_task(acks_late=True, soft_time_limit=_OUTGOING_LEASE, time_limit=_OUTGOING_LEASE + 30)
+def send_outgoing_webhooks() -> int:
+    """Send due outgoing webhook deliveries in batches. Safe to run twice: claims are leased."""
+    from .services import outgoing_webhooks
+
+    return outgoing_webhooks.drain()
+
+
+@shared_task
+def sweep_outgoing_webhooks() -> int:
+    """Beat: retries that came due, and what no kick reached (broker down, a dead worker)."""
+    from .services import outgoing_webhooks
+
+    return outgoing_webhooks.drain()
+
+
+@shared_task
+def prune_outgoing_webhooks() -> int:
+    from .services import outgoing_webhooks
+
+    return outgoing_webhooks.prune()
