@@ -476,3 +476,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                 "they were never authentic or never understood.",
                 level=messages.WARNING,
             )
+
+
+from . import admin_outgoing  # noqa: E402, F401  (outgoing webhooks: subscriptions, delivery log)
