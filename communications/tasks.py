@@ -287,7 +287,11 @@ def refresh_profile(identity_id: int, attempt: int = 0) -> str:
 _OUTGOING_LEASE = settings.OUTGOING_WEBHOOK_LEASE_SECONDS
 
 
-@shared_task(acks_late=True, soft_time_limit=_OUTGOING_LEASE, time_limit=_OUTGOING_LEASE + 30)
+# A drain stops taking batches after min(50 s, lease/2) and a batch ends before its lease:
+# twice the lease is never reached by a healthy run.
+@shared_task(
+    acks_late=True, soft_time_limit=_OUTGOING_LEASE * 2, time_limit=_OUTGOING_LEASE * 2 + 30
+)
 def send_outgoing_webhooks() -> int:
     """Send due outgoing webhook deliveries in batches. Safe to run twice: claims are leased."""
     from .services import outgoing_webhooks
