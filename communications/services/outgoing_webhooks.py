@@ -349,9 +349,15 @@ def record_results(results: list[Result]) -> None:
             last_error="",
         )
     succeeded = {r.delivery.subscription_id for r in delivered}
-    if succeeded:
+    # A success ends a failing streak (as read with the batch: no statement when none is on).
+    streaks = {
+        r.delivery.subscription_id
+        for r in delivered
+        if r.delivery.subscription.consecutive_failures
+    }
+    if streaks:
         OutgoingWebhookSubscription.objects.filter(
-            id__in=succeeded, consecutive_failures__gt=0
+            id__in=streaks, consecutive_failures__gt=0
         ).update(consecutive_failures=0, failing_since=None)
     failures: dict[int, list[Result]] = {}
     for r in results:

@@ -79,7 +79,7 @@ def test_each_event_arrives_once_signed_with_timestamp_and_event_id(
 def test_500_three_times_then_200_is_delivered_once_after_four_attempts(
     channel, subscribe, httpserver
 ):
-    subscribe()
+    subscription = subscribe()
     for _ in range(3):
         httpserver.expect_ordered_request("/hook").respond_with_data("boom", status=500)
     httpserver.expect_ordered_request("/hook").respond_with_data("ok")
@@ -114,6 +114,8 @@ def test_500_three_times_then_200_is_delivered_once_after_four_attempts(
         .values_list("status_code", flat=True)
     )
     assert statuses == [500, 500, 500, 200]
+    subscription.refresh_from_db()  # the success ended the failing streak
+    assert (subscription.consecutive_failures, subscription.failing_since) == (0, None)
     assert outgoing_webhooks.drain() == 0 and len(httpserver.log) == 4
 
 
@@ -267,3 +269,31 @@ def test_a_killed_workers_claim_is_taken_again_after_its_lease(channel, subscrib
     OutgoingWebhookDelivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     assert outgoing_webhooks.drain() == 1
     assert OutgoingWebhookDelivery.objects.get().attempts == 2
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(channel, subscribe, httpserver):
+    """The worker's cost per batch is fixed: claim (SELECT … FOR UPDATE SKIP LOCKED, UPDATE),
+    read deliveries and events, one INSERT of attempts, one UPDATE of the delivered."""
+    subscribe()
+    httpserver.expect_request("/hook").respond_with_data("ok")
+
+    def drain_counting(senders):
+        for sender in senders:
+            customer_writes(channel, "hello", sender=sender)
+        with CaptureQueriesContext(connection) as queries:
+            assert outgoing_webhooks.send_claimed(outgoing_webhooks.claim_batch()) == len(senders)
+        return [q["sql"].split()[0] for q in queries]
+
+    one = drain_counting(["solo"])
+    five = drain_counting([f"s{n}" for n in range(5)])
+    assert one == five
+    assert one == [
+        "SAVEPOINT",
+        "SELECT",
+        "UPDATE",
+        "RELEASE",
+        "SELECT",
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+    ], one
