@@ -159,6 +159,8 @@ def worker_heartbeat() -> str:
 def prune_realtime_events(batch_size: int = 10_000) -> int:
     """Delete realtime events older than the retention, a batch at a time (short locks)."""
     hours = settings.SWITCHBOARD["REALTIME_EVENT_RETENTION_HOURS"]
+    # Outgoing webhooks read their bodies from these rows: kept while a delivery may retry.
+    hours = max(hours, settings.OUTGOING_WEBHOOK_RETRY_HOURS + 1)
     return _delete_older_than(RealtimeEvent, timezone.now() - timedelta(hours=hours), batch_size)
 
 

@@ -297,3 +297,18 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(channel, subscribe,
         "INSERT",
         "UPDATE",
     ], one
+
+
+def test_events_are_kept_while_their_deliveries_may_retry(settings):
+    from communications.tasks import prune_realtime_events
+
+    settings.SWITCHBOARD = {**settings.SWITCHBOARD, "REALTIME_EVENT_RETENTION_HOURS": 2}
+    event = RealtimeEvent.objects.create(type="message.created", payload={})
+    RealtimeEvent.objects.filter(pk=event.pk).update(
+        created_at=timezone.now() - timedelta(hours=20)
+    )
+    assert prune_realtime_events() == 0  # a 24 h retry window still needs its body
+    RealtimeEvent.objects.filter(pk=event.pk).update(
+        created_at=timezone.now() - timedelta(hours=26)
+    )
+    assert prune_realtime_events() == 1
