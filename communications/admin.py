@@ -692,3 +692,6 @@ class MentionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from . import admin_outgoing  # noqa: E402, F401  (outgoing webhooks: subscriptions, delivery log)

@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from crm.bulk_sql import insert_rows
+from crm.bulk_sql import insert_rows, insert_rows_then
 
 from .models import RealtimeEvent
 
@@ -67,11 +67,20 @@ def record_event(
 
 def record_events(items: list[tuple[str, int, int | None, dict]]) -> list[RealtimeEvent]:
     """Many events in one INSERT: (type, channel_id, conversation_id, payload) each, in order."""
+    from .services import outgoing_webhooks
+
     rows = [
         RealtimeEvent(type=t, channel_id=ch, conversation_id=conv, payload=payload)
         for t, ch, conv, payload in items
     ]
-    insert_rows(rows)
+    # Integrators' outgoing webhooks: their outbox rows are written with the events, in the
+    # same statement on PostgreSQL (no extra round trip), so they commit or roll back together.
+    if outgoing_webhooks.uses_combined_insert():
+        queued = insert_rows_then(rows, outgoing_webhooks.outbox_sql())
+    else:
+        insert_rows(rows)
+        queued = outgoing_webhooks.record_outbox_fallback(rows)
+    outgoing_webhooks.after_outbox_write(queued)
     outgoing = [
         (row.channel_id, {"id": row.pk, "type": row.type, "data": row.payload}) for row in rows
     ]

@@ -621,3 +621,107 @@ class CannedResponse(models.Model):
 
     def __str__(self) -> str:
         return f"/{self.shortcut}"
+
+
+class OutgoingWebhookSubscription(models.Model):
+    """An integrator's endpoint: the events it wants, signed with its secret
+    (communications/services/outgoing_webhooks.py)."""
+
+    EVENT_TYPES = (
+        "message.created",
+        "message.updated",
+        "conversation.created",
+        "conversation.updated",
+        "contact.updated",
+    )
+
+    name = models.CharField(max_length=120, blank=True)
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text="event types sent to this URL")
+    # {"signing_secret": "..."}: Fernet-encrypted at rest like channel secrets.
+    secrets = EncryptedJSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.TextField(blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # The failing streak: attempts that failed since the last success, and when it began.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or self.url
+
+    @property
+    def signing_secret(self) -> str:
+        return (self.secrets or {}).get("signing_secret", "")
+
+
+class OutgoingWebhookDelivery(models.Model):
+    """The durable outbox: one event for one subscription, written in the transaction that
+    caused the event, sent by a worker after commit, kept as the delivery log."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting"
+        SENDING = "sending", "being sent"
+        DELIVERED = "delivered", "delivered"
+        FAILED = "failed", "given up"
+
+    subscription = models.ForeignKey(
+        OutgoingWebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # The RealtimeEvent's id: the event id the receiver deduplicates by (same on every attempt
+    # and for every subscription). The body is read from that row when sent.
+    event_id = models.BigIntegerField()
+    event_type = models.CharField(max_length=40)
+    # Deliveries of one conversation to one subscription go out in event order.
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Retried until then (OUTGOING_WEBHOOK_RETRY_HOURS after the event, or after a redeliver).
+    give_up_after = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "outgoing webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outgoing_delivery_waiting",
+                condition=Q(state__in=["pending", "sending"]),
+            ),
+            models.Index(
+                fields=["subscription", "conversation_id", "event_id"],
+                name="outgoing_delivery_order",
+                condition=Q(state__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["subscription", "-id"], name="outgoing_delivery_log"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "event_id"], name="outgoing_delivery_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.event_id} → {self.subscription_id} ({self.state})"
+
+
+class OutgoingWebhookAttempt(models.Model):
+    """One HTTP call of a delivery: what the receiver answered and how long it took."""
+
+    delivery = models.ForeignKey(
+        OutgoingWebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"attempt of delivery {self.delivery_id}: {self.status_code or self.error[:40]}"

@@ -159,6 +159,8 @@ def worker_heartbeat() -> str:
 def prune_realtime_events(batch_size: int = 10_000) -> int:
     """Delete realtime events older than the retention, a batch at a time (short locks)."""
     hours = settings.SWITCHBOARD["REALTIME_EVENT_RETENTION_HOURS"]
+    # Outgoing webhooks read their bodies from these rows: kept while a delivery may retry.
+    hours = max(hours, settings.OUTGOING_WEBHOOK_RETRY_HOURS + 1)
     return _delete_older_than(RealtimeEvent, timezone.now() - timedelta(hours=hours), batch_size)
 
 
@@ -308,3 +310,35 @@ def send_away_replies(channel_id: int, conversation_ids: list[int]) -> int:
     from .services.away import send_away_replies as send
 
     return send(channel_id, conversation_ids)
+
+
+# --- outgoing webhooks to integrators (communications/services/outgoing_webhooks.py) ----------
+
+_OUTGOING_LEASE = settings.OUTGOING_WEBHOOK_LEASE_SECONDS
+
+
+# A drain stops taking batches after min(50 s, lease/2) and a batch ends before its lease:
+# twice the lease is never reached by a healthy run.
+@shared_task(
+    acks_late=True, soft_time_limit=_OUTGOING_LEASE * 2, time_limit=_OUTGOING_LEASE * 2 + 30
+)
+def send_outgoing_webhooks() -> int:
+    """Send due outgoing webhook deliveries in batches. Safe to run twice: claims are leased."""
+    from .services import outgoing_webhooks
+
+    return outgoing_webhooks.drain()
+
+
+@shared_task
+def sweep_outgoing_webhooks() -> int:
+    """Beat: retries that came due, and what no kick reached (broker down, a dead worker)."""
+    from .services import outgoing_webhooks
+
+    return outgoing_webhooks.drain()
+
+
+@shared_task
+def prune_outgoing_webhooks() -> int:
+    from .services import outgoing_webhooks
+
+    return outgoing_webhooks.prune()

@@ -184,3 +184,24 @@ def _json_value(value):
     if isinstance(value, FieldFile):  # a file column holds its name
         return value.name or ""
     return value
+
+
+def insert_rows_then(objects: list[Model], follow_up: str) -> int:
+    """insert_rows, plus a second statement over the inserted rows in the same round trip
+    (PostgreSQL only): `follow_up` is an INSERT … SELECT … FROM ins … RETURNING 1, where `ins`
+    holds the new rows (every column). Returns how many rows the follow-up wrote. This is how
+    the outgoing-webhook outbox rides on the realtime events' INSERT at no extra statement."""
+    if not objects:
+        return 0
+    model = type(objects[0])
+    sql, fields = _insert_sql(model)
+    head, _, _ = sql.rpartition(" RETURNING ")
+    pk = _quote(model._meta.pk.column)
+    combined = (
+        f"WITH ins AS ({head} RETURNING *), follow AS ({follow_up}) "
+        f"SELECT ins.{pk}, (SELECT count(*) FROM follow) FROM ins"
+    )
+    rows = _execute(combined, fields, objects, add=True)
+    for obj, (pk_value, _count) in zip(objects, rows, strict=True):
+        _mark_saved(obj, pk_value)
+    return rows[0][1] if rows else 0

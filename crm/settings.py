@@ -150,8 +150,19 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 # Arrivals have their own queue, so a backlog of sends never delays them (compose runs a worker
 # for each; a worker started without -Q consumes both).
 CELERY_WEBHOOK_QUEUE = env("CELERY_WEBHOOK_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE + "-webhooks")
-CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, CELERY_WEBHOOK_QUEUE: {}}
+# Outgoing webhooks to integrators have a queue of their own too: a slow receiver never delays
+# arrivals or sends.
+CELERY_OUTGOING_QUEUE = env(
+    "CELERY_OUTGOING_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE + ".outgoing"
+)
+CELERY_TASK_QUEUES = {
+    CELERY_TASK_DEFAULT_QUEUE: {},
+    CELERY_WEBHOOK_QUEUE: {},
+    CELERY_OUTGOING_QUEUE: {},
+}
 CELERY_TASK_ROUTES = {
+    "communications.tasks.send_outgoing_webhooks": {"queue": CELERY_OUTGOING_QUEUE},
+    "communications.tasks.sweep_outgoing_webhooks": {"queue": CELERY_OUTGOING_QUEUE},
     "communications.tasks.process_webhook_deliveries": {"queue": CELERY_WEBHOOK_QUEUE},
     "communications.tasks.sweep_webhook_deliveries": {"queue": CELERY_WEBHOOK_QUEUE},
 }
@@ -197,6 +208,16 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {
         "task": "communications.tasks.sweep_webhook_deliveries",
         "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=30.0),
+    },
+    # Outgoing webhooks (communications/services/outgoing_webhooks.py): retries that came due
+    # and what no kick reached.
+    "sweep-outgoing-webhooks": {
+        "task": "communications.tasks.sweep_outgoing_webhooks",
+        "schedule": env.float("OUTGOING_WEBHOOK_SWEEP_SECONDS", default=15.0),
+    },
+    "prune-outgoing-webhooks": {
+        "task": "communications.tasks.prune_outgoing_webhooks",
+        "schedule": 3600.0,
     },
     "prune-webhook-deliveries": {
         "task": "communications.tasks.prune_webhook_deliveries",
@@ -246,6 +267,20 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.
 WEBHOOK_KICK_SECONDS = env.int("WEBHOOK_KICK_SECONDS", default=5)
 WEBHOOK_STALL_SECONDS = env.int("WEBHOOK_STALL_SECONDS", default=120)
 WEBHOOK_AUTH_FAILURE_LIMIT = env("WEBHOOK_AUTH_FAILURE_LIMIT", default="30/minute")
+# Outgoing webhooks to integrators (communications/services/outgoing_webhooks.py).
+OUTGOING_WEBHOOK_TIMEOUT = env.float("OUTGOING_WEBHOOK_TIMEOUT", default=10.0)
+OUTGOING_WEBHOOK_RETRY_BASE_SECONDS = env.float("OUTGOING_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+OUTGOING_WEBHOOK_MAX_BACKOFF_SECONDS = env.float(
+    "OUTGOING_WEBHOOK_MAX_BACKOFF_SECONDS", default=3600.0
+)
+OUTGOING_WEBHOOK_RETRY_HOURS = env.float("OUTGOING_WEBHOOK_RETRY_HOURS", default=24.0)
+OUTGOING_WEBHOOK_DISABLE_AFTER_FAILURES = env.int(
+    "OUTGOING_WEBHOOK_DISABLE_AFTER_FAILURES", default=10
+)
+OUTGOING_WEBHOOK_LEASE_SECONDS = env.int("OUTGOING_WEBHOOK_LEASE_SECONDS", default=120)
+OUTGOING_WEBHOOK_BATCH_SIZE = env.int("OUTGOING_WEBHOOK_BATCH_SIZE", default=100)
+OUTGOING_WEBHOOK_KICK_SECONDS = env.int("OUTGOING_WEBHOOK_KICK_SECONDS", default=2)
+OUTGOING_WEBHOOK_LOG_RETENTION_DAYS = env.int("OUTGOING_WEBHOOK_LOG_RETENTION_DAYS", default=14)
 # Sign-in attempts (/accounts/login/ and /admin/login/): per address + username, per address.
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/300s")
 LOGIN_ADDRESS_RATE_LIMIT = env("LOGIN_ADDRESS_RATE_LIMIT", default="100/300s")
@@ -313,6 +348,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- Email ----------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="switchboard@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Who hears of a disabled outgoing webhook (mail_admins): comma-separated addresses.
+ADMINS = [("", address) for address in env.list("DJANGO_ADMINS", default=[])]
 
 # --- Security -------------------------------------------------------------------------------
 # Secrets stored in the database (channel tokens, Matrix passwords) are Fernet-encrypted with

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import team_views, views
+from . import outgoing_webhooks, team_views, views
 
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="api-conversations"),
@@ -71,5 +71,20 @@ urlpatterns = [
     ),
     path("messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"),
     path("search/", views.SearchView.as_view(), name="api-search"),
+    path(
+        "outgoing-webhooks/",
+        outgoing_webhooks.SubscriptionListView.as_view(),
+        name="api-outgoing-webhooks",
+    ),
+    path(
+        "outgoing-webhooks/<int:subscription_id>/",
+        outgoing_webhooks.SubscriptionDetailView.as_view(),
+        name="api-outgoing-webhook",
+    ),
+    path(
+        "outgoing-webhooks/<int:subscription_id>/deliveries/",
+        outgoing_webhooks.DeliveryListView.as_view(),
+        name="api-outgoing-webhook-deliveries",
+    ),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
 ]

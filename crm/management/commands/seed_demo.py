@@ -102,6 +102,7 @@ class Command(BaseCommand):
         _seed_avatars()
         _whatsapp_cloud_demo(channels[0], now)
         seed_notification_settings(manager, colleague)
+        _outgoing_webhook_demo(now)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
@@ -395,3 +396,67 @@ def seed_notification_settings(manager, colleague) -> None:
     NotificationPreference.objects.update_or_create(
         user=colleague, defaults={"level": Level.ALL, "sound": False}
     )
+
+
+def _outgoing_webhook_demo(now) -> None:
+    """An integrator's subscription with a few deliveries in its log: one delivered at once, one
+    after a 500, one given up. Left disabled: the demo must not post to a URL that is not
+    there (point it at your endpoint in the admin and enable it)."""
+    from communications.models import (
+        OutgoingWebhookAttempt,
+        OutgoingWebhookDelivery,
+        OutgoingWebhookSubscription,
+        RealtimeEvent,
+    )
+    from communications.serializers import message_payload
+    from communications.services.outgoing_webhooks import new_secret
+
+    subscription = OutgoingWebhookSubscription.objects.create(
+        name="ERP sync (demo)",
+        url="https://erp.example.com/switchboard/webhook",
+        events=["message.created", "conversation.updated", "contact.updated"],
+        secrets={"signing_secret": new_secret()},
+        is_active=False,
+        disabled_reason="demo: point it at your endpoint and enable it",
+        disabled_at=now,
+    )
+    messages = Message.objects.select_related("conversation").order_by("-created_at")[:3]
+    stories = [
+        [(200, 84, "")],
+        [(500, 1312, "HTTP 500: upstream timeout"), (200, 97, "")],
+        [(None, 10000, "ReadTimeout: read timed out")] * 3,
+    ]
+    for n, (message, attempts) in enumerate(zip(messages, stories, strict=False)):
+        event = RealtimeEvent.objects.create(
+            type="message.created",
+            channel_id=message.channel_id,
+            conversation_id=message.conversation_id,
+            payload=message_payload(message),
+        )
+        sent_at = now - timedelta(hours=3 - n)
+        delivered = attempts[-1][0] == 200
+        delivery = OutgoingWebhookDelivery.objects.create(
+            subscription=subscription,
+            event_id=event.pk,
+            event_type=event.type,
+            conversation_id=message.conversation_id,
+            created_at=sent_at,
+            state="delivered" if delivered else "failed",
+            attempts=len(attempts),
+            next_attempt_at=sent_at,
+            give_up_after=sent_at + timedelta(hours=24),
+            last_status_code=attempts[-1][0],
+            last_error=attempts[-1][2],
+            delivered_at=sent_at + timedelta(minutes=len(attempts)) if delivered else None,
+        )
+        OutgoingWebhookAttempt.objects.bulk_create(
+            OutgoingWebhookAttempt(
+                delivery=delivery,
+                started_at=sent_at + timedelta(minutes=i),
+                status_code=code,
+                latency_ms=latency,
+                ok=code == 200,
+                error=error,
+            )
+            for i, (code, latency, error) in enumerate(attempts)
+        )
