@@ -6,6 +6,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.safe_json import SafeJSONParser
+
 from ..api.schema import ERRORS, ErrorSerializer, errors
 from . import push, services
 from .models import NotificationPreference, PushSubscription
@@ -84,6 +86,8 @@ def settings_payload(user, preference=None) -> dict:
 
 
 class NotificationSettingsView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(responses={200: NotificationSettingsSerializer, **errors()})
     def get(self, request):
         return Response(settings_payload(request.user))
@@ -105,6 +109,8 @@ PUSH_OFF = OpenApiResponse(
 
 
 class PushSubscriptionListView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(responses={200: PushSubscriptionSerializer(many=True), **errors()})
     def get(self, request):
         rows = PushSubscription.objects.filter(user=request.user).order_by("-created_at")
@@ -145,6 +151,8 @@ class PushSubscriptionListView(APIView):
 
 
 class PushUnsubscribeView(APIView):
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
     @extend_schema(
         request=EndpointSerializer,
         responses={204: None, **errors(400, 404)},
