@@ -8,6 +8,7 @@ from django.utils import timezone
 from crm.models import Team
 
 from .. import events
+from ..counts import CountState, counts_delta, state_of
 from ..models import Conversation
 from ..serializers import conversation_payload
 
@@ -49,6 +50,7 @@ def update_conversation(conversation: Conversation, *, changes: dict) -> Convers
 
     `conversation` must be row-locked by the caller (`access_conversation_by_id(...,
     for_update=True)`): the event's payload is built from it and must be the row's state."""
+    before = state_of(conversation)
     fields = []
     if "status" in changes:
         conversation.status = changes["status"]
@@ -91,13 +93,20 @@ def update_conversation(conversation: Conversation, *, changes: dict) -> Convers
     with transaction.atomic():
         conversation.version += 1  # under the caller's row lock: strictly increasing
         conversation.save(update_fields=[*set(fields), "version", "updated_at"])
-        record_conversation_updated(conversation)
+        record_conversation_updated(conversation, before=before)
     return conversation
 
 
 def bulk_update_conversations(conversation_ids: list[int], **values) -> int:
     """The admin's bulk actions: one UPDATE, then one event per conversation for the inbox."""
     with transaction.atomic():
+        # Their states before, locked until we commit, for the counts' deltas.
+        before = {
+            c.pk: state_of(c)
+            for c in Conversation.objects.select_for_update()
+            .filter(pk__in=conversation_ids)
+            .only("status", "is_archived", "assignee_id", "unread_count")
+        }
         count = Conversation.objects.filter(pk__in=conversation_ids).update(
             **values, version=F("version") + 1, updated_at=timezone.now()
         )
@@ -105,7 +114,7 @@ def bulk_update_conversations(conversation_ids: list[int], **values) -> int:
         for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related(
             "contact", "channel", "assignee"
         ):
-            record_conversation_updated(conversation)
+            record_conversation_updated(conversation, before=before.get(conversation.pk))
     return count
 
 
@@ -114,20 +123,23 @@ def mark_read(conversation: Conversation) -> Conversation:
     payload is built from it."""
     if conversation.unread_count == 0:
         return conversation
+    before = state_of(conversation)
     with transaction.atomic(savepoint=False):  # the caller's, which holds the lock
         conversation.unread_count = 0
         conversation.version += 1
         conversation.save(update_fields=["unread_count", "version", "updated_at"])
-        record_conversation_updated(conversation)
+        record_conversation_updated(conversation, before=before)
     return conversation
 
 
-def record_conversation_updated(conversation: Conversation) -> None:
+def record_conversation_updated(conversation: Conversation, *, before: CountState | None) -> None:
     """`conversation.updated` for every viewer, after commit (contact, channel and assignee
-    select_related)."""
+    select_related), with how it moved the counts since `before` (the row's state before the
+    change, read under the same lock)."""
     events.record_event(
         events.CONVERSATION_UPDATED,
         channel_id=conversation.channel_id,
         conversation_id=conversation.pk,
         payload=conversation_payload(conversation),
+        counts=counts_delta(before, state_of(conversation)),
     )

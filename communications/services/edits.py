@@ -113,6 +113,7 @@ def _wipe(message: Message, redaction_id: str) -> None:
 
 def _forget_preview(message: Message) -> None:
     """The conversation's preview quoted this message if it is still the last one."""
+    from ..counts import state_of
     from .conversations import record_conversation_updated
     from .ingest import preview_text
 
@@ -131,7 +132,8 @@ def _forget_preview(message: Message) -> None:
         return
     conversation.last_message_preview = preview_text(message)
     conversation.save(update_fields=["last_message_preview", "updated_at"])
-    record_conversation_updated(conversation)
+    # Only the preview changed: no count moves.
+    record_conversation_updated(conversation, before=state_of(conversation))
 
 
 def apply_reaction(
