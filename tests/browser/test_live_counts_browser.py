@@ -33,9 +33,7 @@ def count(page, name: str):
     return page.locator(f'[data-count="{name}"]').first
 
 
-def test_counts_follow_live_events_without_a_refetch(
-    live_server_url, chromium, inbox, screenshot
-):
+def test_counts_follow_live_events_without_a_refetch(live_server_url, chromium, inbox, screenshot):
     channel, alice = inbox
     context = chromium.new_context(viewport={"width": 1440, "height": 900})
     refetches = []
