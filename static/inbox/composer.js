@@ -3,9 +3,8 @@
 
 import { api } from "./api.js";
 import { EmailFields } from "./email-composer.js";
-import { el, humanSize } from "./render.js";
-
-const EMOJI = ["😀", "😊", "👍", "🙏", "🎉", "❤️", "😅", "🤔", "👌", "🙌", "📦", "✅"];
+import { EmojiPicker } from "./emoji.js";
+import { humanSize } from "./render.js";
 
 export class Composer {
   constructor({ form, thread, realtime, maxUploadBytes, toast }) {
@@ -53,13 +52,11 @@ export class Composer {
       event.preventDefault();
       this.sendFiles([...event.dataTransfer.files]);
     });
-    const picker = form.querySelector(".emoji-picker");
-    form.querySelector(".emoji-toggle").addEventListener("click", () => {
-      picker.hidden = !picker.hidden;
+    this.emoji = new EmojiPicker({
+      toggle: form.querySelector(".emoji-toggle"),
+      box: form.querySelector(".emoji-picker"),
+      onPick: (emoji) => this.insertText(emoji),
     });
-    picker.append(
-      ...EMOJI.map((emoji) => el("button", { type: "button", class: "emoji", text: emoji, onclick: () => this.insertText(emoji) })),
-    );
   }
 
   // The opened conversation: where replies cannot be sent yet, say so and write notes only.

@@ -1,12 +1,13 @@
-// The open conversation: header with status and assignment, messages, the customer's card.
+// The open conversation: header with its actions (actions.js), messages, the customer's card.
 
+import { renderActions } from "./actions.js";
 import { api } from "./api.js";
+import { closePopover } from "./popover.js";
 import {
   avatar,
   channelTag,
   contactName,
   el,
-  fullTime,
   olderThan,
   renderMessage,
   shortTime,
@@ -155,66 +156,28 @@ export class Thread {
 
   renderHeader(conversation) {
     const name = contactName(conversation.contact);
-    const status = el(
-      "select",
-      { class: "control", name: "status", "aria-label": "Status", onchange: (e) => this.changeStatus(e.target.value) },
-      ...["open", "pending", "snoozed", "resolved"].map((value) =>
-        el("option", { value, selected: conversation.status === value, text: value[0].toUpperCase() + value.slice(1) }),
-      ),
-    );
-    const assigneeId = conversation.assignee ? conversation.assignee.id : "";
-    const assignee = el(
-      "select",
-      { class: "control", name: "assignee", "aria-label": "Assignee", onchange: (e) => this.change({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
-      el("option", { value: "", selected: !assigneeId, text: "Unassigned" }),
-      el("option", { value: this.me.id, selected: assigneeId === this.me.id, text: `Me (${this.me.name})` }),
-      ...this.managers
-        .filter((m) => m.id !== this.me.id)
-        .map((m) => el("option", { value: m.id, selected: assigneeId === m.id, text: m.name })),
-    );
-    const team = el(
-      "select",
-      { class: "control", name: "team", "aria-label": "Team", onchange: (e) => this.change({ team_id: e.target.value ? Number(e.target.value) : null }) },
-      el("option", { value: "", selected: !conversation.team_id, text: "No team" }),
-      ...this.teams.map((t) => el("option", { value: t.id, selected: conversation.team_id === t.id, text: t.name })),
-    );
-    const snoozed = conversation.status === "snoozed" && conversation.snoozed_until
-      ? el("span", { class: "snoozed-until", text: `until ${fullTime(conversation.snoozed_until)}` })
+    // A re-render (an event, the answer to an action) keeps the keyboard where it was.
+    const focused = this.header.contains(document.activeElement)
+      ? [...document.activeElement.classList].find((c) => c.endsWith("-action"))
       : null;
+    if (this.header.querySelector(".popover")) closePopover({ focus: false });
     this.header.replaceChildren(
       avatar(name, "large"),
       el(
         "div",
         { class: "head-main" },
-        el("h2", { class: "head-name", text: name }),
+        el("h2", { class: "head-name", text: name, title: name }),
         el("div", { class: "head-sub" }, channelTag(conversation.channel),
           conversation.subject ? el("span", { class: "head-subject", text: conversation.subject }) : null),
       ),
-      el("div", { class: "head-controls" }, status, snoozed, assignee, team),
+      renderActions(conversation, {
+        me: this.me,
+        managers: this.managers,
+        teams: this.teams,
+        change: (changes) => this.change(changes),
+      }),
     );
-  }
-
-  changeStatus(value) {
-    if (value !== "snoozed") return this.change({ status: value });
-    this.header.querySelector(".snooze-form")?.remove();
-    const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
-    tomorrow.setHours(9, 0, 0, 0);
-    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-    const input = el("input", { type: "datetime-local", class: "control", name: "snoozed_until", value: local, "aria-label": "Snooze until" });
-    const form = el(
-      "form",
-      {
-        class: "snooze-form",
-        onsubmit: (event) => {
-          event.preventDefault();
-          this.change({ status: "snoozed", snoozed_until: new Date(input.value).toISOString() });
-        },
-      },
-      input,
-      el("button", { type: "submit", class: "button small", text: "Snooze" }),
-      el("button", { type: "button", class: "button small ghost", text: "Cancel", onclick: () => this.renderHeader(this.conversation) }),
-    );
-    this.header.querySelector(".head-controls").append(form);
+    if (focused) this.header.querySelector(`.${focused}`)?.focus();
   }
 
   async change(changes) {
