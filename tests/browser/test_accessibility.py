@@ -86,19 +86,27 @@ def test_main_pages_have_no_serious_accessibility_problems(
     context.close()
 
 
-# Where the focus is, and whether it shows: an outline, or a box-shadow ring.
+# Where the focus is, and whether it shows: an outline, or a box-shadow ring the element does
+# not have without the focus (a selected row's bar is no focus ring).
 FOCUS = """() => {
   const node = document.activeElement;
   if (!node || node === document.body) return null;
   // a visually hidden file input shows its focus on its label
   const shows = node.matches("label > input.sr-only") ? node.parentElement : node;
-  const style = getComputedStyle(shows);
-  const outline = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
-  const ring = style.boxShadow && style.boxShadow !== "none";
+  const look = () => {
+    const style = getComputedStyle(shows);
+    return {outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0,
+            ring: style.boxShadow};
+  };
+  const focused = look();
+  node.blur();
+  const unfocused = look();
+  node.focus({preventScroll: true});
   const label = node.getAttribute("aria-label") || node.textContent.trim().slice(0, 30)
     || (node.labels && node.labels[0] ? node.labels[0].textContent.trim() : "") || node.name || node.type;
   return {key: `${node.tagName.toLowerCase()}${node.className ? "." + [...node.classList].join(".") : ""} ${label}`,
-          visible: outline || ring, shown: shows.getBoundingClientRect().width > 0};
+          visible: focused.outline || focused.ring !== unfocused.ring,
+          shown: shows.getBoundingClientRect().width > 0};
 }"""
 
 
