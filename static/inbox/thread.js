@@ -155,6 +155,12 @@ export class Thread {
   }
 
   renderHeader(conversation) {
+    // Only what the header shows: a new message or a read receipt leaves it (and an open menu) be.
+    const shown = JSON.stringify([conversation.id, conversation.status, conversation.snoozed_until,
+      conversation.assignee, conversation.team_id, conversation.subject, contactName(conversation.contact),
+      conversation.channel.id, conversation.channel.name, conversation.channel.address]);
+    if (shown === this.headerShown && this.header.isConnected && this.header.childElementCount) return;
+    this.headerShown = shown;
     const name = contactName(conversation.contact);
     // A re-render (an event, the answer to an action) keeps the keyboard where it was.
     const focused = this.header.contains(document.activeElement)

@@ -21,6 +21,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ZONE = "Asia/Tokyo"
 
 
+def box(locator) -> dict:
+    """Where an element is, read in one step (a header re-rendered by an event meanwhile is
+    measured as it is now, never as a node just taken out)."""
+    return locator.evaluate(
+        "(node) => { const r = node.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }"
+    )
+
+
 @pytest.fixture
 def inbox(transactional_db):
     channel = factories.ChannelFactory(name="Shop API")
@@ -73,13 +81,13 @@ def test_status_assignee_and_team_are_action_buttons(live_server_url, chromium, 
     expect(header.locator(".team-action")).to_have_text("Team: Sales")
 
     # snooze with a preset: tomorrow 09:00 in the manager's time zone
-    name_box = header.locator(".head-name").bounding_box()
+    name_box = box(header.locator(".head-name"))
     header.locator(".snooze-action").click()
     menu = header.locator(".popover")
     expect(menu.locator("[data-preset]")).to_have_count(5)
     screenshot(page, "header-snooze-menu")
     # the menu floats: the customer's name keeps its width
-    assert header.locator(".head-name").bounding_box() == name_box
+    assert box(header.locator(".head-name")) == name_box
     menu.locator('[data-preset="Tomorrow morning"]').click()
     expect(header.locator(".head-status")).to_contain_text("Snoozed until")
     expect(header.locator(".status-action")).to_have_text("Reopen")
@@ -107,10 +115,10 @@ def test_opening_the_snooze_form_does_not_squeeze_the_name(
     page = login(context, live_server_url, "alice")
     open_conversation(page, inbox["conversation"])
     name = page.locator("#thread-header .head-name")
-    before = name.bounding_box()
+    before = box(name)
     page.click("#thread-header .snooze-action")
     expect(page.locator(".popover input[name=snoozed_until]")).to_be_visible()
-    assert name.bounding_box() == before
+    assert box(name) == before
     assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
     screenshot(page, f"snooze-form-{size['width']}")
     context.close()
