@@ -75,6 +75,10 @@ def test_main_pages_have_no_serious_accessibility_problems(
     problems["inbox assign menu"] = axe_problems(page)
     page.keyboard.press("Escape")
 
+    page.goto(f"{live_server_url}/integrations/whatsapp/connect/")
+    expect(page.locator("h1")).to_have_text("Connect WhatsApp")
+    problems["connect whatsapp"] = axe_problems(page)
+
     page.goto(f"{live_server_url}/admin/")
     problems["admin index"] = axe_problems(page)
 
