@@ -9,31 +9,44 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from crm.models import Label
+
 from . import events, webhooks
 from .channel_forms import channel_form_for, fieldsets_for, settings_for
 from .models import (
+    Activity,
     Attachment,
+    CannedResponse,
     Channel,
     ContactIdentity,
     Conversation,
+    ConversationLabel,
     EarlyStatus,
+    Mention,
     Message,
     RealtimeEvent,
     WebhookDelivery,
 )
+from .providers import DeliveryError, provider_for
+from .serializers import activity_payload
+from .services.canned import placeholder_problem
 from .services.conversations import (
+    ConversationChangeRejected,
     assignee_rejection,
     bulk_update_conversations,
     team_rejection,
+    update_conversation,
 )
+from .services.labels import bulk_change_conversation_labels
 from .services.send import RETRYABLE_STATUSES, retry_failed_message
 
 
@@ -72,6 +85,19 @@ class ChangesAccessAdmin(admin.ModelAdmin):
         events.access_changed()
 
 
+def register_channel_webhook(channel: Channel, public_url: str) -> tuple[bool, str]:
+    """The admin's "Set up the webhook": the provider tells its platform where to deliver
+    (its optional `register_webhook(public_url)` hook: Telegram setWebhook). Returns (ok,
+    staff's words)."""
+    try:
+        register = getattr(provider_for(channel), "register_webhook", None)
+        if register is None:
+            return False, "this kind of channel has no webhook to set up from here"
+        return True, register(public_url)
+    except DeliveryError as exc:
+        return False, exc.reason
+
+
 @admin.register(Channel)
 class ChannelAdmin(ChangesAccessAdmin):
     """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
@@ -81,6 +107,8 @@ class ChannelAdmin(ChangesAccessAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
+    # Through the channel's provider, where it offers the hook.
+    actions = ["test_connection", "register_webhook"]
 
     class Media:
         js = ["admin_sb/channel_kind.js"]
@@ -96,7 +124,37 @@ class ChannelAdmin(ChangesAccessAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        return fieldsets_for(self._kind(request, obj), adding=obj is None)
+        fieldsets = fieldsets_for(self._kind(request, obj), adding=obj is None)
+        kind_settings = settings_for(obj.kind) if obj is not None else None
+        source = kind_settings.webhook_source if kind_settings else ""
+        if source:
+            url = request.build_absolute_uri(f"/webhooks/{source}/{obj.pk}/")
+            fieldsets.append(
+                (
+                    "Webhook",
+                    {
+                        "fields": (),
+                        "description": format_html(
+                            "Webhook URL to paste into the platform's webhook settings: "
+                            '<code class="webhook-url">{}</code><br>{}',
+                            url,
+                            kind_settings.webhook_note
+                            or "with the verify token or secret set above.",
+                        ),
+                    },
+                )
+            )
+        return fieldsets
+
+    @admin.action(description="Set up the webhook at the platform")
+    def register_webhook(self, request, queryset):
+        # Where staff reach this admin is where the platform reaches us (behind the same host).
+        public_url = request.build_absolute_uri("/").rstrip("/")
+        for channel in queryset:
+            ok, text = register_channel_webhook(channel, public_url)
+            self.message_user(
+                request, f"{channel}: {text}", messages.SUCCESS if ok else messages.ERROR
+            )
 
     def get_readonly_fields(self, request, obj=None):
         return ["kind"] if obj is not None else []
@@ -129,6 +187,26 @@ class ChannelAdmin(ChangesAccessAdmin):
                 self.message_user(request, problem.text, level)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        """One cheap authenticated call per channel (Graph `me`, Telegram `getMe`), through the
+        provider's optional `check_connection` hook; its answer or failure said in plain words."""
+        from .providers import DeliveryError, provider_for
+
+        for channel in queryset:
+            try:
+                check = getattr(provider_for(channel), "check_connection", None)
+                if check is None:
+                    self.message_user(
+                        request,
+                        f"{channel}: this kind of channel has no connection test",
+                        messages.WARNING,
+                    )
+                    continue
+                self.message_user(request, f"{channel}: {check()}", messages.SUCCESS)
+            except DeliveryError as exc:
+                self.message_user(request, f"{channel}: {exc.reason}", messages.ERROR)
+
     @admin.display(description="secrets set")
     def secrets_set(self, obj: Channel) -> str:
         labels = {key: label for key, (label, _) in settings_for(obj.kind).secrets.items()}
@@ -152,6 +230,8 @@ class ConversationAdminForm(forms.ModelForm):
             self.add_error("assignee", f"{assignee} {reason}")
         if team is not None and (reason := team_rejection(conversation, team.pk)):
             self.add_error("team", f"{team} {reason}")
+        if data.get("status") == Conversation.Status.SNOOZED and not data.get("snoozed_until"):
+            self.add_error("snoozed_until", "a snoozed conversation needs a time to wake up")
         return data
 
 
@@ -160,12 +240,49 @@ def _cell(text: str, css: str = "sb-cell") -> str:
     return format_html('<span class="{}" title="{}">{}</span>', css, text, text)
 
 
+class ConversationActionForm(ActionForm):
+    """The action bar's extra field: which label "Add label" / "Remove label" use."""
+
+    label = forms.ModelChoiceField(Label.objects.all(), required=False, empty_label="(label)")
+
+
+class ActivityInline(admin.TabularInline):
+    model = Activity
+    extra = 0
+    fields = ["created_at", "line"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+    can_delete = False
+    verbose_name_plural = "activity"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="what happened")
+    def line(self, obj) -> str:
+        return activity_payload(obj)["text"]
+
+
+class ConversationLabelInline(admin.TabularInline):
+    model = ConversationLabel
+    extra = 0
+    fields = ["label", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "labels (change them from the inbox, the API or the actions)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     """The triage list fits a 1440 px screen beside the admin's sidebar and filters: compact
     columns, long names cut with an ellipsis (tests/browser/test_admin_browser.py)."""
 
     form = ConversationAdminForm
+    action_form = ConversationActionForm
+    inlines = [ConversationLabelInline, ActivityInline]
     list_display = [
         "id",
         "customer",
@@ -217,7 +334,7 @@ class ConversationAdmin(admin.ModelAdmin):
             date_format(local, "j M, H:i"),
         )
 
-    list_filter = ["status", "is_archived", "channel", "team", "assignee"]
+    list_filter = ["status", "is_archived", "channel", "team", "assignee", "labels"]
     list_select_related = ["contact", "channel", "assignee", "team"]
     search_fields = ["=id", "contact__name", "contact__phone", "contact__email", "external_id"]
     raw_id_fields = ["contact", "assignee"]
@@ -225,11 +342,76 @@ class ConversationAdmin(admin.ModelAdmin):
     ordering = ["-last_message_at", "-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    actions = ["assign_to_me", "unassign", "resolve", "reopen", "archive", "unarchive"]
+    actions = [
+        "assign_to_me",
+        "unassign",
+        "resolve",
+        "reopen",
+        "archive",
+        "unarchive",
+        "add_label",
+        "remove_label",
+    ]
+
+    def save_model(self, request, obj, form, change):
+        """Edits of status, snooze, assignee, team and archive go through the service, like the
+        inbox's: the same rules, one realtime event and the activity lines."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        tracked = {
+            "status": "status",
+            "snoozed_until": "snoozed_until",
+            "assignee": "assignee_id",
+            "team": "team_id",
+            "is_archived": "is_archived",
+        }
+        changes = {
+            key: getattr(obj, key) for field, key in tracked.items() if field in form.changed_data
+        }
+        others = [f for f in form.changed_data if f not in tracked]
+        with transaction.atomic():
+            locked = (
+                Conversation.objects.select_related("contact", "channel", "assignee")
+                .select_for_update(of=("self",))
+                .get(pk=obj.pk)
+            )
+            if others:
+                for field in others:
+                    setattr(locked, field, getattr(obj, field))
+                locked.save(update_fields=[*others, "updated_at"])
+            try:
+                update_conversation(locked, changes=changes, actor=request.user)
+            except ConversationChangeRejected as exc:  # the form's clean() checks these first
+                transaction.set_rollback(True)
+                self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+
+    @admin.action(description="Add the label chosen beside the action")
+    def add_label(self, request, queryset):
+        self._label_action(request, queryset, add=True)
+
+    @admin.action(description="Remove the label chosen beside the action")
+    def remove_label(self, request, queryset):
+        self._label_action(request, queryset, add=False)
+
+    def _label_action(self, request, queryset, *, add: bool) -> None:
+        label = Label.objects.filter(pk=request.POST.get("label") or None).first()
+        if label is None:
+            self.message_user(
+                request, "label: choose a label beside the action first.", messages.ERROR
+            )
+            return
+        ids = list(queryset.values_list("pk", flat=True))
+        changed = bulk_change_conversation_labels(
+            ids, add=[label] if add else [], remove=[] if add else [label], actor=request.user
+        )
+        done = "added to" if add else "removed from"
+        self.message_user(
+            request, f"Label {label.name} {done} {changed} conversation(s).", messages.SUCCESS
+        )
 
     def _bulk(self, request, queryset: QuerySet, label: str, **values) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        count = bulk_update_conversations(ids, **values)
+        count = bulk_update_conversations(ids, actor=request.user, **values)
         self.message_user(request, f"{count} conversation(s) {label}.", messages.SUCCESS)
 
     @admin.action(description="Assign to me")
@@ -478,3 +660,54 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                 "they were never authentic or never understood.",
                 level=messages.WARNING,
             )
+
+
+class CannedResponseForm(forms.ModelForm):
+    class Meta:
+        model = CannedResponse
+        fields = ["shortcut", "title", "content", "team", "owner"]
+
+    def clean_content(self):
+        content = self.cleaned_data["content"]
+        problem = placeholder_problem(content)
+        if problem:
+            raise forms.ValidationError(problem)
+        return content
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("team")) == bool(data.get("owner")):
+            raise forms.ValidationError(
+                "Choose a team (team-wide) or an owner (personal), not both and not neither."
+            )
+        return data
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    form = CannedResponseForm
+    list_display = ["shortcut", "title", "team", "owner", "updated_at"]
+    list_filter = ["team"]
+    list_select_related = ["team", "owner"]
+    search_fields = ["shortcut", "title", "content"]
+    raw_id_fields = ["owner"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Mention)
+class MentionAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "conversation_id", "message_id", "created_at", "read_at"]
+    list_select_related = ["user"]
+    raw_id_fields = ["message", "conversation", "user"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -14,3 +14,9 @@ class CommunicationsConfig(AppConfig):
         from .webhooks import webhook_health
 
         register_check("webhooks", webhook_health, required=False)
+
+        from django.db.models.signals import post_migrate
+
+        from .search_index import reinstall_after_migrate
+
+        post_migrate.connect(reinstall_after_migrate, sender=self)

@@ -17,6 +17,11 @@ class KindSettings:
     config: dict[str, forms.Field] = field(default_factory=dict)
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # key → (label, purpose)
     note: str = ""
+    # The URL segment of the kind's webhook (/webhooks/<source>/<id>/): the admin shows the
+    # channel's full webhook URL, ready to paste into the platform's settings.
+    webhook_source: str = ""
+    # What staff do with that URL, when it is not simply pasted with the secrets above.
+    webhook_note: str = ""
 
 
 KIND_SETTINGS: dict[str, KindSettings] = {
@@ -47,6 +52,13 @@ KIND_SETTINGS: dict[str, KindSettings] = {
                 help_text="From Meta's WhatsApp Manager → API setup. Needed to send and to "
                 "receive through the WhatsApp Cloud API.",
             ),
+            "business_account_id": forms.CharField(
+                label="WhatsApp Business Account ID",
+                required=False,
+                max_length=64,
+                help_text="From Meta's WhatsApp Manager → API setup. Needed to sync the "
+                "message templates sent outside the 24-hour window.",
+            ),
             "graph_api_base": forms.URLField(
                 label="Graph API base URL",
                 required=False,
@@ -64,6 +76,81 @@ KIND_SETTINGS: dict[str, KindSettings] = {
         },
         note="These settings are for the WhatsApp Cloud API mode. In the Matrix mode the "
         "WhatsApp numbers are connected by the managers (Connect WhatsApp).",
+        webhook_source="whatsapp",
+    ),
+    Channel.Kind.MESSENGER: KindSettings(
+        config={
+            "page_id": forms.CharField(
+                label="Facebook page ID",
+                required=False,
+                max_length=64,
+                help_text="The page's numeric ID (Meta Business Suite → page settings → About, "
+                "or the App Dashboard's Messenger settings).",
+            ),
+            "human_agent": forms.BooleanField(
+                label="Page has the Human Agent permission",
+                required=False,
+                help_text="Tick when Meta granted this app the Human Agent permission: replies "
+                "are then allowed up to 7 days after the customer's last message (tagged "
+                "HUMAN_AGENT) instead of 24 hours.",
+            ),
+        },
+        secrets={
+            "page_access_token": ("Page access token", "the page's access token from Meta"),
+            "app_secret": ("App secret", "signs Meta's webhooks to this channel"),
+            "verify_token": (
+                "Webhook verify token",
+                "any secret you choose; type the same in Meta's webhook settings",
+            ),
+        },
+        note="Subscribe the page to: messages, message_echoes, message_deliveries, "
+        "message_reads, message_reactions, messaging_postbacks (docs/meta.md).",
+        webhook_source="meta",
+    ),
+    Channel.Kind.INSTAGRAM: KindSettings(
+        config={
+            "instagram_account_id": forms.CharField(
+                label="Instagram account ID",
+                required=False,
+                max_length=64,
+                help_text="The Instagram professional account's ID (IGID), as Meta's webhooks "
+                "name it in entry.id.",
+            ),
+            "human_agent": forms.BooleanField(
+                label="Account has the Human Agent permission",
+                required=False,
+                help_text="Tick when Meta granted this app the Human Agent permission: replies "
+                "are then allowed up to 7 days after the customer's last message (tagged "
+                "HUMAN_AGENT) instead of 24 hours.",
+            ),
+        },
+        secrets={
+            "page_access_token": (
+                "Page access token",
+                "the access token of the Facebook page linked to the Instagram account",
+            ),
+            "app_secret": ("App secret", "signs Meta's webhooks to this channel"),
+            "verify_token": (
+                "Webhook verify token",
+                "any secret you choose; type the same in Meta's webhook settings",
+            ),
+        },
+        note="Subscribe the Instagram webhook to: messages, messaging_seen, message_reactions, "
+        "messaging_postbacks (docs/meta.md).",
+        webhook_source="meta",
+    ),
+    Channel.Kind.TELEGRAM: KindSettings(
+        secrets={
+            "bot_token": (
+                "Bot token",
+                "the token @BotFather gave for the bot (123456789:AA…)",
+            ),
+        },
+        webhook_source="telegram",
+        webhook_note="Telegram is told this address, with a secret only it and Switchboard "
+        "know, by the action “Set up the webhook at the platform” in the channel list (or "
+        "manage.py telegram_set_webhook --channel ID --public-url https://your.host). "
+        "Run it again after changing the bot token.",
     ),
 }
 NO_SETTINGS = KindSettings()
@@ -87,7 +174,8 @@ class ChannelFormBase(forms.ModelForm):
         stored = (self.instance.secrets or {}) if self.instance.pk else {}
         for key in self.kind_settings.config:
             if key in self.fields:
-                self.fields[key].initial = config.get(key, "")
+                default = False if isinstance(self.fields[key], forms.BooleanField) else ""
+                self.fields[key].initial = config.get(key, default)
         for key, (_label, purpose) in self.kind_settings.secrets.items():
             if key in self.fields:
                 state = "set: leave blank to keep it" if stored.get(key) else "not set"
@@ -99,7 +187,11 @@ class ChannelFormBase(forms.ModelForm):
         for key in self.kind_settings.config:
             if key not in self.cleaned_data:
                 continue
-            value = (self.cleaned_data[key] or "").strip()
+            value = self.cleaned_data[key]
+            if isinstance(value, bool):
+                value = value or None  # a ticked box is stored as true, an unticked one not at all
+            else:
+                value = (value or "").strip()
             if value:
                 config[key] = value
             else:

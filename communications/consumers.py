@@ -104,7 +104,11 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.hub = hub_for(get_channel_layer())
         await self.accept()
         try:
-            for group in [events.ACCESS_GROUP, *map(events.channel_group, self.channel_ids)]:
+            for group in [
+                events.ACCESS_GROUP,
+                events.user_group(self.user.pk),
+                *map(events.channel_group, self.channel_ids),
+            ]:
                 await self.join(group)
         except Exception:
             logger.warning("inbox socket of user %s cannot join its groups", self.user.pk)
@@ -350,7 +354,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             latest = await database_sync_to_async(_latest_event_id)()
         else:
             missed, latest = await database_sync_to_async(_missed_events)(
-                self.channel_ids, last_event_id
+                self.channel_ids, last_event_id, self.user.pk
             )
             if missed is None:
                 await self.send_json({"type": "resync", "last_event_id": latest})
@@ -388,8 +392,11 @@ def _latest_event_id() -> int:
     return RealtimeEvent.objects.aggregate(latest=Max("id"))["latest"] or 0
 
 
-def _missed_events(channel_ids: list[int], last_event_id: int) -> tuple[list[dict] | None, int]:
-    """Events after `last_event_id` on these channels (None when more than RESUME_LIMIT)."""
+def _missed_events(
+    channel_ids: list[int], last_event_id: int, user_id: int | None = None
+) -> tuple[list[dict] | None, int]:
+    """Events after `last_event_id` on these channels, and those for this user alone (None
+    when more than RESUME_LIMIT)."""
     after = Q(id__gt=last_event_id)
     seen_at = (
         RealtimeEvent.objects.filter(pk=last_event_id).values_list("created_at", flat=True).first()
@@ -397,7 +404,8 @@ def _missed_events(channel_ids: list[int], last_event_id: int) -> tuple[list[dic
     if seen_at is not None:
         after |= Q(id__lte=last_event_id, created_at__gte=seen_at - RESUME_LOOKBACK)
     rows = list(
-        RealtimeEvent.objects.filter(after, channel_id__in=channel_ids)
+        RealtimeEvent.objects.filter(after)
+        .filter(_for_sockets_of(channel_ids, user_id))
         .order_by("id")
         .values("id", "type", "payload", "counts")[: RESUME_LIMIT + 1]
     )
@@ -406,6 +414,13 @@ def _missed_events(channel_ids: list[int], last_event_id: int) -> tuple[list[dic
         return None, _latest_event_id()
     missed = [events.envelope(r["id"], r["type"], r["payload"], r["counts"]) for r in rows]
     return missed, latest
+
+
+def _for_sockets_of(channel_ids: list[int], user_id: int | None) -> Q:
+    where = Q(channel_id__in=channel_ids)
+    if user_id is not None:
+        where |= Q(user_id=user_id, channel_id__isnull=True)
+    return where
 
 
 def _broadcast_presence(user, kind: str, conversation_id):

@@ -24,6 +24,8 @@ MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 CONVERSATION_CREATED = "conversation.created"
 CONVERSATION_UPDATED = "conversation.updated"
+# A contact's name or picture changed (R12, the profile refresh): data is the contact's JSON.
+CONTACT_UPDATED = "contact.updated"
 TYPING = "typing"
 # Not an event for the page: tells every open socket to re-read what its user may see.
 ACCESS_CHANGED = "access.changed"
@@ -32,6 +34,28 @@ ACCESS_GROUP = "inbox.access"
 
 def channel_group(channel_id: int) -> str:
     return f"inbox.channel.{channel_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Events for one user's sockets only (`mention.created`)."""
+    return f"inbox.user.{user_id}"
+
+
+def record_user_event(
+    event_type: str, *, user_id: int, conversation_id: int | None, payload: dict
+) -> RealtimeEvent:
+    """An event for one user's open inboxes (stored for resume like any other), after commit."""
+    row = RealtimeEvent(
+        type=event_type,
+        channel_id=None,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        payload=payload,
+    )
+    insert_rows([row])
+    event = {"id": row.pk, "type": row.type, "data": row.payload}
+    transaction.on_commit(lambda: _send_to_groups({user_group(user_id): [event]}))
+    return row
 
 
 def record_event(

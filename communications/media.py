@@ -89,6 +89,18 @@ def attachment_url(attachment: Attachment) -> str:
     return reverse("attachment-media", kwargs={"token": token})
 
 
+def avatar_url(contact_id: int, avatar) -> str:
+    """The URL of a contact's stored picture ("" without one). It names the file, whose name
+    changes with the picture, so browsers may keep it (communications/views.py contact_avatar);
+    access is checked on every request, like attachments'."""
+    name = getattr(avatar, "name", avatar) or ""
+    if not name:
+        return ""
+    return reverse(
+        "contact-avatar", kwargs={"contact_id": contact_id, "name": os.path.basename(name)}
+    )
+
+
 def attachment_id_from_token(token: str) -> int:
     """The attachment id a URL token names; Http404 when forged or expired."""
     try:

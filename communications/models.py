@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crm.encryption import EncryptedJSONField
-from crm.models import Contact, Team
+from crm.models import Contact, Label, Team
 
 
 class Channel(models.Model):
@@ -90,6 +90,9 @@ class Conversation(models.Model):
         Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
     )
     is_archived = models.BooleanField(default=False)
+    labels = models.ManyToManyField(
+        Label, through="ConversationLabel", related_name="conversations", blank=True
+    )
     unread_count = models.PositiveIntegerField(default=0)
     last_message_at = models.DateTimeField(default=timezone.now)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
@@ -129,6 +132,27 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"Conversation #{self.pk}"
+
+
+class ConversationLabel(models.Model):
+    """A label on a conversation: at most once (50 concurrent adds make one link)."""
+
+    # The unique (conversation, label) leads with the conversation: no index of its own.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="label_links", db_index=False
+    )
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "label"], name="conversation_label_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"label {self.label_id} on #{self.conversation_id}"
 
 
 class Message(models.Model):
@@ -337,6 +361,9 @@ class RealtimeEvent(models.Model):
 
     type = models.CharField(max_length=40)
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+", null=True)
+    # Set for events meant for one user only (`mention.created`): sent to that user's sockets,
+    # never to a channel's; channel is then null.
+    user_id = models.BigIntegerField(null=True, blank=True)
     conversation_id = models.BigIntegerField(null=True)
     payload = models.JSONField()
     # How the event moves the inbox's counts (communications/counts.py), for conversation
@@ -404,3 +431,122 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} delivery #{self.pk} ({self.verdict})"
+
+
+class Activity(models.Model):
+    """One line of a conversation's history: who changed what, when ("Dana assigned this to
+    Sam"). Written in the transaction of the change by the services that make it
+    (communications/services/conversations.py, labels.py), shown in the thread as a system
+    line and listed by the API."""
+
+    class Verb(models.TextChoices):
+        STATUS = "status", "changed the status"
+        SNOOZED = "snoozed", "snoozed"
+        ASSIGNED = "assigned", "assigned"
+        TEAM = "team", "moved to a team"
+        ARCHIVED = "archived", "archived"
+        LABELS = "labels", "changed the labels"
+
+    # msg-like thread order: (conversation, created_at, id), the index below.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="activity", db_index=False
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    # The actor's name when it happened (names in before/after too): a line reads the same
+    # after a rename or a deletion, and a page of them needs no join.
+    actor_name = models.CharField(max_length=150, blank=True)
+    verb = models.CharField(max_length=16, choices=Verb.choices)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "activity"
+        indexes = [
+            models.Index(fields=["conversation", "-created_at", "-id"], name="activity_thread")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'System'} {self.get_verb_display()} #{self.conversation_id}"
+
+
+class Mention(models.Model):
+    """A manager named with `@username` in a private note. Read by them in "Mentions"."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="mention_once_per_note")
+        ]
+        indexes = [
+            # "Mentions": a user's, unread first, newest first; and the unread badge.
+            models.Index(fields=["user", "-created_at", "-id"], name="mention_by_user"),
+            models.Index(fields=["user"], name="mention_unread", condition=Q(read_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in message #{self.message_id}"
+
+
+class CannedResponse(models.Model):
+    """A saved reply. `/` in the reply box finds it by shortcut or text; placeholders
+    (communications/services/canned.py) are filled in for the open conversation."""
+
+    shortcut = models.SlugField(max_length=50, help_text="what `/` searches first, e.g. 'shipping'")
+    title = models.CharField(max_length=120, blank=True)
+    content = models.TextField(max_length=5000)
+    # Team-wide (team set) or personal (owner set): exactly one of the two.
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="canned_responses"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_responses",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(team__isnull=True, owner__isnull=False)
+                | Q(team__isnull=False, owner__isnull=True),
+                name="canned_team_xor_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "shortcut"],
+                name="canned_shortcut_once_per_team",
+                condition=Q(team__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                name="canned_shortcut_once_per_owner",
+                condition=Q(owner__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"

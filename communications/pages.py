@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import ValidationError
 
-from crm.models import Team
+from crm.models import Label, Team
 
 from .access import access_conversation_by_id, can_see_channel, visible_channel_ids
 from .counts import inbox_counts as count_conversations
@@ -25,19 +25,22 @@ from .selectors import (
     conversation_with_card,
     filtered_conversations,
     message_page,
+    unread_mention_count,
 )
 from .serializers import (
     ChannelSerializer,
     ConversationDetailSerializer,
     MessageSerializer,
     conversation_row_payload,
+    label_payload,
     message_row_payload,
 )
 from .services.attachments import request_download_retry
+from .services.canned import team_choices
 from .services.send import SendRejected, send_message
 
 MAX_UPLOAD_BYTES = getattr(settings, "INBOX_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
-LIST_FILTERS = ("status", "channel", "assignee", "unread", "q")
+LIST_FILTERS = ("status", "channel", "assignee", "unread", "q", "label")
 
 
 @require_GET
@@ -54,7 +57,11 @@ def inbox(request):
         page = conversation_page(request.user, params)
     user = request.user
     bootstrap = {
-        "user": {"id": user.pk, "name": user.get_full_name() or user.get_username()},
+        "user": {
+            "id": user.pk,
+            "name": user.get_full_name() or user.get_username(),
+            "username": user.get_username(),
+        },
         "last_event_id": last_event_id,
         "filters": params,
         "conversations": [conversation_row_payload(row) for row in page.items],
@@ -64,6 +71,9 @@ def inbox(request):
         "teams": list(_visible_teams(user).values("id", "name")),
         "counts": inbox_counts(user),
         "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "labels": [label_payload(label) for label in Label.objects.all()],
+        "mentions_unread": unread_mention_count(user),
+        "my_teams": list(team_choices(user).order_by("name").values("id", "name")),
     }
     return render(request, "communications/inbox.html", {"bootstrap": bootstrap})
 
@@ -73,12 +83,16 @@ def inbox(request):
 def conversation_open(request, conversation_id: int):
     """Thread header, customer card with orders and the newest page of messages, together."""
     conversation = conversation_with_card(conversation_id, request.user)
-    page = message_page(conversation.pk, request.GET)
+    try:
+        page = message_page(conversation.pk, request.GET)
+    except ValidationError as exc:  # a bad before / around / after names itself
+        return JsonResponse(exc.detail, status=400)
     return JsonResponse(
         {
             "conversation": ConversationDetailSerializer(conversation).data,
             "messages": [message_row_payload(row) for row in page.items],
             "next_cursor": page.next_cursor,
+            "newer_cursor": page.newer_cursor,
         }
     )
 

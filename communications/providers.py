@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import Attachment, Channel, Message
+from .models import Attachment, Channel, Conversation, Message
 
 
 class DeliveryError(Exception):
@@ -24,7 +24,13 @@ class DeliveryError(Exception):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """Worth retrying later: timeouts, 5xx, rate limits, the homeserver being down."""
+    """Worth retrying later: timeouts, 5xx, rate limits, the homeserver being down.
+    `retry_after`: the platform said how many seconds to wait (Telegram's flood control);
+    the next attempt is not made sooner, whatever the backoff says."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -85,9 +91,28 @@ class Provider(Protocol):
     #     Telegram `getMe`). Returns what the platform answered in staff's words ("Connected as
     #     @shop_bot"); raises `DeliveryError` with the reason when it fails."""
     #
-    # Inbound translation lives in each provider's own webhook view, which hands
+    # def register_webhook(self, public_url: str) -> str:
+    #     """The admin's "set up the webhook" action: tell the platform to deliver to
+    #     `public_url` + `/webhooks/<source>/<channel id>/` (Telegram `setWebhook` with a new
+    #     secret). Returns what was done in staff's words; raises `DeliveryError` with the reason."""
+    #
+    # def reply_options(self, conversation: Conversation | None) -> ReplyOptions:
+    #     """What the reply box offers (free text, templates only, or notes only, with the
+    #     reason), for one conversation or (None) the channel as a whole. Cheap: it runs on
+    #     every conversation detail. See `reply_options()` below."""
+    #
+    # def message_templates(self, conversation: Conversation) -> list[dict]:
+    #     """The approved templates the reply box may send here, each with the variables a
+    #     manager fills in (`TemplateSerializer` documents the shape)."""
+    #
+    # def prepare_template(self, conversation: Conversation, template: dict) -> PreparedTemplate:
+    #     """Check a template send request (`{"id": …, "variables": {…}}`) and fill it in:
+    #     the text stored and shown for the outbound message, and what `send` reads back from
+    #     `message.metadata`. Raise `TemplateRejected` with the reason (→ 400)."""
+    #
+    # Inbound translation lives in each provider's own webhook receiver, which hands
     # `InboundMessage`s to `communications.services.ingest`. A provider says why it cannot
-    # reply by raising `PermanentDeliveryError` from its factory (see `reply_unavailable_reason`).
+    # reply by raising `PermanentDeliveryError` from its factory (see `reply_options`).
 
 
 # channel kind → factory(channel) → Provider. A provider class is such a factory; a kind whose
@@ -111,22 +136,56 @@ def provider_for(channel: Channel) -> Provider:
     return factory(channel)
 
 
-def reply_unavailable_reason(channel: Channel) -> str:
-    """Why replies cannot be sent on this channel in this version ("" when they can): shown
-    above the reply box before anyone types, not only as a failed message after."""
+def profiles_supported(kind: str) -> bool:
+    """Whether channels of this kind may have a `fetch_profile` hook (R12), asked by ingest
+    without building a provider: a provider class answers for itself; a resolver function
+    (a mode switch) may pick one that has it, and the refresh task finds out."""
+    factory = _FACTORIES.get(kind)
+    if factory is None:
+        return False
+    return hasattr(factory, "fetch_profile") if isinstance(factory, type) else True
+
+
+@dataclass(frozen=True)
+class ReplyOptions:
+    """What the reply box offers on a conversation, known before the manager types.
+
+    `mode`: "text" (free text and attachments), "templates" (only the platform's approved
+    message templates: WhatsApp outside its 24-hour window) or "notes" (nothing can be sent;
+    private notes still work). `reason` says why free text is not offered ("" when it is)."""
+
+    mode: str = "text"
+    reason: str = ""
+
+
+REPLY_MODES = ("text", "templates", "notes")
+
+
+def reply_options(channel: Channel, conversation: Conversation | None = None) -> ReplyOptions:
+    """The one place the reply box's state comes from: the provider's factory (a kind not
+    built yet), its configuration problems, then its optional `reply_options(conversation)`
+    hook (a disconnected number, a closed customer-service window)."""
     try:
         provider = provider_for(channel)
     except PermanentDeliveryError as exc:
-        return exc.reason
-    # A provider may know more about this channel (a WhatsApp number that was disconnected).
-    unavailable = getattr(provider, "reply_unavailable", None)
-    reason = unavailable() if unavailable else ""
-    if not reason and any(p.blocks_replies for p in _problems_of(provider)):
-        reason = NOT_CONNECTED.get(
-            channel.kind,
-            f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
+        return ReplyOptions("notes", exc.reason)
+    if any(p.blocks_replies for p in _problems_of(provider)):
+        return ReplyOptions(
+            "notes",
+            NOT_CONNECTED.get(
+                channel.kind,
+                f"this {channel.get_kind_display()} channel isn't set up yet — ask an admin",
+            ),
         )
-    return reason
+    hook = getattr(provider, "reply_options", None)
+    return hook(conversation) if hook else ReplyOptions()
+
+
+def reply_unavailable_reason(channel: Channel, conversation: Conversation | None = None) -> str:
+    """Why nothing can be sent here ("" when something can): on the channel as a whole, or
+    in one conversation when given (a closed Messenger/Instagram window)."""
+    options = reply_options(channel, conversation)
+    return options.reason if options.mode == "notes" else ""
 
 
 # What managers read when a channel is not set up: their words, not the settings' names.
@@ -157,6 +216,27 @@ def configuration_problems(channel: Channel) -> list[ConfigProblem]:
     except PermanentDeliveryError:
         return []
     return _problems_of(provider)
+
+
+# --- Message templates (WhatsApp): sent where free text is not allowed. --------------------
+class TemplateRejected(Exception):
+    """A template send request that cannot be sent; the text names the problem (a 400)."""
+
+
+@dataclass(frozen=True)
+class PreparedTemplate:
+    content: str  # the filled-in text, stored and shown as the outbound message
+    metadata: dict  # kept in `message.metadata`; the provider's `send` builds its call from it
+
+
+def message_templates(conversation: Conversation) -> list[dict]:
+    """The templates the reply box may send in this conversation ([] where there are none)."""
+    try:
+        provider = provider_for(conversation.channel)
+    except PermanentDeliveryError:
+        return []
+    listing = getattr(provider, "message_templates", None)
+    return listing(conversation) if listing else []
 
 
 # --- Media that failed to download at ingest is fetched again through the provider. -------

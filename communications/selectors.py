@@ -6,11 +6,12 @@ from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import connection
 from django.db.models import Aggregate, F, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
+from django.http import Http404
 from rest_framework.exceptions import ValidationError
 
-from crm.models import Order
+from crm.models import ContactLabel, Label, Order
 
-from .access import access_conversation_by_id, conversations_for
+from .access import conversations_for, visible_channel_ids
 from .api.params import (
     bool_param,
     decode_cursor,
@@ -19,13 +20,15 @@ from .api.params import (
     parse_date_param,
     text_param,
 )
-from .models import Attachment, Conversation, Message
+from .models import Activity, Attachment, Conversation, ConversationLabel, Mention, Message
 from .serializers import (
+    ACTIVITY_COLUMNS,
     ATTACHMENT_COLUMNS,
     CHANNEL_COLUMNS,
     CONTACT_COLUMNS,
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
+    _time,
     display_name,
 )
 
@@ -34,12 +37,22 @@ from .serializers import (
 class Page:
     items: list
     next_cursor: str | None
+    # Only for a thread page opened `around` a message (or read `after` a cursor): the cursor
+    # of the newest message returned while newer ones exist.
+    newer_cursor: str | None = None
 
 
-def filtered_conversations(user, params) -> QuerySet[Conversation]:
-    """The inbox list's filters, validated (a bad value is a 400 naming the parameter)."""
+def filtered_conversations(
+    user, params, *, all_history: bool = False, text_search: bool = True
+) -> QuerySet[Conversation]:
+    """The inbox list's filters, validated (a bad value is a 400 naming the parameter).
+
+    `all_history` (search): archived conversations count too unless `archived` is given;
+    `text_search=False`: `q` is the caller's to apply (search)."""
     queryset = conversations_for(user)
-    if bool_param(params, "archived"):
+    if all_history and params.get("archived") in (None, ""):
+        pass
+    elif bool_param(params, "archived"):
         queryset = queryset.filter(is_archived=True)
     else:
         queryset = queryset.filter(is_archived=False)
@@ -58,9 +71,18 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
         queryset = queryset.filter(assignee__isnull=True)
     elif assignee:
         queryset = queryset.filter(assignee_id=_int_param("assignee", assignee))
+    team = params.get("team")
+    if team in ("none", "unassigned"):
+        queryset = queryset.filter(team__isnull=True)
+    elif team:
+        queryset = queryset.filter(team_id=_int_param("team", team))
     if bool_param(params, "unread"):
         queryset = queryset.filter(unread_count__gt=0)
-    search = text_param(params, "q").strip()
+    label = params.get("label")
+    if label:
+        links = ConversationLabel.objects.filter(label_id=_int_param("label", label))
+        queryset = queryset.filter(pk__in=links.values("conversation_id"))
+    search = text_param(params, "q").strip() if text_search else ""
     if search:
         queryset = queryset.filter(
             Q(contact__name__icontains=search)
@@ -79,17 +101,27 @@ def filtered_conversations(user, params) -> QuerySet[Conversation]:
 
 def conversation_page(user, params) -> Page:
     """Rows for `conversation_row_payload`: plain dicts, no model instances (~4x cheaper)."""
+    return conversation_rows(filtered_conversations(user, params), params)
+
+
+def conversation_rows(queryset, params, *, cursor_param: str = "cursor") -> Page:
+    """A keyset page of list rows (dicts) of `queryset`, newest activity first."""
     size = page_size(params)
-    queryset = filtered_conversations(user, params).values(
+    queryset = queryset.annotate(label_rows=Subquery(_labels_json(), output_field=JSONField()))
+    queryset = queryset.values(
         *CONVERSATION_COLUMNS,
+        "label_rows",
         "assignee__first_name",
         "assignee__last_name",
         "assignee__username",
         *(f"contact__{column}" for column in CONTACT_COLUMNS),
         *(f"channel__{column}" for column in CHANNEL_COLUMNS),
     )
-    page = _keyset_page(queryset, "last_message_at", "cursor", params.get("cursor"), size)
+    page = _keyset_page(queryset, "last_message_at", cursor_param, params.get(cursor_param), size)
     for row in page.items:
+        row["labels"] = sorted(
+            row.pop("label_rows") or [], key=lambda label: (label["name"].lower(), label["id"])
+        )
         if row["assignee_id"] is not None:
             row["assignee_name"] = display_name(
                 row.pop("assignee__first_name"),
@@ -100,18 +132,138 @@ def conversation_page(user, params) -> Page:
 
 
 def conversation_with_card(conversation_id: int, user) -> Conversation:
-    """Thread header plus the customer's card (contact and recent orders), in two queries."""
-    conversation = access_conversation_by_id(user, conversation_id)
+    """Thread header plus the customer's card (contact and recent orders), the labels of
+    both (in the conversation's query) and the newest activity lines, in three queries."""
+    queryset = (
+        conversations_for(user)
+        .select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")
+        .annotate(
+            label_rows=Subquery(_labels_json(), output_field=JSONField()),
+            contact_label_rows=Subquery(_contact_labels_json(), output_field=JSONField()),
+        )
+    )
+    try:
+        conversation = queryset.get(pk=conversation_id)
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise Http404("conversation not found") from None
+    conversation._loaded_labels = _labels_from_json(conversation.label_rows)
+    conversation.contact._loaded_labels = _labels_from_json(conversation.contact_label_rows)
     orders = Order.objects.filter(contact_id=conversation.contact_id).order_by("-ordered_at")[:20]
     conversation.contact._prefetched_objects_cache = {"orders": list(orders)}
+    conversation._recent_activity = list(
+        Activity.objects.filter(conversation_id=conversation.pk).order_by("-created_at", "-id")[
+            :RECENT_ACTIVITY
+        ]
+    )
     return conversation
+
+
+RECENT_ACTIVITY = 100
+
+
+def activity_page(conversation_id: int, params) -> Page:
+    """A conversation's activity lines, newest first; `before` is the previous page's
+    next_cursor."""
+    size = page_size(params, default=50, maximum=200)
+    queryset = Activity.objects.filter(conversation_id=conversation_id).values(*ACTIVITY_COLUMNS)
+    return _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+
+
+def _labels_from_json(rows) -> list[Label]:
+    rows = sorted(rows or [], key=lambda row: (row["name"].lower(), row["id"]))
+    return [Label(id=row["id"], name=row["name"], color=row["color"]) for row in rows]
+
+
+def _contact_labels_json():
+    label = JSONObject(id=F("label_id"), name=F("label__name"), color=F("label__color"))
+    aggregate = JSONBAgg(label) if connection.vendor == "postgresql" else _JSONGroupArray(label)
+    return (
+        ContactLabel.objects.filter(contact_id=OuterRef("contact_id"))
+        .order_by()
+        .values("contact_id")
+        .annotate(rows=aggregate)
+        .values("rows")
+    )
+
+
+def _labels_json():
+    """Each conversation's labels as one JSON array, in the list's own query."""
+    label = JSONObject(id=F("label_id"), name=F("label__name"), color=F("label__color"))
+    aggregate = JSONBAgg(label) if connection.vendor == "postgresql" else _JSONGroupArray(label)
+    return (
+        ConversationLabel.objects.filter(conversation_id=OuterRef("id"))
+        .order_by()
+        .values("conversation_id")
+        .annotate(rows=aggregate)
+        .values("rows")
+    )
 
 
 def message_page(conversation_id: int, params) -> Page:
     """Rows for `message_row_payload`, newest first; `before` is the cursor of the oldest
     message the client already has. The attachments come in the same query (a JSON array per
-    row from the attachments' message index), so a page is one query whatever its size."""
+    row from the attachments' message index), so a page is one query whatever its size.
+
+    `around=<message id>` (a search hit): the page of messages around that one, older half and
+    newer half, with `next_cursor` for older pages and `newer_cursor` for newer ones (three
+    queries). `after=<newer_cursor>`: the page of messages just newer than a cursor."""
     size = page_size(params, default=50, maximum=200)
+    queryset = _message_rows(conversation_id)
+    around, after = params.get("around"), params.get("after")
+    if around:
+        page = _page_around(conversation_id, queryset, _int_param("around", around), size)
+    elif after:
+        moment, pk = decode_cursor("after", after)
+        newer = _newer_rows(queryset, moment, pk, size)
+        page = Page(newer.items, None, newer.next_cursor)
+    else:
+        page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+    for row in page.items:
+        first, last, username = (
+            row.pop("sender_user__first_name"),
+            row.pop("sender_user__last_name"),
+            row.pop("sender_user__username"),
+        )
+        row["sender_name"] = (
+            display_name(first, last, username) if row.pop("sender_user_id") else ""
+        )
+        row["attachments"] = row.pop("attachment_rows") or []
+    return page
+
+
+def _page_around(conversation_id: int, queryset, message_id: int, size: int) -> Page:
+    anchor = (
+        Message.objects.filter(conversation_id=conversation_id, pk=message_id)
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if anchor is None:
+        raise ValidationError({"around": [f"message {message_id} is not in this conversation"]})
+    newer = _newer_rows(queryset, anchor, message_id, size // 2)
+    older_cursor = encode_cursor(anchor, message_id + 1)  # the anchor itself and older
+    older = _keyset_page(queryset, "created_at", "before", older_cursor, size - len(newer.items))
+    return Page(newer.items + older.items, older.next_cursor, newer.next_cursor)
+
+
+def _newer_rows(queryset, moment, pk: int, size: int) -> Page:
+    """Rows just newer than (moment, pk), returned newest first; `next_cursor` is the newest
+    row's when more newer ones exist."""
+    rows = list(
+        queryset.filter(created_at__gte=moment)
+        .filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk))
+        .order_by("created_at", "id")[: size + 1]
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    cursor = None
+    if more:  # the newest row returned, or the starting point when none was asked for
+        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if rows else None
+        cursor = cursor or encode_cursor(moment, pk)
+    return Page(rows[::-1], cursor)
+
+
+def _message_rows(conversation_id: int):
     attachment = JSONObject(**{column: F(column) for column in ATTACHMENT_COLUMNS})
     if connection.vendor == "postgresql":
         aggregate = JSONBAgg(attachment, order_by="id")
@@ -136,18 +288,7 @@ def message_page(conversation_id: int, params) -> Page:
             "attachment_rows",
         )
     )
-    page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
-    for row in page.items:
-        first, last, username = (
-            row.pop("sender_user__first_name"),
-            row.pop("sender_user__last_name"),
-            row.pop("sender_user__username"),
-        )
-        row["sender_name"] = (
-            display_name(first, last, username) if row.pop("sender_user_id") else ""
-        )
-        row["attachments"] = row.pop("attachment_rows") or []
-    return page
+    return queryset
 
 
 class _JSONGroupArray(Aggregate):
@@ -180,3 +321,96 @@ def _int_param(name: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise ValidationError({name: [f"'{value}' is not an id"]}) from None
+
+
+def mention_page(user, params) -> Page:
+    """The user's mentions on conversations they can still see: unread first, then read,
+    each newest first. The cursor carries the phase (`u`/`r`) with (created_at, id), so a
+    page never counts or skips; a page that crosses from unread to read is two queries."""
+    size = page_size(params)
+    unread_only = bool_param(params, "unread")
+    phase, moment, pk = "u", None, None
+    raw = params.get("cursor")
+    if raw:
+        if raw[:2] not in ("u.", "r."):
+            raise ValidationError({"cursor": ["invalid cursor"]})
+        phase = raw[0]
+        moment, pk = decode_cursor("cursor", raw[2:])
+    items: list = []
+    next_cursor = None
+    for current in ("u", "r"):
+        if current == "u" and phase == "r":
+            continue
+        if current == "r" and unread_only:
+            break
+        queryset = _mentions_of(user, read=current == "r")
+        if moment is not None and current == phase:
+            queryset = queryset.filter(created_at__lte=moment).filter(
+                Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk)
+            )
+        rows = list(queryset.order_by("-created_at", "-id")[: size - len(items) + 1])
+        if len(rows) > size - len(items):
+            rows = rows[: size - len(items)]
+            items += rows
+            next_cursor = f"{current}." + encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+            break
+        items += rows
+    return Page(items, next_cursor)
+
+
+def _mentions_of(user, *, read: bool):
+    mentions = Mention.objects.filter(user=user, read_at__isnull=not read)
+    ids = visible_channel_ids(user)
+    if ids is not None:
+        mentions = mentions.filter(conversation__channel_id__in=ids)
+    return mentions.values(
+        "id",
+        "created_at",
+        "read_at",
+        "conversation_id",
+        "conversation__channel_id",
+        "conversation__contact__name",
+        "conversation__contact__phone",
+        "conversation__contact__email",
+        "message_id",
+        "message__content",
+        "message__created_at",
+        "message__sender_user__first_name",
+        "message__sender_user__last_name",
+        "message__sender_user__username",
+    )
+
+
+def mention_row_payload(row: dict) -> dict:
+    sender = display_name(
+        row["message__sender_user__first_name"] or "",
+        row["message__sender_user__last_name"] or "",
+        row["message__sender_user__username"] or "",
+    )
+    return {
+        "id": row["id"],
+        "created_at": _time(row["created_at"]),
+        "read_at": _time(row["read_at"]),
+        "conversation": {
+            "id": row["conversation_id"],
+            "contact_name": row["conversation__contact__name"]
+            or row["conversation__contact__phone"]
+            or row["conversation__contact__email"]
+            or "",
+            "channel_id": row["conversation__channel_id"],
+        },
+        "message": {
+            "id": row["message_id"],
+            "content": row["message__content"],
+            "sender_name": sender,
+            "created_at": _time(row["message__created_at"]),
+        },
+    }
+
+
+def unread_mention_count(user) -> int:
+    mentions = Mention.objects.filter(user=user, read_at__isnull=True)
+    ids = visible_channel_ids(user)
+    if ids is not None:
+        mentions = mentions.filter(conversation__channel_id__in=ids)
+    return mentions.count()

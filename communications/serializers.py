@@ -9,11 +9,12 @@ functions; tests/spine/test_payloads.py keeps the two in step.
 
 from datetime import datetime
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crm.models import Contact, Order
 
-from .media import attachment_url
+from .media import attachment_url, avatar_url
 from .models import Attachment, Channel, Conversation, Message
 
 
@@ -66,7 +67,7 @@ MESSAGE_COLUMNS = (
     "updated_at",
     "version",
 )
-CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "notes")
+CONTACT_COLUMNS = ("id", "name", "phone", "email", "username", "avatar_url", "avatar", "notes")
 CHANNEL_COLUMNS = ("id", "kind", "name", "address", "is_active")
 CONVERSATION_COLUMNS = (
     "id",
@@ -182,7 +183,10 @@ def contact_row_payload(row: dict, prefix: str = "") -> dict:
         "phone": row[prefix + "phone"],
         "email": row[prefix + "email"],
         "username": row[prefix + "username"],
-        "avatar_url": row[prefix + "avatar_url"],
+        # Our copy of the platform's picture when we have one (served with the contact's
+        # permission), else what the platform or the API channel named.
+        "avatar_url": avatar_url(row[prefix + "id"], row[prefix + "avatar"])
+        or row[prefix + "avatar_url"],
         "notes": row[prefix + "notes"],
     }
 
@@ -191,7 +195,15 @@ def contact_payload(contact: Contact, *, with_orders: bool = False) -> dict:
     payload = contact_row_payload(_columns(contact, CONTACT_COLUMNS))
     if with_orders:
         payload["orders"] = [order_payload(o) for o in contact.orders.all()]
+        payload["labels"] = [label_payload(label) for label in _contact_labels(contact)]
     return payload
+
+
+def _contact_labels(contact: Contact) -> list:
+    loaded = getattr(contact, "_loaded_labels", None)
+    if loaded is None:
+        loaded = list(contact.labels.order_by("name"))
+    return loaded
 
 
 def conversation_row_payload(row: dict) -> dict:
@@ -218,7 +230,7 @@ def conversation_row_payload(row: dict) -> dict:
         "version": row["version"],
         "contact": contact_row_payload(row, "contact__"),
         "channel": channel_row_payload(row, "channel__"),
-    }
+    } | ({"labels": row["labels"]} if "labels" in row else {})
 
 
 def conversation_payload(conversation: Conversation, *, with_orders: bool = False) -> dict:
@@ -228,10 +240,166 @@ def conversation_payload(conversation: Conversation, *, with_orders: bool = Fals
         row["assignee_name"] = _user_name(conversation.assignee)
     row |= _columns(conversation.contact, CONTACT_COLUMNS, "contact__")
     row |= _columns(conversation.channel, CHANNEL_COLUMNS, "channel__")
+    # Labels only when loaded (services/labels.load_labels): the ingest path's events leave
+    # them out, and a page keeps the labels it has for a payload without the key.
+    if hasattr(conversation, "_loaded_labels"):
+        row["labels"] = [label_payload(label) for label in conversation._loaded_labels]
     payload = conversation_row_payload(row)
     if with_orders:
         payload["contact"] = contact_payload(conversation.contact, with_orders=True)
     return payload
+
+
+# --- team workflow: labels, activity, mentions, canned responses ----------------------------
+
+
+class _TextOnly:
+    """A text field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TextField(_TextOnly, serializers.CharField):
+    pass
+
+
+class SlugTextField(_TextOnly, serializers.SlugField):
+    pass
+
+
+def label_payload(label) -> dict:
+    return {"id": label.pk, "name": label.name, "color": label.color}
+
+
+def activity_text(row: dict) -> str:
+    """The line a person reads: "Dana assigned this to Sam" (the page adds the time)."""
+    who = row["actor_name"] or "Switchboard"
+    verb, before, after = row["verb"], row["before"] or {}, row["after"] or {}
+    if verb == "status":
+        status = after.get("status")
+        if status == "resolved":
+            return f"{who} resolved this"
+        if status == "open" and before.get("status") in ("resolved", "snoozed", "pending"):
+            return f"{who} reopened this"
+        return f"{who} set the status to {status}"
+    if verb == "snoozed":
+        until = after.get("snoozed_until") or ""
+        return f"{who} snoozed this until {until[:16].replace('T', ' ')} UTC".rstrip()
+    if verb == "assigned":
+        new, old = after.get("assignee"), before.get("assignee")
+        if new is None:
+            return f"{who} unassigned {old['name']}" if old else f"{who} unassigned this"
+        if row.get("actor_id") is not None and new.get("id") == row.get("actor_id"):
+            return f"{who} self-assigned this"
+        return f"{who} assigned this to {new['name']}"
+    if verb == "team":
+        new = after.get("team")
+        return f"{who} moved this to team {new['name']}" if new else f"{who} removed the team"
+    if verb == "archived":
+        return f"{who} archived this" if after.get("is_archived") else f"{who} unarchived this"
+    if verb == "labels":
+        old = {label["id"]: label["name"] for label in before.get("labels", [])}
+        new = {label["id"]: label["name"] for label in after.get("labels", [])}
+        added = [new[i] for i in new if i not in old]
+        removed = [old[i] for i in old if i not in new]
+        parts = []
+        if added:
+            parts.append(f"added {_plural('label', added)} {', '.join(added)}")
+        if removed:
+            parts.append(f"removed {_plural('label', removed)} {', '.join(removed)}")
+        return f"{who} {' and '.join(parts) or 'changed the labels'}"
+    return f"{who} changed this"
+
+
+def _plural(word: str, items: list) -> str:
+    return word if len(items) == 1 else f"{word}s"
+
+
+ACTIVITY_COLUMNS = (
+    "id",
+    "conversation_id",
+    "actor_id",
+    "actor_name",
+    "verb",
+    "before",
+    "after",
+    "created_at",
+)
+
+
+def activity_row_payload(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "conversation_id": row["conversation_id"],
+        "actor": {"id": row["actor_id"], "name": row["actor_name"]}
+        if row["actor_id"] is not None
+        else None,
+        "verb": row["verb"],
+        "before": row["before"],
+        "after": row["after"],
+        "text": activity_text(row),
+        "created_at": _time(row["created_at"]),
+    }
+
+
+def activity_payload(activity) -> dict:
+    return activity_row_payload(_columns(activity, ACTIVITY_COLUMNS))
+
+
+class LabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = TextField(max_length=50)
+    color = serializers.RegexField(
+        r"^#[0-9a-fA-F]{6}$",
+        required=False,
+        help_text="#RRGGBB; a colour from the palette when left out",
+        error_messages={"invalid": "must be a colour as #RRGGBB, e.g. #2563eb"},
+    )
+
+    def to_representation(self, instance):
+        return label_payload(instance)
+
+
+class LabelChangeSerializer(serializers.Serializer):
+    add = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, max_length=50
+    )
+    remove = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, max_length=50
+    )
+
+
+class BulkLabelChangeSerializer(LabelChangeSerializer):
+    conversation_ids = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=100
+    )
+
+
+class ActivityActorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ActivitySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    actor = ActivityActorSerializer(allow_null=True, help_text="null: done by the system")
+    verb = serializers.ChoiceField(
+        choices=["status", "snoozed", "assigned", "team", "archived", "labels"]
+    )
+    before = serializers.DictField(help_text="the changed fields before (names included)")
+    after = serializers.DictField(help_text="the changed fields after")
+    text = serializers.CharField(help_text='the line as the thread shows it: "Dana resolved this"')
+    created_at = serializers.DateTimeField()
+
+
+class LabelPayloadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    color = serializers.CharField()
 
 
 class _PayloadSerializer(serializers.ModelSerializer):
@@ -314,6 +482,12 @@ class OrderSerializer(_PayloadSerializer):
 
 class ContactSerializer(_PayloadSerializer):
     payload = staticmethod(contact_payload)
+    avatar_url = serializers.CharField(
+        read_only=True,
+        help_text="our stored copy of the platform's picture (a path on this server, "
+        "`/media/avatars/…`, for the contact's managers only), else the URL the platform or "
+        "the API channel named, else empty",
+    )
 
     class Meta:
         model = Contact
@@ -323,9 +497,10 @@ class ContactSerializer(_PayloadSerializer):
 class ContactWithOrdersSerializer(ContactSerializer):
     payload = staticmethod(lambda contact: contact_payload(contact, with_orders=True))
     orders = OrderSerializer(many=True, read_only=True)
+    labels = LabelPayloadSerializer(many=True, read_only=True)
 
     class Meta(ContactSerializer.Meta):
-        fields = ContactSerializer.Meta.fields + ["orders"]
+        fields = ContactSerializer.Meta.fields + ["orders", "labels"]
 
 
 class AssigneeSerializer(serializers.Serializer):
@@ -341,6 +516,10 @@ class ConversationSerializer(_PayloadSerializer):
     contact = ContactSerializer(read_only=True)
     channel = ChannelSerializer(read_only=True)
     assignee = AssigneeSerializer(read_only=True, allow_null=True)
+    labels = serializers.SerializerMethodField(
+        help_text="[{id, name, color}] by name. Realtime events from new messages leave the "
+        "key out: the labels did not change"
+    )
 
     class Meta:
         model = Conversation
@@ -361,14 +540,24 @@ class ConversationSerializer(_PayloadSerializer):
             "version",
             "contact",
             "channel",
+            "labels",
         ]
+
+    @extend_schema_field(LabelPayloadSerializer(many=True))
+    def get_labels(self, instance):  # output comes from the payload function
+        return []
 
 
 def conversation_detail_payload(conversation: Conversation) -> dict:
-    from .providers import reply_unavailable_reason
+    from .providers import reply_options
 
     payload = conversation_payload(conversation, with_orders=True)
-    payload["reply_unavailable"] = reply_unavailable_reason(conversation.channel)
+    options = reply_options(conversation.channel, conversation)
+    payload["reply_unavailable"] = options.reason
+    payload["reply_mode"] = options.mode
+    payload["activity"] = [
+        activity_payload(a) for a in getattr(conversation, "_recent_activity", [])
+    ]
     return payload
 
 
@@ -380,11 +569,30 @@ class ConversationDetailSerializer(ConversationSerializer):
     contact = ContactWithOrdersSerializer(read_only=True)
     reply_unavailable = serializers.CharField(
         read_only=True,
-        help_text="why replies cannot be sent on this channel yet; empty when they can",
+        help_text="why free-text replies cannot be sent here now; empty when they can",
+    )
+    reply_mode = serializers.ChoiceField(
+        choices=["text", "templates", "notes"],
+        read_only=True,
+        help_text="what the reply box offers: free text, only approved message templates "
+        "(WhatsApp outside its 24-hour window: GET …/templates/), or private notes only",
+    )
+    activity = serializers.SerializerMethodField(
+        help_text="the newest activity lines (up to 100, newest first); all of them: "
+        "GET …/activity/"
     )
 
     class Meta(ConversationSerializer.Meta):
-        fields = [*ConversationSerializer.Meta.fields, "reply_unavailable"]
+        fields = [
+            *ConversationSerializer.Meta.fields,
+            "reply_unavailable",
+            "reply_mode",
+            "activity",
+        ]
+
+    @extend_schema_field(ActivitySerializer(many=True))
+    def get_activity(self, instance):  # output comes from the payload function
+        return []
 
 
 class ConversationUpdateSerializer(serializers.Serializer):
@@ -402,8 +610,44 @@ class EmailRecipientsSerializer(serializers.Serializer):
     )
 
 
+class TemplateSendSerializer(serializers.Serializer):
+    id = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="a template's id from GET …/templates/"
+    )
+    variables = serializers.DictField(
+        child=serializers.CharField(max_length=1024, allow_blank=True),
+        required=False,
+        default=dict,
+        help_text='each of the template\'s `fields` by its key: {"body.1": "Ann"}',
+    )
+
+
+class TemplateFieldSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="header.<var>, header.link, body.<var>, button.<i>.<var>")
+    label = serializers.CharField()
+
+
+class TemplateSerializer(serializers.Serializer):
+    """An approved message template as the reply box shows it."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    language = serializers.CharField()
+    category = serializers.CharField()
+    header = serializers.CharField(help_text="its text with {{variables}}, or [image] etc.")
+    body = serializers.CharField()
+    footer = serializers.CharField()
+    buttons = serializers.ListField(child=serializers.CharField())
+    fields = TemplateFieldSerializer(many=True, help_text="what the manager fills in")
+
+
 class SendMessageSerializer(serializers.Serializer):
     client_id = serializers.CharField(max_length=64)
+    template = TemplateSendSerializer(
+        required=False,
+        help_text="send a message template instead of text (WhatsApp, when reply_mode is "
+        "`templates`); the stored message shows the filled-in text",
+    )
     email = EmailRecipientsSerializer(
         required=False,
         help_text="email conversations only: who the reply goes to (default: the customer)",
@@ -413,3 +657,89 @@ class SendMessageSerializer(serializers.Serializer):
         choices=[Message.Kind.TEXT, Message.Kind.NOTE], default=Message.Kind.TEXT
     )
     reply_to_id = serializers.IntegerField(required=False, allow_null=True)
+
+
+class MentionConversationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    contact_name = serializers.CharField()
+    channel_id = serializers.IntegerField()
+
+
+class MentionMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    content = serializers.CharField(help_text="the private note's text")
+    sender_name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MentionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+    conversation = MentionConversationSerializer()
+    message = MentionMessageSerializer()
+
+
+class MentionReadSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        max_length=500,
+        help_text="these mentions; with neither field: all of the caller's",
+    )
+    conversation_id = serializers.IntegerField(
+        required=False, help_text="every mention of the caller in this conversation"
+    )
+
+
+class MentionableSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField(help_text="write `@username` in a note to mention them")
+    name = serializers.CharField()
+
+
+def canned_payload(canned, rendered: str | None = None) -> dict:
+    payload = {
+        "id": canned.pk,
+        "shortcut": canned.shortcut,
+        "title": canned.title,
+        "content": canned.content,
+        "scope": "team" if canned.team_id else "personal",
+        "team": {"id": canned.team_id, "name": canned.team.name} if canned.team_id else None,
+    }
+    payload["rendered"] = rendered
+    return payload
+
+
+class CannedTeamSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CannedResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    shortcut = SlugTextField(max_length=50)
+    title = TextField(max_length=120, required=False, allow_blank=True, default="")
+    content = TextField(
+        max_length=5000,
+        help_text="placeholders: {{contact.name}}, {{contact.first_name}}, {{agent.name}}, "
+        "{{conversation.id}}; any other is a 400 naming it",
+    )
+    scope = serializers.ChoiceField(
+        choices=["personal", "team"], default="personal", help_text="team: every member sees it"
+    )
+    team_id = serializers.IntegerField(
+        required=False, allow_null=True, write_only=True, help_text="required for scope team"
+    )
+    team = CannedTeamSerializer(read_only=True, allow_null=True)
+    rendered = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="with ?conversation=<id>: the text with its placeholders filled in; else null",
+    )
+
+
+class CannedResponseUpdateSerializer(serializers.Serializer):
+    shortcut = SlugTextField(max_length=50, required=False)
+    title = TextField(max_length=120, required=False, allow_blank=True)
+    content = TextField(max_length=5000, required=False)

@@ -70,7 +70,7 @@ def deliver_message(message_id: int) -> str:
             return "unknown"
         return _retry_later(claim, reason)
     except TemporaryDeliveryError as exc:
-        return _retry_later(claim, exc.reason)
+        return _retry_later(claim, exc.reason, not_before=exc.retry_after)
     except Exception as exc:
         # A missing media file, a bug, a database error inside the provider: no retry will
         # fix it by itself, and the message must not sit in "sending" until the lease ends.
@@ -85,7 +85,7 @@ def deliver_message(message_id: int) -> str:
     return "sent"
 
 
-def _retry_later(claim: delivery.Claim, reason: str) -> str:
+def _retry_later(claim: delivery.Claim, reason: str, not_before: float | None = None) -> str:
     message_id = claim.message.pk
     if claim.attempt > settings.SWITCHBOARD["SEND_MAX_RETRIES"]:
         delivery.settle(
@@ -94,7 +94,7 @@ def _retry_later(claim: delivery.Claim, reason: str) -> str:
             reason=f"{reason} (gave up after {claim.attempt} attempts)",
         )
         return "failed"
-    delay = delivery.release_for_retry(claim, reason)
+    delay = delivery.release_for_retry(claim, reason, not_before=not_before)
     if delay is None:
         return "skipped"
     logger.warning("message %s: %s; retrying in %.1fs", message_id, reason, delay)
@@ -241,3 +241,42 @@ def make_thumbnail(attachment_id: int) -> str:
         logger.info("no preview for attachment %s: %s", attachment_id, exc)
         return "not renderable"
     return "stored" if record_thumbnail(attachment_id, png) else "skipped"
+
+
+# --- participant info (R12, communications/services/profiles.py) -----------------------------
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def refresh_profile(identity_id: int, attempt: int = 0) -> str:
+    """Fetch one contact identity's name and picture from its platform and store them. Safe to
+    run twice. The message that brought the identity is stored already: no failure here can
+    touch it."""
+    from .models import ContactIdentity
+    from .services import profiles
+
+    identity = ContactIdentity.objects.select_related("channel").filter(pk=identity_id).first()
+    if identity is None:
+        return "skipped"
+    try:
+        profile = profiles.fetch(identity)
+    except TemporaryDeliveryError as exc:
+        if attempt + 1 >= profiles.MAX_ATTEMPTS:
+            logger.warning("profile of identity %s: %s; gave up for now", identity_id, exc.reason)
+            return "gave up"
+        delay = profiles.retry_delay(attempt)
+        logger.info("profile of identity %s: %s; retrying in %ss", identity_id, exc.reason, delay)
+        refresh_profile.apply_async((identity_id, attempt + 1), countdown=delay)
+        return "retrying"
+    except PermanentDeliveryError as exc:
+        logger.info("profile of identity %s: %s", identity_id, exc.reason)
+        profiles.mark_refreshed(identity_id)
+        return "failed"
+    except Exception:
+        # A bug, an answer of an unexpected shape, a bug, a bad answer: logged, asked again after the full age.
+        logger.exception("profile of identity %s could not be fetched", identity_id)
+        profiles.mark_refreshed(identity_id)
+        return "failed"
+    if profile is None:
+        profiles.mark_refreshed(identity_id)
+        return "nothing"
+    return "changed" if profiles.store_profile(identity_id, profile) else "unchanged"

@@ -1,10 +1,23 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.utils.html import format_html
 
 from communications.admin import ChangesAccessAdmin
 
-from .models import Contact, Job, Order, Team
+from .models import Contact, ContactLabel, Job, Label, Order, Team
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "description", "created_at"]
+    search_fields = ["name"]
+
+
+class ContactLabelInline(admin.TabularInline):
+    model = ContactLabel
+    extra = 0
+    fields = ["label"]
 
 
 class OrderInline(admin.TabularInline):
@@ -17,8 +30,21 @@ class OrderInline(admin.TabularInline):
 class ContactAdmin(admin.ModelAdmin):
     list_display = ["name", "phone", "email", "created_at"]
     search_fields = ["name", "=phone", "=email"]
-    inlines = [OrderInline]
+    list_filter = ["labels"]
+    inlines = [ContactLabelInline, OrderInline]
     show_full_result_count = False
+    # The picture comes from the platform (R12, the background refresh), not from staff.
+    exclude = ["avatar"]
+    readonly_fields = ["picture"]
+
+    @admin.display(description="picture")
+    def picture(self, contact):
+        from communications.media import avatar_url
+
+        url = avatar_url(contact.pk, contact.avatar)
+        if not url:
+            return "— (none from the platform yet)"
+        return format_html('<img src="{}" width="64" height="64" alt="">', url)
 
 
 @admin.register(Order)

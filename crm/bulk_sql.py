@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
+from django.db.models.fields.files import FieldFile
 
 
 def insert_rows(objects: list[Model]) -> None:
@@ -107,7 +108,8 @@ def _insert_sql(
     """The statement for a model (built once per process: the hot paths run it constantly).
     It returns each row's primary key; with `skip_conflicts_returning`, it skips rows a unique
     constraint holds and returns those columns after the key."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # Generated columns (Contact.phone_digits) are the database's to fill.
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
     columns = ", ".join(_quote(f.column) for f in fields)
     returning = [model._meta.pk.column, *(skip_conflicts_returning or ())]
     on_conflict = "ON CONFLICT DO NOTHING " if skip_conflicts_returning else ""
@@ -179,4 +181,6 @@ def _json_value(value):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, FieldFile):  # a file column holds its name
+        return value.name or ""
     return value

@@ -2,6 +2,9 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
+
+from .search_sql import DigitsOnly
 
 
 class Team(models.Model):
@@ -12,18 +15,65 @@ class Team(models.Model):
         return self.name
 
 
+class Label(models.Model):
+    """A coloured tag managers put on conversations and contacts ("vip", "refund")."""
+
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#6b7280", help_text="#RRGGBB")
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="label_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Contact(models.Model):
     name = models.CharField(max_length=255, blank=True)
     phone = models.CharField(max_length=32, blank=True, db_index=True)
     email = models.EmailField(blank=True, db_index=True)
     avatar_url = models.URLField(max_length=1000, blank=True)
+    # Our copy of the platform's picture (R12), resized, served to staff with the contact's
+    # permission (communications/views.py contact_avatar); written by the profile refresh.
+    avatar = models.ImageField(upload_to="avatars/", max_length=255, blank=True)
     username = models.CharField(max_length=255, blank=True)
+    # The phone's digits, kept by the database on every write path (bulk ingest included):
+    # search matches any formatting and partial numbers against it (trigram index on
+    # PostgreSQL, migration crm 0004).
+    phone_digits = models.GeneratedField(
+        expression=DigitsOnly("phone"),
+        output_field=models.CharField(max_length=32),
+        db_persist=True,
+    )
     notes = models.TextField(blank=True)
+    labels = models.ManyToManyField(
+        Label, through="ContactLabel", related_name="contacts", blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.name or self.phone or self.email or f"Contact #{self.pk}"
+
+
+class ContactLabel(models.Model):
+    # The unique (contact, label) leads with the contact: no index of its own.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="label_links", db_index=False
+    )
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "label"], name="contact_label_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"label {self.label_id} on contact {self.contact_id}"
 
 
 class Order(models.Model):

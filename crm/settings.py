@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "crm",
     "communications",
+    "communications.notifications",
     "integrations",
 ]
 
@@ -205,6 +206,11 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},
     # Each mailbox has its own interval (EmailAccount.poll_interval_seconds); this is the tick.
     "email-poll": {"task": "integrations.email.tasks.poll_mailboxes", "schedule": 60.0},
+    # WhatsApp Cloud API message templates from each Business Account (templates.py).
+    "whatsapp-sync-templates": {
+        "task": "integrations.whatsapp_cloud.tasks.sync_all_templates",
+        "schedule": 86400.0,
+    },
 }
 
 # --- Auth, API ------------------------------------------------------------------------------
@@ -383,13 +389,52 @@ SWITCHBOARD = {
     # Realtime events are kept this long for pages resuming after a reconnect; a page away for
     # longer gets "resync" and reloads its list.
     "REALTIME_EVENT_RETENTION_HOURS": env.int("REALTIME_EVENT_RETENTION_HOURS", default=72),
+    # Participant info (R12): a contact's name and picture are fetched again from its platform
+    # when older than this, on the sender's next message (communications/services/profiles.py).
+    "PROFILE_REFRESH_HOURS": env.int("PROFILE_REFRESH_HOURS", default=24),
 }
+
+# Search (communications/search.py): the PostgreSQL text search configuration whose stemming
+# applies to message text, combined with `simple` so names and numbers match as written.
+# Changing it needs `manage.py rebuild_search_index` (the stored vectors use it).
+SEARCH_TEXT_CONFIG = env("SEARCH_TEXT_CONFIG", default="english")
+
+# --- Telegram (integrations/telegram) ----------------------------------------------------
+# The Bot API's address: Telegram's own, or a local Bot API server (tests: a fake one).
+TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+# --- Notifications: Web Push (communications/notifications, docs/NOTIFICATIONS.md) -----------
+# `manage.py webpush_keys` prints a pair. Without both keys the inbox says Web Push is off.
+VAPID_PUBLIC_KEY = env("VAPID_PUBLIC_KEY", default="")
+VAPID_PRIVATE_KEY = env("VAPID_PRIVATE_KEY", default="")
+# Who push services may contact about our pushes: mailto: or https:.
+VAPID_SUBJECT = env("VAPID_SUBJECT", default="")
+# The push services the worker may post to (host names, * wildcards): endpoints come from
+# browsers, so anything else is refused rather than called.
+WEBPUSH_ENDPOINT_HOSTS = env.list(
+    "WEBPUSH_ENDPOINT_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "*.push.services.mozilla.com",
+        "*.notify.windows.com",
+        "*.push.apple.com",
+    ],
+)
+# How long a push service keeps a push for an offline device; attempts and first retry delay.
+WEBPUSH_TTL = env.int("WEBPUSH_TTL", default=43200)
+WEBPUSH_MAX_ATTEMPTS = env.int("WEBPUSH_MAX_ATTEMPTS", default=4)
+WEBPUSH_RETRY_BASE_SECONDS = env.float("WEBPUSH_RETRY_BASE_SECONDS", default=30.0)
+WEBPUSH_TIMEOUT = env.float("WEBPUSH_TIMEOUT", default=10.0)
+WEBPUSH_PREVIEW_CHARS = 160
 
 # --- WhatsApp through Matrix (integrations/matrix) -------------------------------------------
 # The mode's default until staff set it in admin → Matrix settings: "classical" | "matrix".
 WHATSAPP_MODE = env("WHATSAPP_MODE", default="classical")
 # How stale the last successful Matrix sync may be before /health/ calls it stale (seconds).
 MATRIX_SYNC_MAX_LAG = env.int("MATRIX_SYNC_MAX_LAG", default=120)
+
+# --- Messenger and Instagram (integrations/meta) ---------------------------------------------
+# The Graph API every Messenger/Instagram call goes to (tests point it at a local fake).
+META_GRAPH_BASE = env("META_GRAPH_BASE", default="https://graph.facebook.com/v21.0")
 
 LOGGING = {
     "version": 1,

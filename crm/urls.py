@@ -9,7 +9,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from communications.views import attachment_media
+from communications.views import attachment_media, contact_avatar
 from communications.webhook_views import receive_webhook
 from integrations.email.api import EmailImportView
 
@@ -34,6 +34,7 @@ urlpatterns = [
         EmailImportView.as_view(),
         name="api-email-import",
     ),
+    path("api/v1/notifications/", include("communications.notifications.api_urls")),
     path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("communications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -57,9 +58,15 @@ urlpatterns = [
         name="api-redoc",
     ),
     path("media/a/<str:token>/", attachment_media, name="attachment-media"),
+    path(
+        "media/avatars/<int:contact_id>/<str:name>",
+        contact_avatar,
+        name="contact-avatar",
+    ),
     # WhatsApp through Matrix: the appservice Synapse pushes to, and the Connect WhatsApp page.
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
     path("webhooks/<slug:source>/<int:channel_id>/", receive_webhook, name="webhook"),
+    path("", include("communications.notifications.urls")),
     path("", include("communications.urls")),
 ]

@@ -22,3 +22,4 @@ class IntegrationsConfig(AppConfig):
         # Email: beat's mailbox poll.
         from .email import tasks as _email_tasks  # noqa: F401
         from .matrix import tasks as _matrix_tasks  # noqa: F401
+        from .whatsapp_cloud import tasks as _whatsapp_tasks  # noqa: F401

@@ -9,8 +9,11 @@ from communications.providers import (  # noqa: F401
     ConfigProblem,
     DeliveryError,
     PermanentDeliveryError,
+    PreparedTemplate,
     Provider,
+    ReplyOptions,
     SendResult,
+    TemplateRejected,
     TemporaryDeliveryError,
 )
 

@@ -8,3 +8,4 @@ from .matrix.models import (  # noqa: F401
     MatrixSettings,
     ProcessedTransaction,
 )
+from .whatsapp_cloud.models import WhatsAppTemplate  # noqa: F401, E402

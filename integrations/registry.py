@@ -14,11 +14,16 @@ from .api.provider import ApiChannelProvider
 from .base import PermanentDeliveryError
 from .email.provider import EmailProvider
 from .media import fetch_attachment
+from .meta.provider import MetaProvider
+from .telegram.provider import TelegramProvider
 from .whatsapp_cloud.provider import CloudApiProvider
 
 PROVIDERS: dict[str, type] = {
     Channel.Kind.API: ApiChannelProvider,
     Channel.Kind.EMAIL: EmailProvider,
+    Channel.Kind.MESSENGER: MetaProvider,
+    Channel.Kind.INSTAGRAM: MetaProvider,
+    Channel.Kind.TELEGRAM: TelegramProvider,
 }
 
 
@@ -55,10 +60,14 @@ def register_providers() -> None:
     from communications.webhooks import register_receiver
 
     from .api.views import RECEIVER as api_receiver
+    from .meta.webhook import MetaReceiver
+    from .telegram.webhook import TelegramReceiver
     from .whatsapp_cloud.webhook import WhatsAppCloudReceiver
 
     register_receiver(api_receiver)
     register_receiver(WhatsAppCloudReceiver())
+    register_receiver(MetaReceiver())
+    register_receiver(TelegramReceiver())
     for kind, provider_class in PROVIDERS.items():
         register_provider(kind, provider_class)
     register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)

@@ -34,10 +34,14 @@ def errors(*codes: int) -> dict:
     return {code: ERRORS[code] for code in sorted({401, *codes})}
 
 
-def page_of(name: str, item: serializers.Serializer) -> serializers.Serializer:
+def page_of(
+    name: str, item: serializers.Serializer, *, extra_fields=None, **kwargs
+) -> serializers.Serializer:
     return inline_serializer(
+        **kwargs,
         name=name,
         fields={
+            **(extra_fields or {}),
             "results": item,
             "next_cursor": serializers.CharField(
                 allow_null=True, help_text="pass as the cursor of the next request; null at the end"
@@ -55,3 +59,55 @@ def empty_query_values_mean_absent(result, generator, request, public):
                 if parameter.get("in") == "query":
                     parameter["allowEmptyValue"] = True
     return result
+
+
+def search_result_serializer() -> serializers.Serializer:
+    from ..serializers import ContactSerializer, ConversationSerializer
+
+    message_hit = inline_serializer(
+        many=True,
+        name="SearchMessageHit",
+        fields={
+            "id": serializers.IntegerField(),
+            "conversation_id": serializers.IntegerField(),
+            "direction": serializers.ChoiceField(choices=["in", "out"]),
+            "kind": serializers.CharField(),
+            "created_at": serializers.DateTimeField(),
+            "contact_name": serializers.CharField(),
+            "subject": serializers.CharField(help_text="the conversation's (email) subject"),
+            "channel": inline_serializer(
+                name="SearchMessageChannel",
+                fields={
+                    "id": serializers.IntegerField(),
+                    "name": serializers.CharField(),
+                    "kind": serializers.CharField(),
+                },
+            ),
+            "highlight_html": serializers.CharField(
+                help_text="the hit in context, HTML-escaped, the matched words in <mark>"
+            ),
+        },
+    )
+    return inline_serializer(
+        name="SearchResult",
+        fields={
+            "conversations": page_of(
+                "SearchConversationPage", ConversationSerializer(many=True), required=False
+            ),
+            "messages": page_of("SearchMessagePage", message_hit, required=False),
+            "contacts": page_of(
+                "SearchContactPage",
+                inline_serializer(
+                    name="SearchContactHit",
+                    many=True,
+                    fields={
+                        **ContactSerializer().get_fields(),
+                        "latest_conversation_id": serializers.IntegerField(
+                            help_text="their most recent conversation the caller may see"
+                        ),
+                    },
+                ),
+                required=False,
+            ),
+        },
+    )

@@ -1,9 +1,48 @@
 from django.urls import path
 
-from . import views
+from . import team_views, views
 
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="api-conversations"),
+    path(
+        "conversations/labels/",
+        team_views.BulkConversationLabelsView.as_view(),
+        name="api-conversations-labels",
+    ),
+    path(
+        "conversations/<int:conversation_id>/labels/",
+        team_views.ConversationLabelsView.as_view(),
+        name="api-conversation-labels",
+    ),
+    path(
+        "conversations/<int:conversation_id>/activity/",
+        team_views.ActivityListView.as_view(),
+        name="api-conversation-activity",
+    ),
+    path(
+        "conversations/<int:conversation_id>/mentionable/",
+        team_views.MentionableView.as_view(),
+        name="api-conversation-mentionable",
+    ),
+    path("labels/", team_views.LabelListView.as_view(), name="api-labels"),
+    path("labels/<int:label_id>/", team_views.LabelDetailView.as_view(), name="api-label"),
+    path("mentions/", team_views.MentionListView.as_view(), name="api-mentions"),
+    path("mentions/read/", team_views.MentionReadView.as_view(), name="api-mentions-read"),
+    path(
+        "canned-responses/",
+        team_views.CannedResponseListView.as_view(),
+        name="api-canned-responses",
+    ),
+    path(
+        "canned-responses/<int:canned_id>/",
+        team_views.CannedResponseDetailView.as_view(),
+        name="api-canned-response",
+    ),
+    path(
+        "contacts/<int:contact_id>/labels/",
+        team_views.ContactLabelsView.as_view(),
+        name="api-contact-labels",
+    ),
     path(
         "conversations/<int:conversation_id>/",
         views.ConversationDetailView.as_view(),
@@ -19,6 +58,12 @@ urlpatterns = [
         views.MessageListView.as_view(),
         name="api-messages",
     ),
+    path(
+        "conversations/<int:conversation_id>/templates/",
+        views.TemplateListView.as_view(),
+        name="api-templates",
+    ),
     path("messages/<int:message_id>/retry/", views.MessageRetryView.as_view(), name="api-retry"),
+    path("search/", views.SearchView.as_view(), name="api-search"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
 ]

@@ -1,8 +1,13 @@
 """The JSON API under /api/v1/: thin views over selectors and services."""
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +20,8 @@ from ..access import (
     access_message_by_id,
     visible_channel_ids,
 )
+from ..providers import message_templates
+from ..search import GROUPS, result_payload, search
 from ..selectors import Page, conversation_page, conversation_with_card, message_page
 from ..serializers import (
     ContactWithOrdersSerializer,
@@ -23,24 +30,56 @@ from ..serializers import (
     ConversationUpdateSerializer,
     MessageSerializer,
     SendMessageSerializer,
+    TemplateSerializer,
     conversation_row_payload,
     message_row_payload,
 )
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
+from ..services.labels import load_labels
 from ..services.send import SendRejected, retry_failed_message, send_message
-from .schema import errors, page_of
+from .schema import errors, page_of, search_result_serializer
 
 LIST_PARAMS = [
     OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
     OpenApiParameter("channel", int),
     OpenApiParameter("assignee", str, description="a user id, `me` or `none`"),
     OpenApiParameter("unread", bool, description="`true` / `false` (or `1` / `0`)"),
+    OpenApiParameter("label", int, description="a label id: only conversations with it"),
     OpenApiParameter("q", str, description="search contact name, phone, email, subject"),
     OpenApiParameter("from_date", str, description="YYYY-MM-DD or ISO 8601 (alias fromDate)"),
     OpenApiParameter("to_date", str, description="YYYY-MM-DD or ISO 8601 (alias toDate)"),
     OpenApiParameter("archived", bool, description="`true` / `false` (or `1` / `0`)"),
+    OpenApiParameter("team", str, description="a team id or `none`"),
     OpenApiParameter("cursor", str),
     OpenApiParameter("page_size", int, description="1 to 100, default 25"),
+]
+
+SEARCH_PARAMS = [
+    OpenApiParameter(
+        "q",
+        str,
+        required=True,
+        description="words of a message or email subject, a (partial) name, phone number in "
+        "any formatting, email or username; 1 to 200 characters",
+    ),
+    OpenApiParameter(
+        "type",
+        str,
+        enum=["all", *GROUPS],
+        description="one group only (needed with `cursor`); default all",
+    ),
+    OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
+    OpenApiParameter("channel", int),
+    OpenApiParameter("assignee", str, description="a user id, `me` or `none`"),
+    OpenApiParameter("team", str, description="a team id or `none`"),
+    OpenApiParameter("unread", bool, description="`true` / `false` (or `1` / `0`)"),
+    OpenApiParameter(
+        "archived", bool, description="`true` / `false`; absent: archived conversations too"
+    ),
+    OpenApiParameter("cursor", str, description="a group's next_cursor (with `type`)"),
+    OpenApiParameter(
+        "page_size", int, description="1 to 100; default 10 per group, 25 with `type`"
+    ),
 ]
 
 
@@ -67,6 +106,18 @@ class ConversationListView(APIView):
         return _page_response(page, conversation_row_payload)
 
 
+class SearchView(APIView):
+    @extend_schema(
+        operation_id="api_v1_search",
+        parameters=SEARCH_PARAMS,
+        responses={200: search_result_serializer(), **errors(400)},
+        description="Search over all history, grouped; only what the caller may see, never "
+        "counted. A group is present when asked for (`type`).",
+    )
+    def get(self, request):
+        return Response(result_payload(search(request.user, request.query_params)))
+
+
 class ConversationDetailView(APIView):
     @extend_schema(responses={200: ConversationDetailSerializer, **errors(404)})
     def get(self, request, conversation_id: int):
@@ -82,8 +133,11 @@ class ConversationDetailView(APIView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
+            load_labels([conversation])  # the event and the answer carry them
             try:
-                update_conversation(conversation, changes=serializer.validated_data)
+                update_conversation(
+                    conversation, changes=serializer.validated_data, actor=request.user
+                )
             except ConversationChangeRejected as exc:
                 raise ValidationError({exc.field: [str(exc)]}) from exc
         return Response(ConversationSerializer(conversation).data)
@@ -94,6 +148,7 @@ class ConversationReadView(APIView):
     def post(self, request, conversation_id: int):
         with transaction.atomic():  # the event's payload is the locked row's
             conversation = access_conversation_by_id(request.user, conversation_id, for_update=True)
+            load_labels([conversation])
             mark_read(conversation)
         return Response(ConversationSerializer(conversation).data)
 
@@ -103,15 +158,37 @@ class MessageListView(APIView):
         operation_id="api_v1_conversations_messages_list",
         parameters=[
             OpenApiParameter("before", str, description="the next_cursor of the previous page"),
+            OpenApiParameter(
+                "around",
+                int,
+                description="a message id (a search hit): the page around it, older and newer",
+            ),
+            OpenApiParameter(
+                "after", str, description="the newer_cursor of a page: the messages just newer"
+            ),
             OpenApiParameter("page_size", int, description="1 to 200, default 50"),
         ],
-        responses={200: page_of("MessagePage", MessageSerializer(many=True)), **errors(400, 404)},
+        responses={
+            200: page_of(
+                "MessagePage",
+                MessageSerializer(many=True),
+                extra_fields={
+                    "newer_cursor": serializers.CharField(
+                        allow_null=True,
+                        help_text="with `around` / `after`: pass as `after` for newer messages",
+                    )
+                },
+            ),
+            **errors(400, 404),
+        },
     )
     def get(self, request, conversation_id: int):
         page = message_page(
             access_conversation_id(request.user, conversation_id), request.query_params
         )
-        return _page_response(page, message_row_payload)
+        response = _page_response(page, message_row_payload)
+        response.data["newer_cursor"] = page.newer_cursor
+        return response
 
     @extend_schema(
         request=SendMessageSerializer,
@@ -135,6 +212,7 @@ class MessageListView(APIView):
                 kind=data["kind"],
                 reply_to_id=data.get("reply_to_id"),
                 email=data.get("email"),
+                template=data.get("template"),
             )
         except SendRejected as exc:
             raise ValidationError({"detail": str(exc)}) from exc
@@ -142,6 +220,23 @@ class MessageListView(APIView):
             MessageSerializer(outcome.message).data,
             status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
         )
+
+
+class TemplateListView(APIView):
+    @extend_schema(
+        operation_id="api_v1_conversations_templates_list",
+        responses={
+            200: inline_serializer(
+                name="TemplateList", fields={"results": TemplateSerializer(many=True)}
+            ),
+            **errors(404),
+        },
+    )
+    def get(self, request, conversation_id: int):
+        """The approved message templates that can be sent in this conversation (empty on
+        channels without templates); send one with POST …/messages/ `{client_id, template}`."""
+        conversation = access_conversation_by_id(request.user, conversation_id)
+        return Response({"results": message_templates(conversation)})
 
 
 class MessageRetryView(APIView):

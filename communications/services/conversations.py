@@ -8,9 +8,10 @@ from django.utils import timezone
 from crm.models import Team
 
 from .. import events
-from ..counts import CountState, counts_delta, state_of
+from ..counts import counts_delta, state_of
 from ..models import Conversation
 from ..serializers import conversation_payload
+from .activity import record_activity, user_ref
 
 
 class ConversationChangeRejected(Exception):
@@ -45,12 +46,14 @@ def team_rejection(conversation: Conversation, team_id: int) -> str | None:
     return None
 
 
-def update_conversation(conversation: Conversation, *, changes: dict) -> Conversation:
-    """Apply status / snooze / assignee / team / archive changes and tell every viewer.
+def update_conversation(conversation: Conversation, *, changes: dict, actor=None) -> Conversation:
+    """Apply status / snooze / assignee / team / archive changes and tell every viewer; each
+    real change is an activity line by `actor` (None: the system).
 
     `conversation` must be row-locked by the caller (`access_conversation_by_id(...,
     for_update=True)`): the event's payload is built from it and must be the row's state."""
-    before = state_of(conversation)
+    before = _tracked(conversation)
+    counts_before = state_of(conversation)
     fields = []
     if "status" in changes:
         conversation.status = changes["status"]
@@ -93,29 +96,81 @@ def update_conversation(conversation: Conversation, *, changes: dict) -> Convers
     with transaction.atomic():
         conversation.version += 1  # under the caller's row lock: strictly increasing
         conversation.save(update_fields=[*set(fields), "version", "updated_at"])
-        record_conversation_updated(conversation, before=before)
+        lines = record_activity(
+            conversation, activity_entries(before, _tracked(conversation)), actor=actor
+        )
+        record_conversation_updated(conversation, before=counts_before, also=lines)
     return conversation
 
 
-def bulk_update_conversations(conversation_ids: list[int], **values) -> int:
-    """The admin's bulk actions: one UPDATE, then one event per conversation for the inbox."""
+def bulk_update_conversations(conversation_ids: list[int], *, actor=None, **values) -> int:
+    """The admin's bulk actions: one UPDATE, then one event (and the activity lines of what
+    really changed) per conversation for the inbox."""
     with transaction.atomic():
-        # Their states before, locked until we commit, for the counts' deltas.
-        before = {
-            c.pk: state_of(c)
-            for c in Conversation.objects.select_for_update()
-            .filter(pk__in=conversation_ids)
-            .only("status", "is_archived", "assignee_id", "unread_count")
-        }
+        locked = (
+            Conversation.objects.filter(pk__in=conversation_ids)
+            .select_related("assignee", "team")
+            .select_for_update(of=("self",))
+            .order_by("pk")  # one lock order for every caller: no deadlocks between bulks
+        )
+        before, counts_before = {}, {}
+        for conversation in locked:
+            before[conversation.pk] = _tracked(conversation)
+            counts_before[conversation.pk] = state_of(conversation)  # for the counts' deltas
+        if "status" in values and values["status"] != Conversation.Status.SNOOZED:
+            values = {**values, "snoozed_until": None}
         count = Conversation.objects.filter(pk__in=conversation_ids).update(
             **values, version=F("version") + 1, updated_at=timezone.now()
         )
         # Read after our UPDATE, in its transaction: the rows as they are, locked by us.
         for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related(
-            "contact", "channel", "assignee"
+            "contact", "channel", "assignee", "team"
         ):
-            record_conversation_updated(conversation, before=before.get(conversation.pk))
+            entries = activity_entries(before.get(conversation.pk, {}), _tracked(conversation))
+            lines = record_activity(conversation, entries, actor=actor)
+            record_conversation_updated(
+                conversation, before=counts_before.get(conversation.pk), also=lines
+            )
     return count
+
+
+def _tracked(conversation: Conversation) -> dict:
+    """What the activity log follows, with names (the lines read without joins)."""
+    team = conversation.team if conversation.team_id is not None else None
+    return {
+        "status": conversation.status,
+        "snoozed_until": conversation.snoozed_until.isoformat()
+        if conversation.snoozed_until
+        else None,
+        "assignee": user_ref(conversation.assignee) if conversation.assignee_id else None,
+        "team": {"id": team.pk, "name": team.name} if team is not None else None,
+        "is_archived": conversation.is_archived,
+    }
+
+
+def activity_entries(before: dict, after: dict) -> list[tuple[str, dict, dict]]:
+    """(verb, before, after) for each tracked field that changed."""
+    if not before:
+        return []
+    entries = []
+    snoozed = after["status"] == Conversation.Status.SNOOZED
+    if snoozed and (
+        before["status"] != after["status"] or before["snoozed_until"] != after["snoozed_until"]
+    ):
+        entries.append(
+            (
+                "snoozed",
+                {"status": before["status"], "snoozed_until": before["snoozed_until"]},
+                {"status": after["status"], "snoozed_until": after["snoozed_until"]},
+            )
+        )
+    elif before["status"] != after["status"]:
+        entries.append(("status", {"status": before["status"]}, {"status": after["status"]}))
+    for field, verb in (("assignee", "assigned"), ("team", "team"), ("is_archived", "archived")):
+        old, new = before[field], after[field]
+        if _identity(old) != _identity(new):
+            entries.append((verb, {field: old}, {field: new}))
+    return entries
 
 
 def mark_read(conversation: Conversation) -> Conversation:
@@ -132,14 +187,30 @@ def mark_read(conversation: Conversation) -> Conversation:
     return conversation
 
 
-def record_conversation_updated(conversation: Conversation, *, before: CountState | None) -> None:
+UNCHANGED = object()  # `before` for a change that moves no count (a preview, labels)
+
+
+def record_conversation_updated(
+    conversation: Conversation, *, before=UNCHANGED, also: list[tuple] = ()
+) -> None:
     """`conversation.updated` for every viewer, after commit (contact, channel and assignee
-    select_related), with how it moved the counts since `before` (the row's state before the
-    change, read under the same lock)."""
-    events.record_event(
-        events.CONVERSATION_UPDATED,
-        channel_id=conversation.channel_id,
-        conversation_id=conversation.pk,
-        payload=conversation_payload(conversation),
-        counts=counts_delta(before, state_of(conversation)),
+    select_related), with how it moved the counts since `before` (the row's CountState before
+    the change, read under the same lock; None: it was not there), then `also` (its activity
+    lines' events) in the same INSERT."""
+    counts = None if before is UNCHANGED else counts_delta(before, state_of(conversation))
+    events.record_events(
+        [
+            (
+                events.CONVERSATION_UPDATED,
+                conversation.channel_id,
+                conversation.pk,
+                conversation_payload(conversation),
+                counts,
+            ),
+            *also,
+        ]
     )
+
+
+def _identity(value):
+    return value.get("id") if isinstance(value, dict) else value

@@ -94,10 +94,14 @@ def settle(claim_: Claim, status: str, *, reason: str = "", external_id: str | N
     queue_next(claim_.message.conversation_id)
 
 
-def release_for_retry(claim_: Claim, reason: str) -> float | None:
-    """A temporary failure: back to pending, due after a backoff; the delay, or None when the
-    claim was no longer ours."""
-    delay = retry_delay(claim_.attempt)
+def release_for_retry(
+    claim_: Claim, reason: str, *, not_before: float | None = None
+) -> float | None:
+    """A temporary failure: back to pending, due after a backoff (at least `not_before`
+    seconds, when the platform named a wait, up to the same 600 s ceiling as the backoff: a
+    task queued further ahead outlives the broker's visibility timeout); the delay, or None when
+    the claim was no longer ours."""
+    delay = max(retry_delay(claim_.attempt), min(not_before or 0, 600))
     released = Message.objects.filter(
         pk=claim_.message.pk, status=Message.Status.SENDING, send_attempt_id=claim_.attempt_id
     ).update(

@@ -113,7 +113,6 @@ def _wipe(message: Message, redaction_id: str) -> None:
 
 def _forget_preview(message: Message) -> None:
     """The conversation's preview quoted this message if it is still the last one."""
-    from ..counts import state_of
     from .conversations import record_conversation_updated
     from .ingest import preview_text
 
@@ -132,20 +131,26 @@ def _forget_preview(message: Message) -> None:
         return
     conversation.last_message_preview = preview_text(message)
     conversation.save(update_fields=["last_message_preview", "updated_at"])
-    # Only the preview changed: no count moves.
-    record_conversation_updated(conversation, before=state_of(conversation))
+    record_conversation_updated(conversation)  # only the preview changed: no count moves
 
 
 def apply_reaction(
     *, channel_id: int, external_id: str, sender: str, key: str, reaction_id: str = ""
 ) -> bool:
-    """One reaction per sender per message (WhatsApp's rule); a new one replaces the old."""
+    """One reaction per sender per message (WhatsApp's rule); a new one replaces the old, an
+    empty `key` takes the sender's reaction back (Messenger's "unreact")."""
     with transaction.atomic():
         message = _locked(channel_id, external_id)
         if message is None:
             return False
         reactions = message.metadata.setdefault("reactions", {})
         current = reactions.get(sender)
+        if not key:
+            if current is None:
+                return False
+            reactions.pop(sender)
+            _record(message)
+            return True
         if current and current.get("key") == key:
             return False
         reactions[sender] = {"key": key, "event_id": reaction_id}

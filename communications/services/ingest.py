@@ -30,7 +30,9 @@ from .. import events
 from ..counts import counts_delta, state_of
 from ..files import store_after_commit
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
+from ..notifications.services import notify_inbound_messages
 from ..serializers import conversation_payload, message_payload
+from . import profiles
 from .attachments import queue_download_retry
 from .coalesce import Coalescer
 
@@ -231,6 +233,14 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
         )
     # Conversations first, so a page learns of a new row before the messages in it.
     events.record_events(conversation_events + message_events)
+    # Web Push to the managers who asked for it, by the worker after commit.
+    notify_inbound_messages(
+        [
+            message.pk
+            for _, item, message in new
+            if message.direction == Message.Direction.INBOUND and not item.historical
+        ]
+    )
     return results
 
 
@@ -252,25 +262,31 @@ def _contacts_for(channel: Channel, items: list[InboundMessage]) -> dict[str, Co
     senders: dict[str, InboundSender] = {}
     for item in items:
         senders.setdefault(item.sender.external_id, item.sender)
-    contacts = {
-        identity.external_id: identity.contact
-        for identity in ContactIdentity.objects.select_related("contact").filter(
+    identities = list(
+        ContactIdentity.objects.select_related("contact").filter(
             channel=channel, external_id__in=list(senders)
         )
-    }
+    )
+    contacts = {identity.external_id: identity.contact for identity in identities}
     unknown = [sender for sender_id, sender in senders.items() if sender_id not in contacts]
     if unknown:
-        contacts |= _new_contacts(channel, unknown)
+        made = _new_contacts(channel, unknown)
+        identities += made
+        contacts |= {identity.external_id: identity.contact for identity in made}
+    # Names and pictures come from the platform in the background (R12): new identities and
+    # stale profiles are queued after commit, decided from the rows read above.
+    profiles.queue_refreshes(channel, identities)
     for item in items:
         # Later messages may know more (a LID contact's phone): complete the contact.
         _fill_missing_contact_details(contacts[item.sender.external_id], item.sender)
     return contacts
 
 
-def _new_contacts(channel: Channel, senders: list[InboundSender]) -> dict[str, Contact]:
+def _new_contacts(channel: Channel, senders: list[InboundSender]) -> list[ContactIdentity]:
     """A contact and an identity for each new customer, race-free: the identities' unique
     constraint decides. Where a concurrent delivery created the identity first, its contact is
-    used and the one made here (referenced by nothing, uncommitted) is deleted again."""
+    used and the one made here (referenced by nothing, uncommitted) is deleted again. Returns
+    the identities, each with its contact."""
     senders = sorted(senders, key=lambda s: s.external_id)  # one lock order for all batches
     made = {
         s.external_id: Contact(
@@ -290,17 +306,14 @@ def _new_contacts(channel: Channel, senders: list[InboundSender]) -> dict[str, C
         )
         for sender in senders
     ]
-    won = {
-        identity.external_id: identity.contact
-        for identity in insert_new_rows(identities, ("channel", "external_id"))
-    }
-    lost = [sender_id for sender_id in made if sender_id not in won]
+    won = insert_new_rows(identities, ("channel", "external_id"))
+    won_ids = {identity.external_id for identity in won}
+    lost = [sender_id for sender_id in made if sender_id not in won_ids]
     if lost:
         delete_rows(Contact, [made[sender_id].pk for sender_id in lost])
-        for identity in ContactIdentity.objects.select_related("contact").filter(
+        won += ContactIdentity.objects.select_related("contact").filter(
             channel=channel, external_id__in=lost
-        ):
-            won[identity.external_id] = identity.contact
+        )
     return won
 
 

@@ -26,6 +26,7 @@ from ..counts import counts_delta, state_of
 from ..models import Channel, Conversation, EarlyStatus, Message
 from ..serializers import conversation_payload, message_payload
 from .ingest import preview_text
+from .mentions import record_mentions, resolve_mentions
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +73,22 @@ def send_message(
     reply_to_id: int | None = None,
     attachments: tuple = (),
     email: dict | None = None,
+    template: dict | None = None,
 ) -> SendOutcome:
     """Store an outbound message (or a private note) once per `client_id`. `email` ({"to": […],
-    "cc": […]}) chooses an email reply's recipients; the provider reads it from metadata."""
+    "cc": […]}) chooses an email reply's recipients; the provider reads it from metadata.
+    `template` ({"id": …, "variables": {…}}) sends one of the channel's message templates
+    (WhatsApp outside its 24-hour window): the provider checks and fills it in, and the
+    message stores the filled-in text."""
     existing = Message.objects.filter(client_id=client_id).first()
     if existing is not None:
         return _same_request(existing, conversation)
+    metadata = {}
+    if template is not None:
+        if kind == Message.Kind.NOTE or attachments:
+            raise SendRejected("a template is sent on its own, not as a note or with files")
+        prepared = _prepare_template(conversation, template)
+        content, metadata = prepared.content, prepared.metadata
     if not content.strip() and not attachments:
         raise SendRejected("a message needs text or an attachment")
     if (
@@ -88,6 +99,8 @@ def send_message(
     if email and conversation.channel.kind != Channel.Kind.EMAIL:
         raise SendRejected("email recipients apply to email conversations only")
     is_note = kind == Message.Kind.NOTE
+    # A note's @mentions (managers who can see the conversation) travel in its metadata.
+    mentions = resolve_mentions(conversation, content, user) if is_note else []
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -103,7 +116,9 @@ def send_message(
                 reply_to_id=reply_to_id,
                 metadata={"email": {"to": email["to"], "cc": email.get("cc", [])}}
                 if email and not is_note
-                else {},
+                else {**metadata, "mentions": mentions}
+                if mentions
+                else metadata,
                 created_at=now,
                 deliver_after=None if is_note else now,
             )
@@ -121,10 +136,29 @@ def send_message(
             )
             if not is_note:
                 queue_delivery(message.pk)
+            record_mentions(message, mentions)
     except IntegrityError:
         # Two copies of one request raced; the other one stored it.
         return _same_request(Message.objects.get(client_id=client_id), conversation)
     return SendOutcome(message, created=True)
+
+
+def _prepare_template(conversation: Conversation, template: dict):
+    from ..providers import PermanentDeliveryError, TemplateRejected, provider_for
+
+    try:
+        provider = provider_for(conversation.channel)
+    except PermanentDeliveryError as exc:
+        raise SendRejected(exc.reason) from exc
+    prepare = getattr(provider, "prepare_template", None)
+    if prepare is None:
+        raise SendRejected(
+            f"{conversation.channel.get_kind_display()} conversations have no message templates"
+        )
+    try:
+        return prepare(conversation, template)
+    except TemplateRejected as exc:
+        raise SendRejected(str(exc)) from exc
 
 
 def _same_request(existing: Message, conversation: Conversation) -> SendOutcome:

@@ -211,6 +211,10 @@ class MatrixClient:
 
     def download(self, mxc: str) -> bytes:
         """Authenticated media (Synapse ≥ 1.111 refuses the old unauthenticated endpoints)."""
+        return self.download_media(mxc)[0]
+
+    def download_media(self, mxc: str) -> tuple[bytes, str]:
+        """The bytes of `mxc` and the Content-Type the media repository gave them."""
         if not mxc.startswith("mxc://"):
             raise MatrixError(400, "M_INVALID_PARAM", f"not an mxc URI: {mxc[:80]}")
         server, _, media_id = mxc[len("mxc://") :].partition("/")
@@ -220,7 +224,7 @@ class MatrixClient:
             raw=True,
             timeout=max(self.timeout, 120),
         )
-        return response.content
+        return response.content, response.headers.get("Content-Type", "")
 
 
 def appservice_client(config: MatrixConfig | None = None, as_user_id: str = "") -> MatrixClient:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from communications.models import Channel, Conversation, Message
 from communications.services.send import update_message_status
 
-from ..base import PermanentDeliveryError, SendResult, TemporaryDeliveryError
+from ..base import PermanentDeliveryError, ReplyOptions, SendResult, TemporaryDeliveryError
 from .client import MatrixClient, MatrixError, MatrixUnavailable
 from .models import MatrixConnection, MatrixRoom, WhatsAppNumber
 from .numbers import pretty_phone
@@ -99,6 +99,10 @@ class MatrixProvider:
         update_message_status(message.pk, Message.Status.SENT, external_id=event_id)
         return SendResult(external_id=event_id)
 
+    def reply_options(self, conversation=None) -> ReplyOptions:
+        reason = self.reply_unavailable()
+        return ReplyOptions("notes", reason) if reason else ReplyOptions()
+
     def reply_unavailable(self) -> str:
         """Why this number's chats cannot be answered now ("" when they can): its history
         stays readable after a logout or a switch to another number."""
@@ -139,6 +143,12 @@ class MatrixProvider:
             json={"typing": True, "timeout": TYPING_TIMEOUT_MS},
             timeout=5,
         )
+
+    def fetch_profile(self, identity):
+        """The bridged contact's name and picture (R12), for the core's background refresh."""
+        from .profiles import fetch_profile
+
+        return fetch_profile(identity)
 
     @staticmethod
     def _media_content(client: MatrixClient, attachment) -> dict:

@@ -4,8 +4,6 @@
 the same token. Meta's URLs expire after minutes, so this runs right when the webhook arrives.
 """
 
-import dataclasses
-
 import requests
 from django.conf import settings
 
@@ -13,6 +11,7 @@ from communications.models import Channel
 from communications.services.ingest import InboundMessage
 
 from ..base import PermanentDeliveryError
+from ..media import with_media as fill_media
 from .provider import auth_headers, graph_base
 
 # WhatsApp documents go up to 100 MB.
@@ -66,28 +65,10 @@ def _check(response: requests.Response, what: str) -> None:
 
 
 def with_media(channel: Channel, messages: list[InboundMessage]) -> list[InboundMessage]:
-    """The messages with their attachments' bytes filled in.
+    """The messages with their attachments' bytes filled in (failures as placeholders)."""
 
-    Media that cannot be fetched (Meta down, an expired id) never costs the message: its
-    attachment carries the reason and is stored as a placeholder that is retried
-    (communications.services.attachments).
-    """
-    done = []
-    for message in messages:
-        attachments = []
-        for attachment in message.attachments:
-            if attachment.data is not None or not attachment.provider_ref:
-                attachments.append(attachment)
-                continue
-            try:
-                data, mime_type = download_media(channel, attachment.provider_ref)
-            except MediaDownloadError as exc:
-                attachments.append(dataclasses.replace(attachment, download_error=exc.reason))
-                continue
-            attachments.append(
-                dataclasses.replace(
-                    attachment, data=data, mime_type=attachment.mime_type or mime_type
-                )
-            )
-        done.append(dataclasses.replace(message, attachments=tuple(attachments)))
-    return done
+    def fetch(attachment):
+        data, mime_type = download_media(channel, attachment.provider_ref)
+        return data, attachment.mime_type or mime_type
+
+    return fill_media(messages, fetch, errors=(MediaDownloadError,))

@@ -45,10 +45,21 @@ class StatusUpdate:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Reaction:
+    """A customer's emoji on a message (`emoji` "" when they took it back)."""
+
+    target_external_id: str
+    sender: str
+    emoji: str
+    external_id: str
+
+
 @dataclass
 class ParsedWebhook:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
+    reactions: list[Reaction] = field(default_factory=list)
 
     @property
     def has_media(self) -> bool:
@@ -81,6 +92,11 @@ def _parse_value(value: dict, parsed: ParsedWebhook) -> None:
         if isinstance(contact, dict) and contact.get("wa_id"):
             names[str(contact["wa_id"])] = (contact.get("profile") or {}).get("name", "")
     for raw in value.get("messages") or []:
+        if raw.get("type") == "reaction":
+            reaction = _reaction(raw)
+            if reaction is not None:
+                parsed.reactions.append(reaction)
+            continue
         message = _message(raw, names)
         if message is not None:
             parsed.messages.append(message)
@@ -96,8 +112,6 @@ def _message(raw: dict, names: dict[str, str]) -> InboundMessage | None:
     if not sender_digits or not wamid:
         raise PayloadError("a message needs 'from' and 'id'")
     kind_name = raw.get("type", "")
-    if kind_name == "reaction":
-        return None  # a reaction is not a message of its own
     content = ""
     kind = Message.Kind.TEXT
     attachments: tuple[InboundAttachment, ...] = ()
@@ -125,12 +139,24 @@ def _message(raw: dict, names: dict[str, str]) -> InboundMessage | None:
         coords = f"{location.get('latitude')}, {location.get('longitude')}"
         content = f"{label} ({coords})" if label else coords
         metadata["location"] = location
+    elif kind_name == "contacts":
+        shared = [c for c in raw.get("contacts") or [] if isinstance(c, dict)]
+        content = "\n".join(_contact_line(c) for c in shared) or "[a shared contact]"
+        metadata["contacts"] = shared
     elif kind_name == "button":
-        content = (raw.get("button") or {}).get("text", "")
+        # A quick-reply button of a template we sent: the label, and the payload we set.
+        button = raw.get("button") or {}
+        content = button.get("text", "")
+        metadata["button_payload"] = button.get("payload", "")
     elif kind_name == "interactive":
         interactive = raw.get("interactive") or {}
-        reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
+        reply_type = interactive.get("type", "")
+        reply = interactive.get(reply_type) if reply_type in ("button_reply", "list_reply") else {}
+        reply = reply or interactive.get("button_reply") or interactive.get("list_reply") or {}
         content = reply.get("title", "")
+        if reply.get("description"):
+            content = f"{content} — {reply['description']}"
+        metadata["reply_id"] = reply.get("id", "")
     else:
         content = f"[a WhatsApp message of type '{kind_name}' that Switchboard cannot show]"
     reply_to = (raw.get("context") or {}).get("id")
@@ -149,6 +175,29 @@ def _message(raw: dict, names: dict[str, str]) -> InboundMessage | None:
         reply_to_external_id=str(reply_to) if reply_to else None,
         metadata=metadata,
     )
+
+
+def _reaction(raw: dict) -> Reaction | None:
+    reaction = raw.get("reaction") or {}
+    target = reaction.get("message_id")
+    if not target:
+        return None
+    return Reaction(
+        target_external_id=str(target),
+        sender=str(raw.get("from") or ""),
+        emoji=str(reaction.get("emoji") or ""),  # absent: the customer removed it
+        external_id=str(raw.get("id") or ""),
+    )
+
+
+def _contact_line(contact: dict) -> str:
+    name = (
+        (contact.get("name") or {}).get("formatted_name", "")
+        if isinstance(contact.get("name"), dict)
+        else ""
+    )
+    phones = [p.get("phone", "") for p in contact.get("phones") or [] if isinstance(p, dict)]
+    return "Contact: " + " · ".join(part for part in (name, *phones) if part)
 
 
 def _status(raw: dict) -> StatusUpdate | None:

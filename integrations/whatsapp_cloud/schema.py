@@ -45,12 +45,22 @@ MESSAGE = _object(
                 "address": NAME,
             }
         ),
-        "button": _object({"text": TEXT}),
+        "button": _object({"text": TEXT, "payload": TEXT}),
         "interactive": _object(
             {
-                "button_reply": _object({"title": TEXT}),
-                "list_reply": _object({"title": TEXT}),
+                "type": NAME,
+                "button_reply": _object({"id": TEXT, "title": TEXT}),
+                "list_reply": _object({"id": TEXT, "title": TEXT, "description": TEXT}),
             }
+        ),
+        "reaction": _object({"message_id": ID, "emoji": NAME}),
+        "contacts": _list(
+            _object(
+                {
+                    "name": _object({"formatted_name": NAME}),
+                    "phones": _list(_object({"phone": NAME, "wa_id": NAME})),
+                }
+            )
         ),
         "context": _object({"id": ID}),
     },

@@ -7,31 +7,23 @@ delivery and answers at once; the worker downloads media and ingests (communicat
 Deliveries are at least once: ingest deduplicates by wamid, and statuses only move forward.
 """
 
-import hashlib
-import hmac
-
 from django.http import HttpResponse
 
 from communications.models import Channel, Message
+from communications.services import edits
 from communications.services.ingest import ingest_messages
 from communications.services.send import update_status_by_external_id
 from communications.webhooks import Inspection, Malformed, WebhookReceiver, WebhookRejected
 from crm.safe_json import JSONRejected, load_json
 
+from ..meta_signature import (  # noqa: F401 - signature_for: tests sign with it
+    SIGNATURE_HEADER,
+    answer_challenge,
+    signature_for,
+    signature_is_valid,
+)
 from .media import with_media
 from .parse import PayloadError, parse_payload
-
-SIGNATURE_HEADER = "X-Hub-Signature-256"
-
-
-def signature_for(app_secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_is_valid(app_secret: str, body: bytes, header: str) -> bool:
-    if not app_secret or not header:
-        return False
-    return hmac.compare_digest(header.strip().encode(), signature_for(app_secret, body).encode())
 
 
 class WhatsAppCloudReceiver(WebhookReceiver):
@@ -40,7 +32,7 @@ class WhatsAppCloudReceiver(WebhookReceiver):
     kept_headers = (SIGNATURE_HEADER,)
 
     def handshake(self, channel, request) -> HttpResponse:
-        return _verify(request, channel)
+        return answer_challenge(request, channel.secrets.get("verify_token", ""))
 
     def authenticate(self, channel, request, body: bytes) -> None:
         if not signature_is_valid(
@@ -64,18 +56,6 @@ class WhatsAppCloudReceiver(WebhookReceiver):
         process_payloads(channel, payloads)
 
 
-def _verify(request, channel: Channel) -> HttpResponse:
-    expected = channel.secrets.get("verify_token", "")
-    given = request.GET.get("hub.verify_token", "")
-    if (
-        request.GET.get("hub.mode") == "subscribe"
-        and expected
-        and hmac.compare_digest(given.encode(), expected.encode())
-    ):
-        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
-    return HttpResponse("verification failed", status=403, content_type="text/plain")
-
-
 def _phone_number_id(channel: Channel) -> str:
     return str(channel.config.get("phone_number_id", ""))
 
@@ -94,6 +74,7 @@ def process_payloads(channel: Channel, payloads: list[dict]) -> int:
     parsed = [parse_payload(p, phone_number_id=_phone_number_id(channel)) for p in payloads]
     messages = [message for one in parsed for message in one.messages]
     statuses = [status for one in parsed for status in one.statuses]
+    reactions = [reaction for one in parsed for reaction in one.reactions]
     if any(one.has_media for one in parsed):
         # A redelivery must not download again what is already stored.
         known = set(
@@ -106,4 +87,14 @@ def process_payloads(channel: Channel, payloads: list[dict]) -> int:
     results = ingest_messages(channel, messages) if messages else []
     for status in statuses:
         update_status_by_external_id(channel.pk, status.external_id, status.status, status.reason)
+    for reaction in reactions:
+        # Shown on the message it names; a reaction to a message we never stored changes
+        # nothing (WhatsApp allows reactions up to 30 days back).
+        edits.apply_reaction(
+            channel_id=channel.pk,
+            external_id=reaction.target_external_id,
+            sender=reaction.sender,
+            key=reaction.emoji,
+            reaction_id=reaction.external_id,
+        )
     return sum(1 for result in results if result.created)

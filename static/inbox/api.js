@@ -53,14 +53,36 @@ function describe(data) {
 
 export const api = {
   conversations: (params) => request("GET", `/api/v1/conversations/?${new URLSearchParams(params)}`),
-  open: (id) => request("GET", `/inbox/c/${id}/`),
+  // `around`: a message id (a search hit): the page of messages around it.
+  open: (id, { around } = {}) =>
+    request("GET", `/inbox/c/${id}/${around ? `?${new URLSearchParams({ around })}` : ""}`),
+  conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
   olderMessages: (id, before) =>
     request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ before })}`),
+  newerMessages: (id, after) =>
+    request("GET", `/api/v1/conversations/${id}/messages/?${new URLSearchParams({ after })}`),
+  search: (params) => request("GET", `/api/v1/search/?${new URLSearchParams(params)}`),
   send: (id, body) => request("POST", `/api/v1/conversations/${id}/messages/`, body),
+  conversation: (id) => request("GET", `/api/v1/conversations/${id}/`),
+  templates: (id) => request("GET", `/api/v1/conversations/${id}/templates/`),
   upload: (id, formData) => request("POST", `/inbox/c/${id}/upload/`, formData, { form: true }),
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
   retryDownload: (attachmentId) => request("POST", `/inbox/attachments/${attachmentId}/retry/`, {}),
   update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
   counts: () => request("GET", "/inbox/counts/"),
+  // team workflow: labels, activity, @mentions, canned replies
+  createLabel: (body) => request("POST", "/api/v1/labels/", body),
+  changeLabels: (id, body) => request("POST", `/api/v1/conversations/${id}/labels/`, body),
+  mentionable: (id) => request("GET", `/api/v1/conversations/${id}/mentionable/`),
+  mentions: (params = {}) => request("GET", `/api/v1/mentions/?${new URLSearchParams(params)}`),
+  markMentionsRead: (body) => request("POST", "/api/v1/mentions/read/", body),
+  canned: (params = {}) => request("GET", `/api/v1/canned-responses/?${new URLSearchParams(params)}`),
+  createCanned: (body) => request("POST", "/api/v1/canned-responses/", body),
+  updateCanned: (id, body) => request("PATCH", `/api/v1/canned-responses/${id}/`, body),
+  deleteCanned: (id) => request("DELETE", `/api/v1/canned-responses/${id}/`),
+  notificationSettings: () => request("GET", "/api/v1/notifications/settings/"),
+  saveNotificationSettings: (changes) => request("PATCH", "/api/v1/notifications/settings/", changes),
+  pushSubscribe: (subscription) => request("POST", "/api/v1/notifications/push-subscriptions/", subscription),
+  pushUnsubscribe: (endpoint) => request("POST", "/api/v1/notifications/push-subscriptions/unsubscribe/", { endpoint }),
 };

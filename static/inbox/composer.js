@@ -4,12 +4,15 @@
 import { api } from "./api.js";
 import { EmailFields } from "./email-composer.js";
 import { EmojiPicker } from "./emoji.js";
-import { humanSize } from "./render.js";
+import { el, humanSize } from "./render.js";
+import { TemplatePicker } from "./templates.js";
+import { Suggest, rank } from "./suggest.js";
 
 export class Composer {
-  constructor({ form, thread, realtime, maxUploadBytes, toast }) {
-    Object.assign(this, { form, thread, realtime, maxUploadBytes, toast });
+  constructor({ form, thread, realtime, maxUploadBytes, toast, myTeams }) {
+    Object.assign(this, { form, thread, realtime, maxUploadBytes, toast, myTeams: myTeams || [] });
     this.text = form.querySelector("textarea");
+    this.setUpSuggestions();
     this.fileInput = form.querySelector('input[type="file"]');
     this.error = form.querySelector(".composer-error");
     this.notice = form.querySelector(".composer-notice");
@@ -19,6 +22,9 @@ export class Composer {
     this.lastTyping = 0;
     this.pending = new Map(); // client_id -> the optimistic message and how to send it again
     this.emailFields = new EmailFields(form);
+    this.templates = new TemplatePicker(form.querySelector(".template-picker"), {
+      onSend: (template, content) => this.sendTemplate(template, content),
+    });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
@@ -59,16 +65,100 @@ export class Composer {
     });
   }
 
-  // The opened conversation: where replies cannot be sent yet, say so and write notes only.
+  // --- `/` canned replies (in a reply), `@` mentions (in a note) ----------------------------
+  setUpSuggestions() {
+    this.cache = { canned: null, mentionable: null, conversationId: null };
+    this.suggest = new Suggest({
+      field: this.text,
+      container: this.form,
+      label: "Suggestions",
+      onPick: (value) => this.replaceToken(value.insert),
+    });
+    // Before the Enter-sends handler: while the list is open its keys are the list's.
+    this.text.addEventListener("keydown", (event) => this.suggest.handleKey(event), { capture: true });
+    this.text.addEventListener("input", () => this.refreshSuggestions());
+    this.text.addEventListener("click", () => this.refreshSuggestions());
+  }
+
+  // The `/word` or `@word` the caret is at, or null.
+  tokenAtCaret() {
+    const before = this.text.value.slice(0, this.text.selectionStart);
+    const match = before.match(this.mode === "note" ? /(^|\s)@([\w.@+-]*)$/ : /(^|\s)\/([\w-]*)$/);
+    if (!match) return null;
+    return { query: match[2], start: before.length - match[2].length - 1, end: this.text.selectionStart };
+  }
+
+  async refreshSuggestions() {
+    const token = this.tokenAtCaret();
+    const id = this.thread.id;
+    if (!token || !id) return this.suggest.hide();
+    if (this.cache.conversationId !== id) this.cache = { canned: null, mentionable: null, conversationId: id };
+    const mode = this.mode;
+    try {
+      if (mode === "note") {
+        this.cache.mentionable ||= api.mentionable(id).then((data) => data.results);
+        const people = (await this.cache.mentionable).filter((p) => p.id !== this.thread.me.id);
+        if (mode !== this.mode || id !== this.thread.id) return;
+        const items = rank(people, token.query, (p) => [p.username, ...p.name.split(/\s+/), p.name]).slice(0, 8);
+        this.suggest.show(items.map((p) => ({ key: `u${p.id}`, text: p.name, hint: `@${p.username}`, value: { insert: `@${p.username} ` } })));
+      } else {
+        this.cache.canned ||= api.canned({ conversation: id }).then((data) => data.results);
+        const responses = await this.cache.canned;
+        if (mode !== this.mode || id !== this.thread.id) return;
+        const items = rank(responses, token.query, (r) => [r.shortcut, r.title, r.content]).slice(0, 8);
+        this.suggest.show(items.map((r) => ({ key: `c${r.id}`, text: `/${r.shortcut}`, hint: r.title || r.rendered.slice(0, 60), value: { insert: r.rendered } })));
+      }
+    } catch (error) {
+      this.suggest.hide();
+      this.cache = { canned: null, mentionable: null, conversationId: null };
+    }
+  }
+
+  replaceToken(text) {
+    const token = this.tokenAtCaret();
+    if (!token) return this.insertText(text);
+    const value = this.text.value;
+    this.text.value = value.slice(0, token.start) + text + value.slice(token.end);
+    this.text.selectionStart = this.text.selectionEnd = token.start + text.length;
+    this.text.focus();
+  }
+
+  forgetCanned() {
+    this.cache.canned = null;
+  }
+
+  // The opened conversation: the provider says what the reply box offers (reply_mode): free
+  // text, approved templates only (the picker), or private notes only — before anyone types.
   useConversation(conversation) {
+    this.conversation = conversation;
     this.emailFields.use(conversation);
     const reason = conversation.reply_unavailable || "";
+    const templatesOnly = conversation.reply_mode === "templates";
+    this.replyMode = conversation.reply_mode || "text";
     this.replyTab.disabled = Boolean(reason);
     this.notice.hidden = !reason;
-    this.notice.textContent = reason ? `Replies cannot be sent here: ${reason}. Private notes still work.` : "";
+    this.notice.textContent = !reason
+      ? ""
+      : templatesOnly
+        ? `Free text cannot be sent: ${reason}. Pick a template below; private notes still work.`
+        : `Replies cannot be sent here: ${reason}. Private notes still work.`;
+    if (templatesOnly) this.templates.show(conversation.id);
+    else this.templates.hide();
     if (reason) this.setMode("note", { focus: false });
     else if (this.mode === "note" && this.noteOnly) this.setMode("text", { focus: false });
     this.noteOnly = Boolean(reason);
+  }
+
+  // A customer's message may reopen a closed window (WhatsApp's 24 hours): ask the server
+  // again rather than guess, so the reply box follows the provider's rule.
+  async customerWrote(conversationId) {
+    if (this.replyMode !== "templates") return;
+    try {
+      const conversation = await api.conversation(conversationId);
+      if (this.thread.id === conversationId) this.useConversation(conversation);
+    } catch {
+      /* the next open asks again */
+    }
   }
 
   setMode(mode, { focus = true } = {}) {
@@ -78,7 +168,8 @@ export class Composer {
     for (const tab of this.form.querySelectorAll("[data-mode]")) {
       tab.setAttribute("aria-pressed", tab.dataset.mode === mode ? "true" : "false");
     }
-    this.text.placeholder = mode === "note" ? "Private note: only your team sees it" : "Reply… (Enter to send, Shift+Enter for a new line)";
+    this.suggest?.hide();
+    this.text.placeholder = mode === "note" ? "Private note: only your team sees it (@ to mention)" : "Reply… (Enter to send, Shift+Enter for a new line, / for canned replies)";
     if (focus) this.text.focus();
   }
 
@@ -123,6 +214,16 @@ export class Composer {
     const conversationId = this.thread.id;
     this.dispatch(clientId, conversationId, { content, kind }, () =>
       api.send(conversationId, { client_id: clientId, content, kind, ...extra }),
+    );
+  }
+
+  sendTemplate(template, content) {
+    if (!this.thread.id) return;
+    this.showError("");
+    const clientId = crypto.randomUUID();
+    const conversationId = this.thread.id;
+    this.dispatch(clientId, conversationId, { content, kind: "text" }, () =>
+      api.send(conversationId, { client_id: clientId, template }),
     );
   }
 

@@ -1,7 +1,7 @@
 // The conversation list: cursor pages on scroll, filters, and per-row patches from events.
 
 import { api } from "./api.js";
-import { avatar, channelTag, contactName, el, olderThan, shortTime } from "./render.js";
+import { avatar, channelTag, contactName, el, labelChip, olderThan, shortTime } from "./render.js";
 
 // Newest activity first, id as the tie-breaker: the order of the server's cursor, to the
 // microsecond (Date.parse stops at milliseconds).
@@ -98,6 +98,18 @@ export class ConversationList {
     if (stop) stop.tabIndex = 0;
   }
 
+  // A contact.updated event (a new name or picture from the platform): every row of that
+  // contact shows it, in place.
+  patchContact(contact) {
+    for (const [id, row] of this.rows) {
+      if (!row.data.contact || row.data.contact.id !== contact.id) continue;
+      const merged = { ...row.data, contact: { ...row.data.contact, ...contact } };
+      const node = this.renderRow(merged);
+      row.node.replaceWith(node);
+      this.rows.set(id, { data: merged, node });
+    }
+  }
+
   // Keep rows in (last_message_at, id) descending order, walking them in the order shown;
   // a row that belongs below the loaded pages waits until that page is loaded.
   place(conversation, node) {
@@ -129,6 +141,10 @@ export class ConversationList {
     if (f.assignee === "none" && assignee !== null) return false;
     if (f.assignee && !["me", "none"].includes(f.assignee) && String(assignee) !== String(f.assignee)) return false;
     if (f.unread && !conversation.unread_count) return false;
+    if (f.label) {
+      const labels = conversation.labels || (this.rows.get(conversation.id) || {}).data?.labels;
+      if (!labels || !labels.some((label) => String(label.id) === String(f.label))) return false;
+    }
     if (f.q && !this.rows.has(conversation.id)) return false; // the server decides what matches a search
     return true;
   }
@@ -152,7 +168,7 @@ export class ConversationList {
           }
         },
       },
-      avatar(name),
+      avatar(name, "", conversation.contact.avatar_url),
       el(
         "div",
         { class: "row-main" },
@@ -174,6 +190,7 @@ export class ConversationList {
           channelTag(conversation.channel),
           conversation.status !== "open" ? el("span", { class: `tag status-${conversation.status}`, text: conversation.status }) : null,
           conversation.assignee ? el("span", { class: "tag assignee", text: `@ ${conversation.assignee.name}` }) : null,
+          ...(conversation.labels || []).map((label) => labelChip(label)),
         ),
       ),
     );

@@ -1,13 +1,17 @@
 // Wires the inbox page together: list, thread, reply box, realtime, filters, keyboard.
 
 import { api } from "./api.js";
+import { CannedDialog } from "./canned.js";
 import { Composer } from "./composer.js";
 import { Counts } from "./counts.js";
+import { Mentions } from "./mentions.js";
 import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
 import { refreshListTimes, watchThread } from "./day-separators.js";
 import { layout } from "./layout.js";
+import { Notifier } from "./notifications.js";
 import { el } from "./render.js";
+import { Search } from "./search.js";
 import { Thread } from "./thread.js";
 
 const boot = JSON.parse(document.getElementById("inbox-bootstrap").textContent);
@@ -40,7 +44,11 @@ const thread = new Thread({
   me: boot.user,
   managers: boot.managers,
   teams: boot.teams,
+  labelsBox: $("#thread-labels"),
+  labelCatalog: boot.labels,
   actions: {
+    applyConversation: (conversation) => applyConversation(conversation),
+    labelsChanged: () => showLabelFilter(),
     retry: (message) => composer.retry(message),
     retryDownload: async (attachment) => {
       try {
@@ -76,13 +84,14 @@ refreshListTimes($("#conversations"));
 
 // --- opening a conversation ---------------------------------------------------------------
 let viewingTimer = null;
-async function openConversation(id) {
+// `options.around`: a message id (a search hit) to open the thread at.
+async function openConversation(id, options = {}) {
   list.markSelected(id);
   history.replaceState(history.state, "", `${location.pathname}${location.search}#c${id}`);
   layout.show("thread");
   let conversation;
   try {
-    conversation = await thread.open(id);
+    conversation = await thread.open(id, options);
   } catch (error) {
     toast(`Could not open the conversation: ${error.detail || error.message}`);
     return;
@@ -108,10 +117,14 @@ async function markRead(conversation) {
 
 // --- realtime -----------------------------------------------------------------------------
 function applyEvent(event) {
+  notifier.onEvent(event);
   switch (event.type) {
     case "message.created":
     case "message.updated":
       thread.upsertMessage(event.data);
+      if (event.type === "message.created" && event.data.direction === "in" && event.data.conversation_id === thread.id) {
+        composer.customerWrote(event.data.conversation_id);
+      }
       break;
     case "conversation.created":
     case "conversation.updated":
@@ -120,9 +133,21 @@ function applyEvent(event) {
       if (event.data.id === thread.id && event.data.unread_count > 0) markReadSoon(event.data);
       counts.refreshSoon();
       break;
+    case "contact.updated":
+      list.patchContact(event.data);
+      thread.patchContact(event.data);
+      break;
     case "typing":
     case "viewing":
       thread.showPresence(event);
+      break;
+    case "activity.created":
+      thread.insertActivity(event.data);
+      break;
+    case "mention.created":
+    case "mentions.read":
+      mentions.apply(event);
+      if (event.type === "mention.created") toast(`${event.data.message.sender_name} mentioned you: ${event.data.message.content.slice(0, 80)}`);
       break;
   }
 }
@@ -142,6 +167,24 @@ function applyConversation(conversation) {
   if (isOlderThanSeen(conversation)) return;
   list.upsert(conversation);
   thread.applyConversation(conversation);
+  refreshReplyWindow(conversation);
+}
+
+// The customer wrote again in a conversation whose reply box is closed (Messenger's or
+// Instagram's 24-hour window): ask the server again whether replies can be sent now.
+function refreshReplyWindow(conversation) {
+  const known = composer && composer.conversation;
+  if (!known || known.id !== conversation.id || !known.reply_unavailable) return;
+  if (!conversation.last_inbound_at || conversation.last_inbound_at === known.last_inbound_at) return;
+  known.last_inbound_at = conversation.last_inbound_at;
+  api
+    .conversation(conversation.id)
+    .then((fresh) => {
+      if (thread.id === fresh.id) composer.useConversation(fresh);
+    })
+    .catch(() => {
+      /* the next open asks again */
+    });
 }
 
 let readTimer = null;
@@ -157,6 +200,13 @@ const LIVE_TEXT = {
   reconnecting: "Reconnecting…",
   offline: "Offline",
 };
+const notifier = new Notifier({
+  me: boot.user,
+  panel: $("#notify-panel"),
+  toggle: $("#notify-toggle"),
+  open: (id) => openConversation(id),
+  toast,
+});
 const realtime = new Realtime({
   lastEventId: boot.last_event_id,
   onEvent: applyEvent,
@@ -186,7 +236,29 @@ composer = new Composer({
   realtime,
   maxUploadBytes: boot.max_upload_bytes,
   toast,
+  myTeams: boot.my_teams,
 });
+
+// --- team workflow: mentions badge and panel, canned replies, the label filter --------------
+const mentions = new Mentions({
+  button: $("#mentions-button"),
+  panel: $("#mentions-panel"),
+  unread: boot.mentions_unread,
+  onOpen: (id) => openConversation(id),
+  toast,
+});
+const cannedDialog = new CannedDialog({ myTeams: boot.my_teams, toast, onChange: () => composer.forgetCanned() });
+$("#composer .canned-manage").addEventListener("click", () => cannedDialog.open());
+
+function showLabelFilter() {
+  const select = $("#filters select[name=label]");
+  const chosen = select.value;
+  select.replaceChildren(
+    el("option", { value: "", text: "Any label" }),
+    ...boot.labels.map((label) => el("option", { value: label.id, text: label.name })),
+  );
+  select.value = chosen;
+}
 
 // --- filters ------------------------------------------------------------------------------
 const filters = $("#filters");
@@ -196,13 +268,23 @@ function readFilters() {
   if (!filters.elements.unread.checked) delete values.unread;
   return values;
 }
+// The search box searches everything (search.js) with the list's other filters; while it
+// holds a query the grouped results stand in for the list.
+const search = new Search({
+  root: $("#search-results"),
+  listScroll: $(".list-scroll"),
+  onOpen: (id, options) => openConversation(id, options),
+  toast,
+});
 function applyFilters() {
   const values = readFilters();
   history.replaceState(history.state, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
   for (const chip of document.querySelectorAll(".chip[data-status]")) {
     chip.setAttribute("aria-pressed", (values.status || "") === chip.dataset.status ? "true" : "false");
   }
-  list.setFilters(values).catch((error) => toast(`Could not load conversations: ${error.detail || error.message}`));
+  const { q = "", ...listFilters } = values;
+  search.run(q, listFilters);
+  list.setFilters(listFilters).catch((error) => toast(`Could not load conversations: ${error.detail || error.message}`));
 }
 for (const [key, value] of Object.entries(boot.filters)) {
   if (key === "unread") filters.elements.unread.checked = true;
@@ -248,7 +330,12 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+if (boot.filters.q) {
+  const { q, ...others } = readFilters();
+  search.run(q || "", others);
+}
+
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, mentions, notifier, search }; // a handle for debugging and tests

@@ -58,10 +58,16 @@ export function initials(name) {
   return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }
 
-export function avatar(name, size = "") {
+// The contact's picture over its initials. Only our own served copy (a same-origin path,
+// permission-checked, cached by the browser) is shown, never a platform's URL; a picture that
+// fails to load leaves the initials.
+export function avatar(name, size = "", url = "") {
   let hash = 0;
   for (const ch of name || "?") hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name));
+  const picture = typeof url === "string" && url.startsWith("/media/avatars/")
+    ? el("img", { class: "avatar-img", src: url, alt: "", loading: "lazy", decoding: "async", onerror: (e) => e.target.remove() })
+    : null;
+  return el("span", { class: `avatar ${size}`, style: `--hue:${hash % 360}`, "aria-hidden": "true" }, initials(name), picture);
 }
 
 // Dates are formatted in one place (dates.js); these names stay for the modules using them.
@@ -110,7 +116,7 @@ export function renderMessage(message, actions) {
     for (const attachment of message.attachments || []) bubble.append(renderAttachment(attachment, actions));
     const email = renderEmailBody(message);
     if (email) bubble.append(email);
-    else if (message.content) bubble.append(el("div", { class: "text" }, linkify(message.content)));
+    else if (message.content) bubble.append(el("div", { class: "text" }, note ? withMentions(message) : linkify(message.content)));
   }
   const meta = el(
     "div",
@@ -123,6 +129,19 @@ export function renderMessage(message, actions) {
       : null,
   );
   bubble.append(meta);
+  // Reactions (one per person: WhatsApp's rule) sit on the message they name.
+  const reactions = Object.values((message.metadata && message.metadata.reactions) || {}).filter((r) => r && r.key);
+  if (reactions.length && !message.is_deleted) {
+    const counts = new Map();
+    for (const reaction of reactions) counts.set(reaction.key, (counts.get(reaction.key) || 0) + 1);
+    bubble.append(
+      el(
+        "div",
+        { class: "reactions", "aria-label": "Reactions" },
+        [...counts].map(([key, count]) => el("span", { class: "reaction", text: count > 1 ? `${key} ${count}` : key })),
+      ),
+    );
+  }
   if (message.status === "failed") {
     bubble.append(
       el(
@@ -240,3 +259,44 @@ export function renderAttachment(attachment, actions) {
 // Every payload carries the row's `version`, bumped by each change in the same UPDATE: a copy
 // with a lower version (an event delayed behind a newer one, a slow response) is older.
 export const olderThan = (copy, current) => copy.version != null && current.version != null && copy.version < current.version;
+
+// A note's @mentions (the server resolved them into metadata.mentions) stand out.
+function withMentions(message) {
+  const names = new Set(((message.metadata || {}).mentions || []).map((m) => m.username));
+  if (!names.size) return linkify(message.content);
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of message.content.matchAll(/@([\w.@+-]+)/g)) {
+    const name = match[1].replace(/[.,;:!?)'"]+$/, "");
+    if (!names.has(name)) continue;
+    fragment.append(linkify(message.content.slice(last, match.index)));
+    fragment.append(el("span", { class: "mention", text: `@${name}` }));
+    last = match.index + name.length + 1;
+  }
+  fragment.append(linkify(message.content.slice(last)));
+  return fragment;
+}
+
+// A label as a coloured chip; with `onRemove`, a × button takes it off.
+export function labelChip(label, onRemove) {
+  return el(
+    "span",
+    { class: "label-chip", style: `--label-color:${label.color}`, dataset: { labelId: label.id } },
+    el("span", { class: "label-dot", "aria-hidden": "true" }),
+    label.name,
+    onRemove
+      ? el("button", { type: "button", class: "label-remove", "aria-label": `Remove label ${label.name}`, text: "×", onclick: () => onRemove(label) })
+      : null,
+  );
+}
+
+// An activity line in the thread: "Dana assigned this to Sam · 14:02".
+export function renderActivity(activity) {
+  return el(
+    "div",
+    { class: "activity-line", role: "note", dataset: { activityId: activity.id, created: activity.created_at } },
+    el("span", { class: "activity-text", text: activity.text }),
+    " · ",
+    el("time", { datetime: activity.created_at, title: fullTime(activity.created_at), text: clockTime(activity.created_at) }),
+  );
+}

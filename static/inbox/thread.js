@@ -3,12 +3,15 @@
 import { renderActions } from "./actions.js";
 import { api } from "./api.js";
 import { closePopover } from "./popover.js";
+import { Suggest, rank } from "./suggest.js";
 import {
   avatar,
   channelTag,
   contactName,
   el,
+  labelChip,
   olderThan,
+  renderActivity,
   renderMessage,
   shortTime,
 } from "./render.js";
@@ -16,28 +19,36 @@ import {
 const STATUS_RANK = { sending: 0, pending: 0, unknown: 0, sent: 1, delivered: 2, read: 3, failed: 4, received: 0 };
 
 export class Thread {
-  constructor({ root, header, messages, card, presence, me, managers, teams, actions }) {
-    Object.assign(this, { root, header, messages, card, presence, me, managers, teams, actions });
+  constructor({ root, header, messages, card, presence, me, managers, teams, actions, labelsBox, labelCatalog }) {
+    Object.assign(this, { root, header, messages, card, presence, me, managers, teams, actions, labelsBox, labelCatalog });
+    this.pendingActivity = []; // lines older than the oldest message shown, until it is
+    this.setUpLabels();
     this.id = null;
     this.conversation = null;
     this.byId = new Map();
     this.byClient = new Map();
     this.cursor = null;
+    // Set while the newest messages are not loaded (opened around a search hit): newer pages
+    // load on scrolling down, and live messages wait for them.
+    this.newerCursor = null;
     this.loadingOlder = false;
+    this.loadingNewer = false;
     this.presenceTimers = new Map();
     this.messages.addEventListener("scroll", () => {
       if (this.messages.scrollTop < 300) this.loadOlder();
+      if (this.newerCursor && this.isAtBottom()) this.loadNewer();
     });
   }
 
-  async open(id) {
+  // `around`: a message id to show in its context, scrolled to and highlighted.
+  async open(id, { around } = {}) {
     this.id = id;
     const token = (this.openToken = Symbol());
     this.root.classList.add("loading");
-    const data = await api.open(id);
+    const data = await api.open(id, { around });
     if (token !== this.openToken) return null; // another conversation was opened meanwhile
     this.root.classList.remove("loading", "empty");
-    this.show(data);
+    this.show(data, { around });
     return data.conversation;
   }
 
@@ -51,13 +62,61 @@ export class Thread {
     this.messages.replaceChildren();
   }
 
-  show(data) {
+  show(data, { around } = {}) {
     this.clear();
     this.cursor = data.next_cursor;
+    this.newerCursor = data.newer_cursor || null;
     this.applyConversation(data.conversation);
     this.renderCard(data.conversation.contact);
     for (const message of [...data.messages].reverse()) this.insert(message);
-    this.scrollToBottom();
+    this.pendingActivity = [...(data.conversation.activity || [])];
+    this.placePendingActivity();
+    const hit = around != null && this.byId.get(Number(around));
+    if (hit) this.showHit(hit);
+    else this.scrollToBottom();
+  }
+
+  showHit(node) {
+    for (const old of this.messages.querySelectorAll(".msg.hit-focus")) old.classList.remove("hit-focus");
+    node.classList.add("hit-focus");
+    node.scrollIntoView({ block: "center" });
+  }
+
+  async loadNewer() {
+    if (!this.newerCursor || this.loadingNewer || !this.id) return;
+    this.loadingNewer = true;
+    const shown = this.shown;
+    try {
+      const page = await api.newerMessages(this.id, this.newerCursor);
+      if (shown !== this.shown) return;
+      for (const message of [...page.results].reverse()) {
+        if (!this.byId.has(message.id)) this.insert(message);
+      }
+      this.newerCursor = page.newer_cursor;
+    } finally {
+      this.loadingNewer = false;
+    }
+  }
+
+  // Activity lines between the messages by time; older than every message shown (while older
+  // messages remain to load) they wait for their page.
+  placePendingActivity() {
+    const oldest = this.messages.querySelector(".msg[data-created]");
+    const from = this.cursor && oldest ? Date.parse(oldest.dataset.created) : -Infinity;
+    const waiting = [];
+    for (const activity of this.pendingActivity) {
+      if (Date.parse(activity.created_at) >= from) this.insertActivity(activity, { scroll: false });
+      else waiting.push(activity);
+    }
+    this.pendingActivity = waiting;
+  }
+
+  insertActivity(activity, { scroll = true } = {}) {
+    if (activity.conversation_id !== this.id) return;
+    if (this.messages.querySelector(`[data-activity-id="${activity.id}"]`)) return;
+    const atBottom = this.isAtBottom();
+    this.insertNode(renderActivity(activity), activity.created_at);
+    if (scroll && atBottom) this.scrollToBottom();
   }
 
   async reload() {
@@ -74,7 +133,8 @@ export class Thread {
 
   close() {
     this.clear();
-    this.id = this.conversation = this.cursor = null;
+    this.labelsBox.hidden = true;
+    this.id = this.conversation = this.cursor = this.newerCursor = null;
     this.openToken = Symbol(); // an open still in flight is not shown either
     this.root.classList.remove("loading");
     this.root.classList.add("empty");
@@ -98,8 +158,9 @@ export class Thread {
         fragment.append(this.node(message));
       }
       box.prepend(fragment);
-      if (anchor) box.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
       this.cursor = page.next_cursor;
+      this.placePendingActivity();
+      if (anchor) box.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     } finally {
       this.loadingOlder = false;
       this.messages.removeAttribute("aria-busy");
@@ -119,6 +180,9 @@ export class Thread {
     const existing = (message.id != null && this.byId.get(message.id)) || (message.client_id && this.byClient.get(message.client_id));
     if (existing && existing.dataset.id && message.id == null) return; // the server's copy is already shown
     if (existing && existing.dataset.id && !isNewer(message, existing)) return;
+    // Newer pages are not loaded yet (opened around a search hit): it comes with them. The
+    // manager's own optimistic reply still shows at once.
+    if (!existing && this.newerCursor && message.id != null) return;
     const atBottom = this.isAtBottom();
     const node = this.node(message);
     if (existing) existing.replaceWith(node);
@@ -152,6 +216,77 @@ export class Thread {
     if (this.conversation && this.conversation.id === conversation.id && olderThan(conversation, this.conversation)) return;
     this.conversation = { ...(this.conversation && this.conversation.id === conversation.id ? this.conversation : {}), ...conversation };
     this.renderHeader(this.conversation);
+    this.renderLabels(this.conversation);
+  }
+
+  // --- labels: chips with ×, and a field that suggests labels as you type -------------------
+  setUpLabels() {
+    this.labelChips = el("span", { class: "label-chips" });
+    this.labelInput = el("input", {
+      type: "text",
+      class: "label-input",
+      name: "add-label",
+      placeholder: "+ Label",
+      "aria-label": "Add a label",
+      autocomplete: "off",
+    });
+    const wrap = el("span", { class: "label-add" }, this.labelInput);
+    this.labelsBox.replaceChildren(this.labelChips, wrap);
+    this.labelSuggest = new Suggest({
+      field: this.labelInput,
+      container: wrap,
+      label: "Labels",
+      onPick: (value) => this.addLabel(value),
+    });
+    const suggest = () => {
+      const query = this.labelInput.value.trim();
+      const present = new Set(((this.conversation || {}).labels || []).map((l) => l.id));
+      const matches = rank(this.labelCatalog.filter((l) => !present.has(l.id)), query, (l) => [l.name]).slice(0, 8);
+      const items = matches.map((l) => ({ key: `l${l.id}`, text: l.name, value: l }));
+      if (query && !this.labelCatalog.some((l) => l.name.toLowerCase() === query.toLowerCase())) {
+        items.push({ key: "new", text: `Create “${query}”`, hint: "new label", value: { create: query } });
+      }
+      this.labelSuggest.show(items);
+    };
+    this.labelInput.addEventListener("input", suggest);
+    this.labelInput.addEventListener("focus", suggest);
+    this.labelInput.addEventListener("keydown", (event) => {
+      if (this.labelSuggest.handleKey(event)) return;
+      if (event.key === "Escape") this.labelInput.blur();
+    });
+  }
+
+  renderLabels(conversation) {
+    this.labelsBox.hidden = false;
+    if (!conversation.labels) return; // a payload without labels: they did not change
+    this.labelChips.replaceChildren(...conversation.labels.map((label) => labelChip(label, (l) => this.changeLabels({ remove: [l.id] }))));
+  }
+
+  async addLabel(value) {
+    this.labelInput.value = "";
+    let label = value;
+    try {
+      if (value.create) {
+        label = await api.createLabel({ name: value.create });
+        if (!this.labelCatalog.some((l) => l.id === label.id)) this.labelCatalog.push(label);
+        this.labelCatalog.sort((a, b) => a.name.localeCompare(b.name));
+        this.actions.labelsChanged?.();
+      }
+    } catch (error) {
+      this.actions.toast(`Could not create the label: ${error.detail || error.message}`);
+      return;
+    }
+    await this.changeLabels({ add: [label.id] });
+  }
+
+  async changeLabels(body) {
+    const id = this.id;
+    try {
+      const conversation = await api.changeLabels(id, body);
+      this.actions.applyConversation(conversation);
+    } catch (error) {
+      this.actions.toast(`Could not change the labels: ${error.detail || error.message}`);
+    }
   }
 
   renderHeader(conversation) {
@@ -168,7 +303,7 @@ export class Thread {
       : null;
     if (this.header.querySelector(".popover")) closePopover({ focus: false });
     this.header.replaceChildren(
-      avatar(name, "large"),
+      avatar(name, "large", conversation.contact.avatar_url),
       el(
         "div",
         { class: "head-main" },
@@ -196,7 +331,16 @@ export class Thread {
     }
   }
 
+  // A contact.updated event: the open thread's header and card show the new name or picture.
+  patchContact(contact) {
+    if (!this.conversation || !this.conversation.contact || this.conversation.contact.id !== contact.id) return;
+    this.conversation = { ...this.conversation, contact: { ...this.conversation.contact, ...contact } };
+    this.renderHeader(this.conversation);
+    if (this.cardContact && this.cardContact.id === contact.id) this.renderCard({ ...this.cardContact, ...contact });
+  }
+
   renderCard(contact) {
+    this.cardContact = contact;
     const name = contactName(contact);
     const details = [
       ["Phone", contact.phone, contact.phone ? `tel:${contact.phone}` : null],
@@ -205,7 +349,7 @@ export class Thread {
     ].filter(([, value]) => value);
     const orders = contact.orders || [];
     const parts = [
-      el("div", { class: "card-head" }, avatar(name, "large"), el("h3", { text: name })),
+      el("div", { class: "card-head" }, avatar(name, "large", contact.avatar_url), el("h3", { text: name })),
       el(
         "dl",
         { class: "details" },
@@ -214,6 +358,7 @@ export class Thread {
           el("dd", {}, href ? el("a", { href, text: value }) : value),
         ]),
       ),
+      (contact.labels || []).length ? el("div", { class: "card-labels" }, ...contact.labels.map((label) => labelChip(label))) : null,
       contact.notes ? el("p", { class: "contact-notes", text: contact.notes }) : null,
       el("h4", { text: `Orders (${orders.length})` }),
       orders.length

@@ -22,6 +22,8 @@ from django.db import connection
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+# Where the shared live server reads media files: tests that store files for it write there.
+LIVE_SERVER = {}
 
 
 def pytest_collection_modifyitems(items):
@@ -58,6 +60,7 @@ def live_server_url(requirements_met, django_db_setup, django_db_blocker, tmp_pa
         database_url = _database_url(connection.settings_dict)
     port = _free_port()
     media = tmp_path_factory.mktemp("media")
+    LIVE_SERVER["media_root"] = str(media)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -29,7 +29,7 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.test import Client
-from communications.media import attachment_url
+from communications.media import attachment_url, avatar_url
 from communications.models import Attachment, Channel, Conversation, Message
 from crm.models import Contact, Team
 
@@ -48,10 +48,12 @@ item = Attachment(message=message, filename="clip.mp4", mime_type="video/mp4", s
 item.file.save("clip.mp4", ContentFile(bytes(i % 251 for i in range(1000))), save=True)
 page = Attachment(message=message, filename="invoice.html", mime_type="text/html", size=30)
 page.file.save("invoice.html", ContentFile(b"<script>alert(document.cookie)</script>"), save=True)
+contact.avatar.save("probe.png", ContentFile(b"avatar-probe"), save=True)
 client = Client()
 client.force_login(user)
 print(json.dumps({"cookie": client.cookies["sessionid"].value, "url": attachment_url(item),
-                  "file": item.file.name, "html_url": attachment_url(page)}))
+                  "file": item.file.name, "html_url": attachment_url(page),
+                  "avatar_url": avatar_url(contact.pk, contact.avatar)}))
 """
 
 
@@ -209,6 +211,7 @@ http {{
             "media_url": app["url"],
             "media_file": app["file"],
             "html_url": app["html_url"],
+            "avatar_url": app["avatar_url"],
             "daphne_logs": logs,
             "nginx_check": checked.stderr,
         }
@@ -295,6 +298,18 @@ def test_media_served_by_nginx_keeps_the_safe_headers(stack):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert "sandbox" in headers["Content-Security-Policy"]
+
+
+def test_a_contacts_picture_is_served_by_nginx_with_its_caching_header(stack):
+    """X-Accel path: nginx keeps Django's Cache-Control (private: the viewer's permission)."""
+    cookie = {"Cookie": f"sessionid={stack['cookie']}"}
+    status, headers, body = request(stack, "GET", stack["avatar_url"], cookie)
+    assert status == 200, body[:300]
+    assert body == b"avatar-probe"
+    assert headers["Content-Type"] == "image/png"
+    assert headers["Cache-Control"] == "private, max-age=86400"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert request(stack, "GET", stack["avatar_url"])[0] == 404
 
 
 def test_websocket_upgrade_reaches_daphne(stack):

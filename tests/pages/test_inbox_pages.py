@@ -51,8 +51,8 @@ def test_inbox_shell_costs_a_fixed_number_of_queries(browser, channel, rows, cou
         response = browser.get("/inbox/")
     assert response.status_code == 200
     # session, user, latest event id, visible channels, list page, channels, managers, teams,
-    # counts
-    assert counter.count == 9, counter.explain()
+    # counts, labels, unread mentions, the user's teams (canned responses' scope)
+    assert counter.count == 12, counter.explain()
     data = bootstrap(response)
     assert len(data["conversations"]) == rows
     assert {c["channel"]["id"] for c in data["conversations"]} == {channel.pk}
@@ -83,8 +83,9 @@ def test_opening_a_conversation_is_one_request_with_thread_and_card(
     with count_queries() as counter:
         response = browser.get(f"/inbox/c/{conversation.pk}/")
     assert response.status_code == 200
-    # session, user, visible channels, conversation, orders, messages with their attachments
-    assert counter.count == 6, counter.explain()
+    # session, user, visible channels, conversation (with its and its contact's labels),
+    # orders, activity lines, messages with their attachments
+    assert counter.count == 7, counter.explain()
     data = response.json()
     assert data["conversation"]["id"] == conversation.pk
     assert [o["number"] for o in data["conversation"]["contact"]["orders"]] == ["SB-2", "SB-1"]
@@ -206,8 +207,10 @@ def test_api_calls_of_the_page_cost_fixed_queries(browser, conversation, count_q
         ("get", "/api/v1/conversations/?status=open", None, 4),
         # session, user, access check (channels joined in), messages with their attachments
         ("get", f"{messages_url}?before={first['next_cursor']}", None, 4),
-        ("post", f"/api/v1/conversations/{conversation.pk}/read/", None, 8),
-        ("patch", f"/api/v1/conversations/{conversation.pk}/", {"status": "pending"}, 10),
+        # ... + the conversation's labels (its payload carries them)
+        ("post", f"/api/v1/conversations/{conversation.pk}/read/", None, 9),
+        # ... + labels, and the activity line (its event shares the events' INSERT)
+        ("patch", f"/api/v1/conversations/{conversation.pk}/", {"status": "pending"}, 12),
         # ... + the conversation read back after its UPDATE: the event carries the row's state
         ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 12),
         # the same request again (a retry, a double click) finds the stored message

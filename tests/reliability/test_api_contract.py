@@ -55,6 +55,8 @@ def test_api_keeps_its_published_contract(live_server, manager_token):
         operation = result.ok()
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if mode == GenerationMode.NEGATIVE and not _takes_input(operation):
+                continue  # nothing to make invalid (GET /api/v1/notifications/settings/)
 
             @settings(
                 max_examples=EXAMPLES,
@@ -73,6 +75,16 @@ def test_api_keeps_its_published_contract(live_server, manager_token):
                 failures.append(f"{operation.label} ({mode.value}):\n{exc}")
     assert operations >= 9
     assert not failures, "\n\n".join(failures)
+
+
+def _takes_input(operation) -> bool:
+    """Whether an operation has input of its own to make invalid (the credentials' header and
+    cookie, listed from the security schemes, do not count: they are always sent valid)."""
+    parameters = (operation.path_parameters, operation.query, operation.headers, operation.cookies)
+    own = [
+        p for group in parameters for p in group if "x-original-security-type" not in p.definition
+    ]
+    return bool(own) or len(list(operation.body)) > 0
 
 
 @pytest.mark.parametrize(

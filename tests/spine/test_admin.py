@@ -34,7 +34,8 @@ def test_bulk_assign_resolve_archive(staff_client, django_capture_on_commit_call
     url = "/admin/communications/conversation/"
     with django_capture_on_commit_callbacks() as callbacks:
         staff_client.post(url, {"action": "assign_to_me", "_selected_action": ids})
-    assert len(callbacks) == 3  # one conversation.updated per conversation, after commit
+    # one broadcast per conversation after commit: conversation.updated + its activity line
+    assert len(callbacks) == 3
     staff_client.post(url, {"action": "resolve", "_selected_action": ids[:2]})
     staff_client.post(url, {"action": "archive", "_selected_action": ids[2:]})
     rows = {c.pk: c for c in Conversation.objects.all()}

@@ -127,9 +127,10 @@ def test_status_change_costs_no_extra_query_and_carries_its_delta(channel, manag
     locked = access_conversation_by_id(manager, conversation.pk, for_update=True)
     with count_queries() as queries:
         update_conversation(locked, changes={"status": "resolved"})
-    # savepoint, the UPDATE, the event INSERT, release
-    assert queries.count == 4, queries.explain()
-    event = RealtimeEvent.objects.latest("id")
+    # savepoint, the UPDATE, the activity line, the events INSERT, release: no count query
+    assert queries.count == 5, queries.explain()
+    assert not [q for q in queries.context.captured_queries if "COUNT(" in q["sql"].upper()]
+    event = RealtimeEvent.objects.filter(type="conversation.updated").latest("id")
     assert event.counts == {"open": -1, "resolved": 1, "unassigned": -1}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from communications.models import Channel, Conversation, Message
+from communications.models import Attachment, Channel, Conversation, Message, WebhookDelivery
 from crm import health
 
 pytestmark = pytest.mark.django_db
@@ -52,8 +52,27 @@ def test_seed_demo_is_idempotent():
         Conversation.objects.count(),
         Message.objects.count(),
     ) == counts
-    assert counts[1] == 12
+    assert counts[1] == 14
     assert set(Channel.objects.values_list("kind", flat=True)) == set(Channel.Kind.values)
+    # Varied enough that the first screen shows what Switchboard does (issue 16, item 8).
+    kinds_with_conversations = set(Conversation.objects.values_list("channel__kind", flat=True))
+    assert kinds_with_conversations == set(Channel.Kind.values)
+    assert set(Conversation.objects.values_list("status", flat=True)) == set(
+        Conversation.Status.values
+    )
+    assert Conversation.objects.filter(snoozed_until__isnull=False).exists()
+    assert Message.objects.filter(kind=Message.Kind.NOTE).exists()
+    assert Message.objects.filter(status=Message.Status.FAILED).exclude(failure_reason="").exists()
+    assert Message.objects.filter(send_attempts__gt=1, status=Message.Status.DELIVERED).exists()
+    assert set(Attachment.objects.values_list("mime_type", flat=True)) >= {
+        "image/jpeg",
+        "application/pdf",
+        "audio/wav",
+    }
+    assert Message.objects.filter(metadata__email__subject__startswith="Wrong size").exists()
+    assert len(set(Message.objects.values_list("content", flat=True))) > 30
+    verdicts = set(WebhookDelivery.objects.values_list("verdict", flat=True))
+    assert verdicts == set(WebhookDelivery.Verdict.values)
 
 
 def _manage(*args, env_overrides):

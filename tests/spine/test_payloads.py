@@ -16,6 +16,7 @@ from communications.serializers import (
     message_payload,
     message_row_payload,
 )
+from communications.services.labels import load_labels
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,8 @@ def declared(serializer_class) -> set[str]:
 def test_conversation_payload_matches_its_schema(manager):
     conversation = factories.ConversationFactory(assignee=manager)
     factories.OrderFactory(contact=conversation.contact)
+    assert "labels" not in conversation_payload(conversation)  # not loaded: left out (events)
+    load_labels([conversation])
     assert set(conversation_payload(conversation)) == declared(ConversationSerializer)
     payload = conversation_detail_payload(conversation)
     assert set(payload) == declared(ConversationDetailSerializer)
@@ -91,6 +94,7 @@ def test_rows_of_the_read_endpoints_give_the_payloads_of_the_models(
     models = Conversation.objects.select_related("contact", "channel", "assignee").order_by(
         "-last_message_at", "-id"
     )
+    load_labels(models := list(models))
     assert [conversation_row_payload(r) for r in page] == [conversation_payload(c) for c in models]
     assert [list(conversation_row_payload(r)) for r in page] == [
         list(conversation_payload(c)) for c in models

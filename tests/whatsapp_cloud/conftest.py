@@ -164,3 +164,46 @@ def post_signed(client, channel, body: bytes, *, signature: str | None = None):
     return client.post(
         f"/webhooks/whatsapp/{channel.pk}/", data=body, content_type="application/json", **headers
     )
+
+
+# --- Graph faked with pytest-httpserver (the newer tests): the fake checks what we send. ---
+BUSINESS_ACCOUNT_ID = "102290129340398"
+
+
+@pytest.fixture
+def hs_channel(db, httpserver):
+    """A Cloud API channel whose Graph API base URL points at pytest-httpserver."""
+    return Channel.objects.create(
+        kind=Channel.Kind.WHATSAPP,
+        name="WhatsApp Cloud",
+        config={
+            "phone_number_id": PHONE_NUMBER_ID,
+            "business_account_id": BUSINESS_ACCOUNT_ID,
+            "graph_api_base": httpserver.url_for("/v21.0"),
+        },
+        secrets={
+            "access_token": ACCESS_TOKEN,
+            "app_secret": APP_SECRET,
+            "verify_token": VERIFY_TOKEN,
+        },
+    )
+
+
+@pytest.fixture
+def hs_conversation(hs_channel):
+    conversation = factories.ConversationFactory(channel=hs_channel, external_id="16505551234")
+    conversation.last_inbound_at = timezone.now() - timedelta(hours=1)
+    conversation.save(update_fields=["last_inbound_at"])
+    return conversation
+
+
+def sent_message(wamid: str) -> dict:
+    """Meta's answer to a POST …/messages that it accepted."""
+    return {
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": "16505551234", "wa_id": "16505551234"}],
+        "messages": [{"id": wamid}],
+    }
+
+
+BEARER = {"Authorization": f"Bearer {ACCESS_TOKEN}"}

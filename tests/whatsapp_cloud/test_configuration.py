@@ -2,6 +2,7 @@
 staff see what is missing on the channel in the admin."""
 
 import pytest
+from django.utils import timezone
 
 from communications.models import Channel
 from integrations.matrix.models import MatrixSettings
@@ -12,7 +13,7 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 COMPLETE = {
-    "config": {"phone_number_id": "1055"},
+    "config": {"phone_number_id": "1055", "business_account_id": "1020"},
     "secrets": {"access_token": "EAAB", "app_secret": "s", "verify_token": "v"},
 }
 NOT_CONNECTED = "this WhatsApp number isn't connected yet — ask an admin"
@@ -33,14 +34,23 @@ def whatsapp(**fields):
 def test_a_channel_without_phone_number_id_says_so_before_anyone_types(api, manager):
     channel = whatsapp(secrets=COMPLETE["secrets"])
     channel.teams.add(manager.teams.get())
-    conversation = factories.ConversationFactory(channel=channel)
+    conversation = factories.ConversationFactory(channel=channel, last_inbound_at=timezone.now())
     body = api.get(f"/api/v1/conversations/{conversation.pk}/").json()
-    assert body["reply_unavailable"] == NOT_CONNECTED
+    assert (body["reply_unavailable"], body["reply_mode"]) == (NOT_CONNECTED, "notes")
     assert "config" not in body["reply_unavailable"]
 
     channel.config = COMPLETE["config"]
     channel.save()
-    assert api.get(f"/api/v1/conversations/{conversation.pk}/").json()["reply_unavailable"] == ""
+    body = api.get(f"/api/v1/conversations/{conversation.pk}/").json()
+    assert (body["reply_unavailable"], body["reply_mode"]) == ("", "text")
+
+
+def test_a_channel_without_business_account_id_is_listed_but_still_replies():
+    channel = whatsapp(config={"phone_number_id": "1055"}, secrets=COMPLETE["secrets"])
+    assert reply_unavailable_reason(channel) == ""
+    [problem] = configuration_problems(channel)
+    assert problem.text.startswith("WhatsApp Business Account ID is not set")
+    assert not problem.blocks_replies
 
 
 def test_missing_webhook_secrets_do_not_stop_replies_but_are_listed():

@@ -4,7 +4,6 @@ conversations with realistic messages. Safe to run again: it adds nothing the se
 import random
 import secrets
 from datetime import timedelta
-from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -13,53 +12,12 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from communications.models import Channel, ContactIdentity, Conversation, Message
-from crm.models import Contact, Order, Team
+from crm.demo_stories import load_stories
+from crm.models import Contact, Team
 
 DEMO_PASSWORD = "switchboard"
 # Known on purpose, so the README can show a customer writing in live with one curl command.
 DEMO_INBOUND_TOKEN = "demo-inbound-token"
-
-CUSTOMERS = [
-    ("Olena Kovalenko", "+380671234567"),
-    ("Marek Nowak", "+48601234567"),
-    ("Sophie Martin", "+33612345678"),
-    ("Lukas Schneider", "+4915112345678"),
-    ("Aisha Rahman", "+447700900123"),
-    ("Diego Fernández", "+34612345678"),
-    ("Chiara Rossi", "+393471234567"),
-    ("Noah Jansen", "+31612345678"),
-    ("Emma Johansson", "+46701234567"),
-    ("Yusuf Demir", "+905321234567"),
-    ("Hana Novák", "+420601234567"),
-    ("Liam O'Brien", "+353851234567"),
-]
-
-THREADS = [
-    [
-        ("in", "Hi! My order still says 'processing' — when will it ship?"),
-        ("out", "Hello! Let me check that for you."),
-        ("out", "It leaves our warehouse today; you'll get the tracking link by email."),
-        ("in", "Great, thank you 🙏"),
-    ],
-    [
-        ("in", "Can I change the delivery address for my last order?"),
-        ("out", "Sure — what's the new address?"),
-        ("in", "Hauptstraße 12, 10115 Berlin"),
-    ],
-    [
-        ("in", "The package arrived but one item is missing."),
-        ("out", "Sorry about that! Could you send a photo of the packing slip?"),
-        ("in", "Here it is."),
-        ("in", "It's the blue mug that's missing."),
-    ],
-    [("in", "Do you ship to Norway?"), ("out", "Yes, 3–5 working days.")],
-    [("in", "I'd like to return the jacket, it's too small.")],
-    [
-        ("in", "Is the discount code still valid?"),
-        ("out", "Yes, until Sunday."),
-        ("in", "Perfect, ordering now!"),
-    ],
-]
 
 CHANNELS = [
     (Channel.Kind.WHATSAPP, "WhatsApp · Sales"),
@@ -69,6 +27,30 @@ CHANNELS = [
     (Channel.Kind.EMAIL, "support@example.com"),
     (Channel.Kind.API, "Website chat (API)"),
 ]
+
+
+# A placeholder in the shape of @BotFather's tokens: the demo's Telegram conversations can be
+# answered (the reply box is open); Telegram refuses it until a real token is set in the admin.
+DEMO_TELEGRAM_BOT_TOKEN = "123456789:demo-token-paste-your-bots-token-in-the-admin"
+
+
+def _telegram_demo(channels: list[Channel]) -> None:
+    """The Telegram bot channel gets a bot token, so its conversations can be answered, and
+    each customer a numeric chat id as Telegram names private chats (the story's handle stays
+    the username)."""
+    channel = next(c for c in channels if c.kind == Channel.Kind.TELEGRAM)
+    channel.secrets = {**channel.secrets, "bot_token": DEMO_TELEGRAM_BOT_TOKEN}
+    channel.save(update_fields=["secrets"])
+    identities = ContactIdentity.objects.filter(channel=channel).select_related("contact")
+    for n, identity in enumerate(identities.order_by("id")):
+        chat_id = str(582910370 + n)
+        handle = identity.external_id
+        Conversation.objects.filter(channel=channel, external_id=handle).update(external_id=chat_id)
+        identity.external_id = chat_id
+        identity.username = identity.username or handle
+        identity.save(update_fields=["external_id", "username"])
+        if not identity.contact.username:
+            Contact.objects.filter(pk=identity.contact_id).update(username=identity.username)
 
 
 class Command(BaseCommand):
@@ -103,61 +85,274 @@ class Command(BaseCommand):
             channel.teams.add(team)
             channels.append(channel)
         now = timezone.now()
-        for index, (name, phone) in enumerate(CUSTOMERS):
-            contact = Contact.objects.create(name=name, phone=phone)
-            for n in range(rng.randint(1, 3)):
-                Order.objects.create(
-                    contact=contact,
-                    number=f"SB-{1000 + index * 10 + n}",
-                    title=rng.choice(["Linen shirt", "Ceramic mug set", "Rain jacket", "Sneakers"]),
-                    status=rng.choice(list(Order.Status.values)),
-                    amount=Decimal(rng.randint(1500, 25000)) / 100,
-                    ordered_at=now - timedelta(days=rng.randint(1, 60)),
-                )
-            channel = channels[index % len(channels)]
-            external_id = (
-                phone.lstrip("+")
-                if channel.kind != Channel.Kind.EMAIL
-                else (f"{name.split()[0].lower()}@example.com")
-            )
-            ContactIdentity.objects.create(
-                channel=channel, contact=contact, external_id=external_id, display_name=name
-            )
-            started = now - timedelta(hours=index * 3 + 1)
-            conversation = Conversation.objects.create(
-                channel=channel,
-                contact=contact,
-                external_id=external_id,
-                assignee=manager if index % 3 == 0 else None,
-                team=team,
-                last_message_at=started,
-            )
-            thread = THREADS[index % len(THREADS)]
-            unread = 0
-            for position, (direction, text) in enumerate(thread):
-                created = started + timedelta(minutes=position * 4)
-                inbound = direction == "in"
-                Message.objects.create(
-                    conversation=conversation,
-                    channel=channel,
-                    direction=direction,
-                    content=text,
-                    status=Message.Status.RECEIVED if inbound else Message.Status.READ,
-                    external_id=f"demo-{conversation.pk}-{position}",
-                    sender_contact=contact if inbound else None,
-                    sender_user=None if inbound else manager,
-                    created_at=created,
-                )
-                unread = unread + 1 if inbound else 0
-            conversation.last_message_at = created
-            conversation.last_inbound_at = created
-            conversation.last_message_preview = text[:200]
-            conversation.unread_count = unread
-            conversation.save()
+        users = {"manager": manager, "alex": colleague}
+        by_kind = {channel.kind: channel for channel in channels}
+        stories = load_stories(by_kind, users, team, rng, now)
+        _seed_meta(channels, now)
+        _telegram_demo(channels)
+        seed_team_workflow(manager=manager, colleague=colleague, team=team)
         Token.objects.get_or_create(user=manager)
+        _seed_avatars()
+        _whatsapp_cloud_demo(channels[0], now)
+        seed_notification_settings(manager, colleague)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data loaded: {len(CUSTOMERS)} conversations on {len(channels)} channels. "
+                f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
         )
+
+
+def _seed_meta(channels: list[Channel], now) -> None:
+    """Messenger and Instagram set up as staff would (page / account id, tokens), so their
+    conversations inside the 24-hour window can be answered from the inbox and the older ones
+    show the closed window. The tokens are placeholders: paste real ones in admin → Channels
+    to reach Meta (docs/meta.md)."""
+    for channel in channels:
+        if channel.kind not in (Channel.Kind.MESSENGER, Channel.Kind.INSTAGRAM):
+            continue
+        key = "page_id" if channel.kind == Channel.Kind.MESSENGER else "instagram_account_id"
+        channel.config = {key: "108456123456789" if key == "page_id" else "17841400000000001"}
+        channel.secrets = {
+            "page_access_token": "demo-page-access-token",
+            "app_secret": secrets.token_urlsafe(24),
+            "verify_token": secrets.token_urlsafe(12),
+        }
+        channel.save()
+        if channel.kind != Channel.Kind.INSTAGRAM:
+            continue
+        conversation = (
+            Conversation.objects.filter(channel=channel).order_by("-last_message_at").first()
+        )
+        if conversation is None:
+            continue
+        at = now - timedelta(minutes=20)
+        Message.objects.create(
+            conversation=conversation,
+            channel=channel,
+            direction=Message.Direction.INBOUND,
+            content="Love these colours! Is the linen shirt back in stock?\n\n"
+            "[Replied to your story: https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1]",
+            status=Message.Status.RECEIVED,
+            external_id=f"demo-ig-story-{conversation.pk}",
+            sender_contact=conversation.contact,
+            metadata={"meta_type": "message", "story_reply": {"id": "1", "url": ""}},
+            created_at=at,
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=at,
+            last_inbound_at=at,
+            last_message_preview="Love these colours! Is the linen shirt back in stock?",
+            unread_count=conversation.unread_count + 1,
+        )
+
+
+# Customers whose platform gave a picture (R12): stored as the background refresh stores one.
+AVATAR_COLOURS = {
+    "Marek Nowak": ((40, 110, 200), (250, 200, 60)),
+    "Sophie Martin": ((200, 60, 90), (255, 230, 210)),
+    "Lukas Schneider": ((30, 150, 110), (230, 250, 240)),
+    "Noah Jansen": ((120, 70, 190), (250, 180, 90)),
+}
+
+
+def _seed_avatars() -> None:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from communications.providers import Profile
+    from communications.services.profiles import store_profile
+
+    identities = ContactIdentity.objects.filter(contact__name__in=list(AVATAR_COLOURS))
+    for identity in identities.select_related("contact"):
+        background, face = AVATAR_COLOURS[identity.contact.name]
+        image = Image.new("RGB", (160, 160), background)
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((50, 28, 110, 88), fill=face)  # a head
+        draw.ellipse((22, 96, 138, 200), fill=face)  # shoulders
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        profile = Profile(avatar=out.getvalue(), avatar_content_type="image/png")
+        store_profile(identity.pk, profile)  # the files are written once the seed commits
+
+
+# --- WhatsApp Cloud API: templates and a conversation outside the 24-hour window ------------
+DEMO_TEMPLATES = [
+    (
+        "order_shipped",
+        "UTILITY",
+        "POSITIONAL",
+        [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}} has shipped"},
+            {"type": "BODY", "text": "Hi {{1}}, your parcel is on its way and arrives {{2}}."},
+            {"type": "FOOTER", "text": "Switchboard demo shop"},
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {
+                        "type": "URL",
+                        "text": "Track parcel",
+                        "url": "https://shop.example.com/track/{{1}}",
+                    },
+                    {"type": "QUICK_REPLY", "text": "Stop updates"},
+                ],
+            },
+        ],
+    ),
+    (
+        "follow_up",
+        "UTILITY",
+        "NAMED",
+        [
+            {
+                "type": "BODY",
+                "text": "Hello {{first_name}}, we have an answer about your request. Reply to "
+                "this message to continue the conversation.",
+            }
+        ],
+    ),
+]
+
+
+def _whatsapp_cloud_demo(channel: Channel, now) -> None:
+    """The demo WhatsApp channel as a Cloud API number with synced templates, and one of its
+    conversations quiet for 30 hours, so the reply box offers the template picker. The token
+    is a placeholder: a send fails with Meta's reason until an admin enters a real one."""
+    from integrations.whatsapp_cloud.models import WhatsAppTemplate
+
+    channel.config = {
+        "phone_number_id": "100000000000001",
+        "business_account_id": "100000000000002",
+    }
+    channel.secrets = {
+        **channel.secrets,
+        "access_token": "demo-placeholder-token",
+        "app_secret": secrets.token_urlsafe(24),
+        "verify_token": secrets.token_urlsafe(12),
+    }
+    channel.save(update_fields=["config", "secrets"])
+    WhatsAppTemplate.objects.bulk_create(
+        [
+            WhatsAppTemplate(
+                channel=channel,
+                template_id=f"demo-{n}",
+                name=name,
+                language="en_US",
+                category=category,
+                status="APPROVED",
+                components=components,
+                parameter_format=parameter_format,
+                synced_at=now,
+            )
+            for n, (name, category, parameter_format, components) in enumerate(DEMO_TEMPLATES)
+        ]
+    )
+    quiet = Conversation.objects.filter(channel=channel).order_by("-id").first()
+    if quiet is None:
+        return
+    shift = timedelta(hours=30)
+    for message in Message.objects.filter(conversation=quiet):
+        Message.objects.filter(pk=message.pk).update(created_at=message.created_at - shift)
+    Conversation.objects.filter(pk=quiet.pk).update(
+        last_message_at=quiet.last_message_at - shift,
+        last_inbound_at=quiet.last_inbound_at - shift,
+    )
+
+
+def seed_team_workflow(*, manager, colleague, team) -> None:
+    """Labels on conversations and a contact, canned replies, a note mentioning the demo
+    manager, and activity lines — all written through the services the inbox uses."""
+    from communications.models import CannedResponse
+    from communications.services.conversations import update_conversation
+    from communications.services.labels import change_contact_labels, change_conversation_labels
+    from communications.services.send import send_message
+    from crm.models import Label
+
+    labels = {
+        name: Label.objects.get_or_create(name=name, defaults={"color": color})[0]
+        for name, color in [
+            ("vip", "#9333ea"),
+            ("refund", "#dc2626"),
+            ("shipping", "#2563eb"),
+            ("wholesale", "#16a34a"),
+        ]
+    }
+
+    def locked(conversation_id):
+        return (
+            Conversation.objects.select_related("contact", "channel", "assignee")
+            .select_for_update(of=("self",))
+            .get(pk=conversation_id)
+        )
+
+    by_name = dict(Conversation.objects.values_list("contact__name", "id"))
+    plan = [
+        ("Olena Kovalenko", ["refund", "vip"], manager),
+        ("Marek Nowak", ["shipping"], colleague),
+        ("Diego Fernández", ["shipping"], manager),
+        ("Yusuf Demir", ["refund"], manager),
+        ("Priya Sharma", ["wholesale"], colleague),
+    ]
+    for name, names, actor in plan:
+        if name in by_name:
+            change_conversation_labels(
+                locked(by_name[name]), add=[labels[n] for n in names], actor=actor
+            )
+    if {"Priya Sharma", "Lukas Schneider", "Emma Johansson", "Chiara Rossi"} <= set(by_name):
+        change_contact_labels(locked(by_name["Priya Sharma"]).contact, add=[labels["wholesale"]])
+        update_conversation(
+            locked(by_name["Lukas Schneider"]), changes={"assignee_id": colleague.pk}, actor=manager
+        )
+        update_conversation(
+            locked(by_name["Emma Johansson"]), changes={"status": "resolved"}, actor=colleague
+        )
+        update_conversation(
+            locked(by_name["Chiara Rossi"]),
+            changes={"status": "snoozed", "snoozed_until": timezone.now() + timedelta(hours=20)},
+            actor=manager,
+        )
+        send_message(
+            conversation=locked(by_name["Diego Fernández"]),
+            user=colleague,
+            client_id="demo-mention-note",
+            content="@manager he has asked about this parcel twice, can you take this one?",
+            kind=Message.Kind.NOTE,
+        )
+    for shortcut, title, content, owner in [
+        (
+            "shipping",
+            "Shipping times",
+            "Hi {{contact.first_name}}, your order leaves our warehouse within 24 hours; "
+            "you will get the tracking link by email. {{agent.name}}",
+            None,
+        ),
+        (
+            "refund",
+            "Refund started",
+            "Hello {{contact.name}}, I have started your refund (ref. #{{conversation.id}}). "
+            "It reaches your account in 3-5 working days.",
+            None,
+        ),
+        ("thanks", "Thanks", "Thank you {{contact.first_name}}! Anything else I can do?", manager),
+    ]:
+        CannedResponse.objects.get_or_create(
+            shortcut=shortcut,
+            team=None if owner else team,
+            owner=owner,
+            defaults={"title": title, "content": content},
+        )
+
+
+def seed_notification_settings(manager, colleague) -> None:
+    """The demo manager hears about their own conversations and mentions, with the chime; their
+    colleague about every conversation of the team, silently."""
+    from communications.notifications.models import NotificationPreference
+
+    Level = NotificationPreference.Level
+    NotificationPreference.objects.update_or_create(
+        user=manager, defaults={"level": Level.MINE, "sound": True}
+    )
+    NotificationPreference.objects.update_or_create(
+        user=colleague, defaults={"level": Level.ALL, "sound": False}
+    )

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('communications', '0009_attachment_thumbnail'),
+        ('communications', '0011_message_search_index'),
     ]
 
     operations = [
