@@ -292,8 +292,8 @@ export class Thread {
   renderHeader(conversation) {
     // Only what the header shows: a new message or a read receipt leaves it (and an open menu) be.
     const shown = JSON.stringify([conversation.id, conversation.status, conversation.snoozed_until,
-      conversation.assignee, conversation.team_id, conversation.subject, contactName(conversation.contact),
-      conversation.channel.id, conversation.channel.name, conversation.channel.address]);
+      conversation.assignee, conversation.team_id, conversation.subject, { ...conversation.contact, orders: null },
+      conversation.channel]);
     if (shown === this.headerShown && this.header.isConnected && this.header.childElementCount) return;
     this.headerShown = shown;
     const name = contactName(conversation.contact);

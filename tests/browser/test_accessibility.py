@@ -135,7 +135,7 @@ def test_every_inbox_control_is_reachable_by_keyboard_with_a_visible_focus(
             invisible.append(focus["key"])
     screenshot(page, "keyboard-focus")
     expected = [
-        r"input.*Search conversations",
+        r"input.*Search",
         r"button\.chip.*All",
         r"select.*Assignee",
         r"(?i)input.*unread",
