@@ -13,6 +13,8 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -282,6 +284,11 @@ class ConversationAdminForm(forms.ModelForm):
         return data
 
 
+def _cell(text: str, css: str = "sb-cell") -> str:
+    """A list cell cut to its column with an ellipsis (changelist.css); the whole in a tooltip."""
+    return format_html('<span class="{}" title="{}">{}</span>', css, text, text)
+
+
 class ConversationActionForm(ActionForm):
     """The action bar's extra field: which label "Add label" / "Remove label" use."""
 
@@ -319,20 +326,63 @@ class ConversationLabelInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    """The triage list fits a 1440 px screen beside the admin's sidebar and filters: compact
+    columns, long names cut with an ellipsis (tests/browser/test_admin_browser.py)."""
+
     form = ConversationAdminForm
     action_form = ConversationActionForm
     inlines = [ConversationLabelInline, ActivityInline]
     list_display = [
         "id",
-        "contact",
-        "channel",
-        "status",
-        "assignee",
-        "team",
-        "unread_count",
-        "last_message_at",
-        "is_archived",
+        "customer",
+        "channel_name",
+        "state",
+        "assignee_name",
+        "team_name",
+        "unread",
+        "last_activity",
     ]
+    list_display_links = ["id", "customer"]
+
+    class Media:
+        css = {"all": ["admin_sb/changelist.css"]}
+
+    @admin.display(description="customer", ordering="contact__name")
+    def customer(self, obj: Conversation) -> str:
+        return _cell(str(obj.contact))
+
+    @admin.display(description="channel", ordering="channel__name")
+    def channel_name(self, obj: Conversation) -> str:
+        return _cell(obj.channel.name)
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: Conversation) -> str:
+        return obj.get_status_display() + (" · archived" if obj.is_archived else "")
+
+    @admin.display(description="assignee", ordering="assignee__first_name")
+    def assignee_name(self, obj: Conversation) -> str:
+        if obj.assignee is None:
+            return "—"
+        return _cell(obj.assignee.get_full_name() or obj.assignee.get_username())
+
+    @admin.display(description="team", ordering="team__name")
+    def team_name(self, obj: Conversation) -> str:
+        return _cell(obj.team.name) if obj.team else "—"
+
+    @admin.display(description="unread", ordering="unread_count")
+    def unread(self, obj: Conversation) -> int:
+        return obj.unread_count
+
+    @admin.display(description="last activity", ordering="last_message_at")
+    def last_activity(self, obj: Conversation) -> str:
+        local = timezone.localtime(obj.last_message_at)
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>',
+            local.isoformat(),
+            date_format(local, "DATETIME_FORMAT"),
+            date_format(local, "j M, H:i"),
+        )
+
     list_filter = ["status", "is_archived", "channel", "team", "assignee", "labels"]
     list_select_related = ["contact", "channel", "assignee", "team"]
     search_fields = ["=id", "contact__name", "contact__phone", "contact__email", "external_id"]
@@ -583,6 +633,24 @@ class EarlyStatusAdmin(admin.ModelAdmin):
         return False
 
 
+class WebhookProblemFilter(admin.SimpleListFilter):
+    """What the dashboard's webhook tiles count (communications/admin_dashboard.py): deliveries
+    refused at the door (bad signature or token, malformed) and deliveries whose processing
+    failed, received in the last 24 hours."""
+
+    title = "problems in the last 24 h"
+    parameter_name = "problem"
+
+    def lookups(self, request, model_admin):
+        return [("rejected", "Rejected (24 h)"), ("failed", "Processing failed (24 h)")]
+
+    def queryset(self, request, queryset):
+        from .admin_dashboard import webhook_problems
+
+        problem = webhook_problems().get(self.value())
+        return queryset.filter(problem) if problem is not None else queryset
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     """Every platform delivery with its verdict (communications/webhooks.py). Read-only; staff
@@ -590,7 +658,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     that was stored already changes nothing."""
 
     list_display = ["id", "received_at", "channel", "source", "verdict", "outcome", "attempts"]
-    list_filter = ["verdict", "outcome", "source", "channel"]
+    list_filter = [WebhookProblemFilter, "verdict", "outcome", "source", "channel"]
     list_select_related = ["channel"]
     search_fields = ["=dedup_key"]
     ordering = ["-id"]

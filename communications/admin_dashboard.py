@@ -1,5 +1,5 @@
-"""What staff see first on the admin index: open conversations per team, failed sends, worker
-and Matrix health, each linking to the filtered list behind it.
+"""What staff see first on the admin index: open conversations per team, failed sends, webhook
+errors of the last 24 h, worker and Matrix health, each linking to the filtered list behind it.
 
 Cheap whatever the table sizes: every count is bounded (COUNT over a LIMITed subquery, shown
 as "1000+"), failed sends are read through the partial index on failed messages, the health
@@ -7,14 +7,17 @@ checks read the cache (and Matrix at most one row). Never COUNT(*) over messages
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import connection
+from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
 from crm.models import Team
 
-from .models import Conversation, Message
+from .models import Conversation, Message, WebhookDelivery
 
 COUNT_CAP = 1000  # counts above this show as "1000+"
 TEAM_ROWS = 50  # the dashboard lists this many teams at most
@@ -71,6 +74,42 @@ def failed_sends() -> Tile:
     return Tile("Failed sends", count, url)
 
 
+WEBHOOK_WINDOW = timedelta(hours=24)
+
+
+def webhook_problems() -> dict[str, Q]:
+    """The deliveries the webhook tiles count, by the filter value that lists them."""
+    recent = Q(received_at__gte=timezone.now() - WEBHOOK_WINDOW)
+    refused = [WebhookDelivery.Verdict.BAD_SIGNATURE, WebhookDelivery.Verdict.MALFORMED]
+    return {
+        "rejected": recent & Q(verdict__in=refused),
+        "failed": recent & Q(outcome=WebhookDelivery.Outcome.FAILED),
+    }
+
+
+def webhook_errors() -> list[Tile]:
+    """Both counts in one query, each bounded, read through the received_at index."""
+    problems = webhook_problems()
+    bounded = {
+        name: WebhookDelivery.objects.filter(q).values("pk")[: COUNT_CAP + 1]
+        for name, q in problems.items()
+    }
+    sql_parts, params = [], []
+    for query in bounded.values():
+        sql, part_params = query.query.sql_with_params()
+        sql_parts.append(f"(SELECT count(*) FROM ({sql}) bounded)")
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(sql_parts)}", params)
+        counts = cursor.fetchone()
+    base = reverse("admin:communications_webhookdelivery_changelist")
+    labels = {"rejected": "Rejected webhooks (24 h)", "failed": "Failed webhooks (24 h)"}
+    return [
+        Tile(labels[name], count, f"{base}?{urlencode({'problem': name})}")
+        for name, count in zip(bounded, counts, strict=True)
+    ]
+
+
 def health() -> list[dict]:
     """The worker, beat and Matrix checks of /health/, in words (providers register theirs
     with crm.health, so the core names none of them)."""
@@ -93,4 +132,9 @@ def health() -> list[dict]:
 
 
 def dashboard() -> dict:
-    return {"teams": open_conversations_per_team(), "failed": failed_sends(), "health": health()}
+    return {
+        "teams": open_conversations_per_team(),
+        "failed": failed_sends(),
+        "webhooks": webhook_errors(),
+        "health": health(),
+    }

@@ -59,19 +59,28 @@ def record_user_event(
 
 
 def record_event(
-    event_type: str, *, channel_id: int, conversation_id: int | None, payload: dict
+    event_type: str,
+    *,
+    channel_id: int,
+    conversation_id: int | None,
+    payload: dict,
+    counts: dict | None = None,
 ) -> RealtimeEvent:
-    """Store the event and broadcast it after the surrounding transaction commits."""
-    return record_events([(event_type, channel_id, conversation_id, payload)])[0]
+    """Store the event and broadcast it after the surrounding transaction commits. `counts`:
+    how it moves the inbox's counts (communications/counts.py `counts_delta`)."""
+    return record_events([(event_type, channel_id, conversation_id, payload, counts)])[0]
 
 
-def record_events(items: list[tuple[str, int, int | None, dict]]) -> list[RealtimeEvent]:
-    """Many events in one INSERT: (type, channel_id, conversation_id, payload) each, in order."""
+def record_events(items: list[tuple]) -> list[RealtimeEvent]:
+    """Many events in one INSERT: (type, channel_id, conversation_id, payload[, counts]) each,
+    in order."""
     from .services import outgoing_webhooks
 
     rows = [
-        RealtimeEvent(type=t, channel_id=ch, conversation_id=conv, payload=payload)
-        for t, ch, conv, payload in items
+        RealtimeEvent(
+            type=t, channel_id=ch, conversation_id=conv, payload=payload, counts=c[0] if c else None
+        )
+        for t, ch, conv, payload, *c in items
     ]
     # Integrators' outgoing webhooks: their outbox rows are written with the events, in the
     # same statement on PostgreSQL (no extra round trip), so they commit or roll back together.
@@ -82,10 +91,18 @@ def record_events(items: list[tuple[str, int, int | None, dict]]) -> list[Realti
         queued = outgoing_webhooks.record_outbox_fallback(rows)
     outgoing_webhooks.after_outbox_write(queued)
     outgoing = [
-        (row.channel_id, {"id": row.pk, "type": row.type, "data": row.payload}) for row in rows
+        (row.channel_id, envelope(row.pk, row.type, row.payload, row.counts)) for row in rows
     ]
     transaction.on_commit(lambda: broadcast_events(outgoing))
     return rows
+
+
+def envelope(event_id: int, event_type: str, payload: dict, counts: dict | None) -> dict:
+    """An event as pages receive it, live or replayed: `counts` only where it moves any."""
+    event = {"id": event_id, "type": event_type, "data": payload}
+    if counts:
+        event["counts"] = counts
+    return event
 
 
 def broadcast_ephemeral(event_type: str, *, channel_id: int, payload: dict) -> None:

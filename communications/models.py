@@ -440,6 +440,9 @@ class RealtimeEvent(models.Model):
     user_id = models.BigIntegerField(null=True, blank=True)
     conversation_id = models.BigIntegerField(null=True)
     payload = models.JSONField()
+    # How the event moves the inbox's counts (communications/counts.py), for conversation
+    # events that move any: sent beside `data` as `counts`, replayed with it.
+    counts = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     def __str__(self) -> str:

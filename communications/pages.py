@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Max, Q
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -17,8 +17,9 @@ from rest_framework.exceptions import ValidationError
 from crm.models import Label, Team
 
 from .access import access_conversation_by_id, can_see_channel, visible_channel_ids
+from .counts import inbox_counts as count_conversations
 from .files import store_after_commit
-from .models import Attachment, Channel, Conversation, Message, RealtimeEvent
+from .models import Attachment, Channel, Message, RealtimeEvent
 from .selectors import (
     conversation_page,
     conversation_with_card,
@@ -157,18 +158,9 @@ def retry_download(request, attachment_id: int):
 
 
 def inbox_counts(user) -> dict:
-    """The numbers beside the list's filters, in one query."""
-    open_like = Q(status__in=[Conversation.Status.OPEN, Conversation.Status.PENDING])
-    return filtered_conversations(user, {}).aggregate(
-        all=Count("id"),
-        open=Count("id", filter=Q(status=Conversation.Status.OPEN)),
-        pending=Count("id", filter=Q(status=Conversation.Status.PENDING)),
-        snoozed=Count("id", filter=Q(status=Conversation.Status.SNOOZED)),
-        resolved=Count("id", filter=Q(status=Conversation.Status.RESOLVED)),
-        mine=Count("id", filter=open_like & Q(assignee_id=user.pk)),
-        unassigned=Count("id", filter=open_like & Q(assignee__isnull=True)),
-        unread=Count("id", filter=Q(unread_count__gt=0)),
-    )
+    """The numbers beside the list's filters, in one query (communications/counts.py), with
+    the event id they are as of: the page moves them with later events' deltas."""
+    return count_conversations(filtered_conversations(user, {}), user.pk)
 
 
 def _kind_for(mime_type: str) -> str:

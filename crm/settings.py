@@ -316,7 +316,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # No online validator badge (it would call another host).
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # No deep links: Swagger UI puts them as links inside its operation buttons (nested
+    # controls a screen reader cannot reach; axe-core reports them).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "communications.models.Conversation.Status",
         "MessageStatusEnum": "communications.models.Message.Status",

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from crm.models import Team
 
+from ..counts import state_of
 from ..models import Channel, Conversation, ManagerAvailability
 from .conversations import record_conversation_updated
 
@@ -221,13 +222,15 @@ def requeue_open_conversations(user_ids: list[int]) -> int:
                 .filter(channel_id=channel_id, assignee_id__in=user_ids, status__in=OPEN_STATUSES)
                 .order_by("id")
             )
+            before = {}
             for conversation in conversations:
+                before[conversation.pk] = state_of(conversation)  # the counts' delta (Mine…)
                 conversation.channel = channel
                 conversation.assignee = None
             auto_assign_new_conversations(channel, conversations)
             for conversation in conversations:
                 conversation.version += 1
                 conversation.save(update_fields=["assignee", "team", "version", "updated_at"])
-                record_conversation_updated(conversation)
+                record_conversation_updated(conversation, before=before[conversation.pk])
             moved += len(conversations)
     return moved

@@ -8,6 +8,7 @@ from django.utils import timezone
 from crm.models import Team
 
 from .. import events
+from ..counts import counts_delta, state_of
 from ..models import Conversation
 from ..serializers import conversation_payload
 from .activity import record_activity, user_ref
@@ -52,6 +53,7 @@ def update_conversation(conversation: Conversation, *, changes: dict, actor=None
     `conversation` must be row-locked by the caller (`access_conversation_by_id(...,
     for_update=True)`): the event's payload is built from it and must be the row's state."""
     before = _tracked(conversation)
+    counts_before = state_of(conversation)
     fields = []
     if "status" in changes:
         conversation.status = changes["status"]
@@ -97,7 +99,7 @@ def update_conversation(conversation: Conversation, *, changes: dict, actor=None
         lines = record_activity(
             conversation, activity_entries(before, _tracked(conversation)), actor=actor
         )
-        record_conversation_updated(conversation, also=lines)
+        record_conversation_updated(conversation, before=counts_before, also=lines)
     return conversation
 
 
@@ -111,7 +113,10 @@ def bulk_update_conversations(conversation_ids: list[int], *, actor=None, **valu
             .select_for_update(of=("self",))
             .order_by("pk")  # one lock order for every caller: no deadlocks between bulks
         )
-        before = {conversation.pk: _tracked(conversation) for conversation in locked}
+        before, counts_before = {}, {}
+        for conversation in locked:
+            before[conversation.pk] = _tracked(conversation)
+            counts_before[conversation.pk] = state_of(conversation)  # for the counts' deltas
         if "status" in values and values["status"] != Conversation.Status.SNOOZED:
             values = {**values, "snoozed_until": None}
         count = Conversation.objects.filter(pk__in=conversation_ids).update(
@@ -123,7 +128,9 @@ def bulk_update_conversations(conversation_ids: list[int], *, actor=None, **valu
         ):
             entries = activity_entries(before.get(conversation.pk, {}), _tracked(conversation))
             lines = record_activity(conversation, entries, actor=actor)
-            record_conversation_updated(conversation, also=lines)
+            record_conversation_updated(
+                conversation, before=counts_before.get(conversation.pk), also=lines
+            )
     return count
 
 
@@ -171,17 +178,26 @@ def mark_read(conversation: Conversation) -> Conversation:
     payload is built from it."""
     if conversation.unread_count == 0:
         return conversation
+    before = state_of(conversation)
     with transaction.atomic(savepoint=False):  # the caller's, which holds the lock
         conversation.unread_count = 0
         conversation.version += 1
         conversation.save(update_fields=["unread_count", "version", "updated_at"])
-        record_conversation_updated(conversation)
+        record_conversation_updated(conversation, before=before)
     return conversation
 
 
-def record_conversation_updated(conversation: Conversation, *, also: list[tuple] = ()) -> None:
+UNCHANGED = object()  # `before` for a change that moves no count (a preview, labels)
+
+
+def record_conversation_updated(
+    conversation: Conversation, *, before=UNCHANGED, also: list[tuple] = ()
+) -> None:
     """`conversation.updated` for every viewer, after commit (contact, channel and assignee
-    select_related), then `also` (its activity lines' events) in the same INSERT."""
+    select_related), with how it moved the counts since `before` (the row's CountState before
+    the change, read under the same lock; None: it was not there), then `also` (its activity
+    lines' events) in the same INSERT."""
+    counts = None if before is UNCHANGED else counts_delta(before, state_of(conversation))
     events.record_events(
         [
             (
@@ -189,6 +205,7 @@ def record_conversation_updated(conversation: Conversation, *, also: list[tuple]
                 conversation.channel_id,
                 conversation.pk,
                 conversation_payload(conversation),
+                counts,
             ),
             *also,
         ]

@@ -131,7 +131,7 @@ def _forget_preview(message: Message) -> None:
         return
     conversation.last_message_preview = preview_text(message)
     conversation.save(update_fields=["last_message_preview", "updated_at"])
-    record_conversation_updated(conversation)
+    record_conversation_updated(conversation)  # only the preview changed: no count moves
 
 
 def apply_reaction(

@@ -27,6 +27,7 @@ from crm.bulk_sql import delete_rows, insert_new_rows, insert_rows, update_rows
 from crm.models import Contact
 
 from .. import events
+from ..counts import counts_delta, state_of
 from ..files import store_after_commit
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
 from ..notifications.services import notify_inbound_messages
@@ -160,6 +161,10 @@ def _chat_id(item: InboundMessage) -> str:
 def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestResult]:
     contacts = _contacts_for(channel, items)
     conversations, created_chats = _locked_conversations(channel, items, contacts)
+    # What the counts saw before this batch (a new chat: nothing), for the events' deltas.
+    before = {
+        c.pk: state_of(c) for chat_id, c in conversations.items() if chat_id not in created_chats
+    }
     duplicates = _DuplicateFinder(channel, items)
     reply_ids = _reply_targets(channel, items)
 
@@ -237,8 +242,9 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
             if conversation.pk in new_conversation_ids
             else events.CONVERSATION_UPDATED
         )
+        delta = counts_delta(before.get(conversation.pk), state_of(conversation))
         conversation_events.append(
-            (kind, channel.pk, conversation.pk, conversation_payload(conversation))
+            (kind, channel.pk, conversation.pk, conversation_payload(conversation), delta)
         )
     # Conversations first, so a page learns of a new row before the messages in it.
     events.record_events(conversation_events + message_events)

@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import events
+from ..counts import counts_delta, state_of
 from ..models import Channel, Conversation, EarlyStatus, Message
 from ..serializers import conversation_payload, message_payload
 from .ingest import preview_text
@@ -167,28 +168,34 @@ def _same_request(existing: Message, conversation: Conversation) -> SendOutcome:
 
 
 def _touch_after_send(conversation: Conversation, message: Message) -> None:
-    # Replying means the manager has read the thread. The payload comes from the row as our
-    # UPDATE left it (read back under its lock), not from the caller's older copy.
-    Conversation.objects.filter(pk=conversation.pk).update(
-        last_message_at=message.created_at,
-        last_message_preview=preview_text(message),
-        # An automatic reply (no sender) leaves the customer's message unread for the team.
-        unread_count=0 if message.sender_user_id is not None else F("unread_count"),
-        version=F("version") + 1,
-        updated_at=timezone.now(),
-    )
+    # Replying means the manager has read the thread. The payload comes from the row as it is
+    # (read under its lock), not from the caller's older copy; its state before the UPDATE
+    # gives the counts' delta (an unread conversation is read now).
     current = (
-        Conversation.objects.select_related("contact", "channel", "assignee")
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact", "channel", "assignee")
         .defer("channel__secrets")
         .get(pk=conversation.pk)
     )
-    for name in ("last_message_at", "last_message_preview", "unread_count", "version"):
-        setattr(conversation, name, getattr(current, name))
+    before = state_of(current)
+    changes = {
+        "last_message_at": message.created_at,
+        "last_message_preview": preview_text(message),
+        # An automatic reply (no sender) leaves the customer's message unread for the team.
+        "unread_count": 0 if message.sender_user_id is not None else current.unread_count,
+        "updated_at": timezone.now(),
+    }
+    Conversation.objects.filter(pk=conversation.pk).update(**changes, version=F("version") + 1)
+    changes["version"] = current.version + 1  # under our lock: exactly what the UPDATE wrote
+    for name, value in changes.items():
+        setattr(current, name, value)
+        setattr(conversation, name, value)
     events.record_event(
         events.CONVERSATION_UPDATED,
         channel_id=conversation.channel_id,
         conversation_id=conversation.pk,
         payload=conversation_payload(current),
+        counts=counts_delta(before, state_of(current)),
     )
 
 

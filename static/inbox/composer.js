@@ -3,11 +3,10 @@
 
 import { api } from "./api.js";
 import { EmailFields } from "./email-composer.js";
+import { EmojiPicker } from "./emoji.js";
 import { el, humanSize } from "./render.js";
 import { TemplatePicker } from "./templates.js";
 import { Suggest, rank } from "./suggest.js";
-
-const EMOJI = ["😀", "😊", "👍", "🙏", "🎉", "❤️", "😅", "🤔", "👌", "🙌", "📦", "✅"];
 
 export class Composer {
   constructor({ form, thread, realtime, maxUploadBytes, toast, myTeams }) {
@@ -59,13 +58,11 @@ export class Composer {
       event.preventDefault();
       this.sendFiles([...event.dataTransfer.files]);
     });
-    const picker = form.querySelector(".emoji-picker");
-    form.querySelector(".emoji-toggle").addEventListener("click", () => {
-      picker.hidden = !picker.hidden;
+    this.emoji = new EmojiPicker({
+      toggle: form.querySelector(".emoji-toggle"),
+      box: form.querySelector(".emoji-picker"),
+      onPick: (emoji) => this.insertText(emoji),
     });
-    picker.append(
-      ...EMOJI.map((emoji) => el("button", { type: "button", class: "emoji", text: emoji, onclick: () => this.insertText(emoji) })),
-    );
   }
 
   // --- `/` canned replies (in a reply), `@` mentions (in a note) ----------------------------

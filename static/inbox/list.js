@@ -30,6 +30,7 @@ export class ConversationList {
     this.cursor = cursor;
     for (const conversation of conversations) this.append(conversation);
     this.renderEmpty();
+    this.updateTabStop();
   }
 
   async reload() {
@@ -72,17 +73,29 @@ export class ConversationList {
         existing.node.remove();
         this.rows.delete(conversation.id);
         this.renderEmpty();
+        this.updateTabStop();
       }
       return;
     }
     const merged = existing ? { ...existing.data, ...conversation } : conversation;
     const node = this.renderRow(merged);
+    const hadFocus = existing && existing.node === document.activeElement;
     if (existing) existing.node.replaceWith(node);
+    if (hadFocus) node.focus({ preventScroll: true });
     this.rows.set(conversation.id, { data: merged, node });
     // A row moves only when its activity time changed (or it is new): reading, assigning or
     // resolving a conversation leaves it where the manager saw it.
     if (!existing || existing.data.last_message_at !== merged.last_message_at) this.place(merged, node);
     this.renderEmpty();
+    this.updateTabStop();
+  }
+
+  // One tab stop for the whole list (the selected row, else the first): Tab reaches the list,
+  // the arrow keys move within it (main.js), Enter opens a row.
+  updateTabStop() {
+    const stop = this.rows.get(this.selectedId)?.node || this.root.querySelector(".row");
+    for (const node of this.root.querySelectorAll('.row[tabindex="0"]')) if (node !== stop) node.tabIndex = -1;
+    if (stop) stop.tabIndex = 0;
   }
 
   // A contact.updated event (a new name or picture from the platform): every row of that
@@ -148,6 +161,12 @@ export class ConversationList {
         "aria-selected": conversation.id === this.selectedId ? "true" : "false",
         dataset: { id: conversation.id },
         onclick: () => this.onSelect(conversation.id),
+        onkeydown: (event) => {
+          if (event.key === "Enter" || event.key === " ") {
+            event.preventDefault();
+            this.onSelect(conversation.id);
+          }
+        },
       },
       avatar(name, "", conversation.contact.avatar_url),
       el(
@@ -188,14 +207,19 @@ export class ConversationList {
   }
 
   markSelected(id) {
+    const focusInList = this.root.contains(document.activeElement);
     this.selectedId = id;
     for (const [rowId, row] of this.rows) {
       const selected = rowId === id;
       row.node.classList.toggle("selected", selected);
       row.node.setAttribute("aria-selected", selected ? "true" : "false");
     }
+    this.updateTabStop();
     const row = this.rows.get(id);
-    if (row) row.node.scrollIntoView({ block: "nearest" });
+    if (row) {
+      row.node.scrollIntoView({ block: "nearest" });
+      if (focusInList) row.node.focus({ preventScroll: true }); // arrow keys: the focus follows
+    }
   }
 
   neighbour(step) {

@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { CannedDialog } from "./canned.js";
 import { Composer } from "./composer.js";
+import { Counts } from "./counts.js";
 import { Mentions } from "./mentions.js";
 import { ConversationList } from "./list.js";
 import { Realtime } from "./realtime.js";
@@ -67,6 +68,9 @@ const thread = new Thread({
   },
 });
 
+// Before the socket connects: the first events may carry count deltas.
+const counts = new Counts({ me: boot.user, initial: boot.counts, fetchCounts: api.counts });
+
 const list = new ConversationList({
   root: $("#conversations"),
   sentinel: $("#list-sentinel"),
@@ -124,9 +128,10 @@ function applyEvent(event) {
       break;
     case "conversation.created":
     case "conversation.updated":
-      applyConversation(event.data, event.type);
+      counts.apply(event);
+      applyConversation(event.data);
       if (event.data.id === thread.id && event.data.unread_count > 0) markReadSoon(event.data);
-      refreshCountsSoon();
+      counts.refreshSoon();
       break;
     case "contact.updated":
       list.patchContact(event.data);
@@ -158,9 +163,8 @@ function isOlderThanSeen(conversation) {
 }
 
 // Every fresh copy of a conversation (event or response) goes through here.
-function applyConversation(conversation, type = "conversation.updated") {
+function applyConversation(conversation) {
   if (isOlderThanSeen(conversation)) return;
-  patchUnreadCount(list.get(conversation.id), { type, data: conversation });
   list.upsert(conversation);
   thread.applyConversation(conversation);
   refreshReplyWindow(conversation);
@@ -218,7 +222,7 @@ const realtime = new Realtime({
   onResync: () => {
     list.reload();
     thread.reload().catch((error) => toast(`Could not reload the conversation: ${error.detail || error.message}`));
-    refreshCountsSoon();
+    counts.refreshNow();
   },
   onUnauthorized: () => location.assign("/accounts/login/?next=/inbox/"),
   // The server dropped the socket on purpose: say why; it reconnects and resumes by itself.
@@ -258,39 +262,6 @@ function showLabelFilter() {
   );
   select.value = chosen;
 }
-
-// --- counts and the page title ------------------------------------------------------------
-let counts = { ...boot.counts };
-// The title's unread number moves at once for rows the page knows; the periodic refetch
-// corrects it for the rest.
-function patchUnreadCount(previous, event) {
-  const now = event.data.unread_count > 0 ? 1 : 0;
-  const before = previous ? (previous.unread_count > 0 ? 1 : 0) : event.type === "conversation.created" ? 0 : now;
-  if (now !== before) showCounts({ ...counts, unread: Math.max(0, (counts.unread || 0) + now - before) });
-}
-function showCounts(fresh) {
-  counts = fresh;
-  for (const node of document.querySelectorAll("[data-count]")) {
-    const value = counts[node.dataset.count];
-    node.textContent = value ? String(value) : node.dataset.zero || "";
-  }
-  document.title = counts.unread ? `(${counts.unread}) Inbox · Switchboard` : "Inbox · Switchboard";
-}
-let countsTimer = null;
-// Counts are one aggregate query: at most one refetch per 15 s per tab, and none while hidden.
-function refreshCountsSoon() {
-  if (countsTimer) return;
-  countsTimer = setTimeout(async () => {
-    countsTimer = null;
-    if (document.visibilityState !== "visible") return refreshCountsSoon();
-    try {
-      showCounts(await api.counts());
-    } catch {
-      /* shown numbers stay until the next event */
-    }
-  }, 15000);
-}
-showCounts(boot.counts);
 
 // --- filters ------------------------------------------------------------------------------
 const filters = $("#filters");

@@ -1,13 +1,14 @@
-// The open conversation: header with status and assignment, messages, the customer's card.
+// The open conversation: header with its actions (actions.js), messages, the customer's card.
 
+import { renderActions } from "./actions.js";
 import { api } from "./api.js";
+import { closePopover } from "./popover.js";
 import { Suggest, rank } from "./suggest.js";
 import {
   avatar,
   channelTag,
   contactName,
   el,
-  fullTime,
   labelChip,
   olderThan,
   renderActivity,
@@ -289,76 +290,35 @@ export class Thread {
   }
 
   renderHeader(conversation) {
+    // Only what the header shows: a new message or a read receipt leaves it (and an open menu) be.
+    const shown = JSON.stringify([conversation.id, conversation.status, conversation.snoozed_until,
+      conversation.assignee, conversation.team_id, conversation.subject, { ...conversation.contact, orders: null },
+      conversation.channel]);
+    if (shown === this.headerShown && this.header.isConnected && this.header.childElementCount) return;
+    this.headerShown = shown;
     const name = contactName(conversation.contact);
-    const status = el(
-      "select",
-      { class: "control", name: "status", "aria-label": "Status", onchange: (e) => this.changeStatus(e.target.value) },
-      ...["open", "pending", "snoozed", "resolved"].map((value) =>
-        el("option", { value, selected: conversation.status === value, text: value[0].toUpperCase() + value.slice(1) }),
-      ),
-    );
-    const assigneeId = conversation.assignee ? conversation.assignee.id : "";
-    const assignee = el(
-      "select",
-      { class: "control", name: "assignee", "aria-label": "Assignee", onchange: (e) => this.change({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
-      el("option", { value: "", selected: !assigneeId, text: "Unassigned" }),
-      el("option", { value: this.me.id, selected: assigneeId === this.me.id, text: `Me (${this.me.name})` }),
-      ...this.managers
-        .filter((m) => m.id !== this.me.id)
-        .map((m) => el("option", { value: m.id, selected: assigneeId === m.id, text: m.name })),
-    );
-    const team = el(
-      "select",
-      { class: "control", name: "team", "aria-label": "Team", onchange: (e) => this.change({ team_id: e.target.value ? Number(e.target.value) : null }) },
-      el("option", { value: "", selected: !conversation.team_id, text: "No team" }),
-      ...this.teams.map((t) => el("option", { value: t.id, selected: conversation.team_id === t.id, text: t.name })),
-    );
-    const snoozed = conversation.status === "snoozed" && conversation.snoozed_until
-      ? el("span", { class: "snoozed-until", text: `until ${fullTime(conversation.snoozed_until)}` })
+    // A re-render (an event, the answer to an action) keeps the keyboard where it was.
+    const focused = this.header.contains(document.activeElement)
+      ? [...document.activeElement.classList].find((c) => c.endsWith("-action"))
       : null;
+    if (this.header.querySelector(".popover")) closePopover({ focus: false });
     this.header.replaceChildren(
       avatar(name, "large", conversation.contact.avatar_url),
       el(
         "div",
         { class: "head-main" },
-        el("h2", { class: "head-name", text: name }),
+        el("h2", { class: "head-name", text: name, title: name }),
         el("div", { class: "head-sub" }, channelTag(conversation.channel),
           conversation.subject ? el("span", { class: "head-subject", text: conversation.subject }) : null),
       ),
-      el("div", { class: "head-controls" }, status, snoozed, assignee, team),
+      renderActions(conversation, {
+        me: this.me,
+        managers: this.managers,
+        teams: this.teams,
+        change: (changes) => this.change(changes),
+      }),
     );
-  }
-
-  changeStatus(value) {
-    if (value !== "snoozed") return this.change({ status: value });
-    this.header.querySelector(".snooze-form")?.remove();
-    const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
-    tomorrow.setHours(9, 0, 0, 0);
-    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-    const input = el("input", { type: "datetime-local", class: "control", name: "snoozed_until", value: local, "aria-label": "Snooze until" });
-    const form = el(
-      "form",
-      {
-        class: "snooze-form",
-        onsubmit: (event) => {
-          event.preventDefault();
-          this.change({ status: "snoozed", snoozed_until: new Date(input.value).toISOString() });
-        },
-      },
-      ...snoozePresets().map(([label, when]) =>
-        el("button", {
-          type: "button",
-          class: "button small ghost snooze-preset",
-          text: label,
-          title: fullTime(when.toISOString()),
-          onclick: () => this.change({ status: "snoozed", snoozed_until: when.toISOString() }),
-        }),
-      ),
-      input,
-      el("button", { type: "submit", class: "button small", text: "Snooze" }),
-      el("button", { type: "button", class: "button small ghost", text: "Cancel", onclick: () => this.renderHeader(this.conversation) }),
-    );
-    this.header.querySelector(".head-controls").append(form);
+    if (focused) this.header.querySelector(`.${focused}`)?.focus();
   }
 
   async change(changes) {
@@ -453,17 +413,4 @@ function isNewer(message, node) {
   const current = node.className.match(/status-(\w+)/);
   if (current && message.updated_at === updated && STATUS_RANK[message.status] < STATUS_RANK[current[1]]) return false;
   return true;
-}
-
-// Snooze presets, in the manager's own time zone (the browser's): the conversation reopens
-// itself then (beat), or earlier when the customer writes.
-function snoozePresets(now = new Date()) {
-  const inAnHour = new Date(now.getTime() + 3600 * 1000);
-  const tomorrow = new Date(now);
-  tomorrow.setDate(now.getDate() + 1);
-  tomorrow.setHours(9, 0, 0, 0);
-  const nextWeek = new Date(now);
-  nextWeek.setDate(now.getDate() + (((8 - now.getDay()) % 7) || 7)); // next Monday
-  nextWeek.setHours(9, 0, 0, 0);
-  return [["1 h", inAnHour], ["Tomorrow 9:00", tomorrow], ["Next week", nextWeek]];
 }

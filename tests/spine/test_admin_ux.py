@@ -2,13 +2,15 @@
 each channel kind with its own settings, a dashboard that links to the lists behind it."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
 from communications import admin_dashboard
-from communications.models import Channel, Message
+from communications.models import Channel, Message, WebhookDelivery
 from integrations.matrix.models import MatrixSettings
 from tests import factories
 
@@ -160,9 +162,9 @@ def test_the_dashboard_counts_cheaply_and_links_to_the_lists(staff_client, count
         page = staff_client.get("/admin/").content.decode()
     # Django's own: session, user, the recent-actions box, and Matrix settings' add permission
     # (asked twice: app list and sidebar). The dashboard's: open conversations of every team
-    # (one query, bounded counts) and the bounded count of failed sends. Matrix is not
-    # configured: its check reads the cached settings only.
-    assert queries.count == 7, queries.explain()
+    # (one query, bounded counts), the bounded count of failed sends, and both webhook-error
+    # counts (one query). Matrix is not configured: its check reads the cached settings only.
+    assert queries.count == 8, queries.explain()
     message_queries = [
         q["sql"] for q in queries.context.captured_queries if "communications_message" in q["sql"]
     ]
@@ -177,6 +179,12 @@ def test_the_dashboard_counts_cheaply_and_links_to_the_lists(staff_client, count
         (f"{changelist}&amp;team__id__exact={support.pk}", "3", "Support"),
         (f"{changelist}&amp;team__isnull=True", "5", "No team"),  # + 4 of the messages
         ("/admin/communications/message/?delivery=failed", "1", "Failed sends"),
+        (
+            "/admin/communications/webhookdelivery/?problem=rejected",
+            "0",
+            "Rejected webhooks (24 h)",
+        ),
+        ("/admin/communications/webhookdelivery/?problem=failed", "0", "Failed webhooks (24 h)"),
     ]
     # the links open the lists they count
     listed = staff_client.get(tiles[1][0].replace("&amp;", "&")).context["cl"].result_list
@@ -190,7 +198,38 @@ def test_the_dashboard_counts_cheaply_and_links_to_the_lists(staff_client, count
     factories.ConversationFactory.create_batch(3, team=sales)
     with count_queries() as more:
         staff_client.get("/admin/")
-    assert more.count == 7, more.explain()
+    assert more.count == 8, more.explain()
+
+
+def test_the_dashboard_shows_webhook_errors_of_the_last_day(staff_client):
+    channel = factories.ChannelFactory()
+    now = timezone.now()
+
+    def delivery(n, verdict, outcome, age=timedelta(minutes=5)):
+        return WebhookDelivery.objects.create(
+            channel=channel,
+            source="api",
+            body=b"{}",
+            verdict=verdict,
+            outcome=outcome,
+            dedup_key=f"k{n}",
+            received_at=now - age,
+        )
+
+    bad = delivery(1, "bad_signature", "skipped")
+    malformed = delivery(2, "malformed", "skipped")
+    failed = delivery(3, "accepted", "failed")
+    delivery(4, "accepted", "done")
+    delivery(5, "bad_signature", "skipped", age=timedelta(hours=25))  # older than a day
+    delivery(6, "accepted", "failed", age=timedelta(days=3))
+    page = staff_client.get("/admin/").content.decode()
+    assert '<span class="sb-count">2</span> Rejected webhooks (24 h)' in page
+    assert '<span class="sb-count">1</span> Failed webhooks (24 h)' in page
+    url = "/admin/communications/webhookdelivery/?problem="
+    listed = staff_client.get(url + "rejected").context["cl"].result_list
+    assert sorted(d.pk for d in listed) == [bad.pk, malformed.pk]
+    listed = staff_client.get(url + "failed").context["cl"].result_list
+    assert [d.pk for d in listed] == [failed.pk]
 
 
 def test_dashboard_counts_are_bounded(staff_client, monkeypatch):
