@@ -457,7 +457,7 @@ function isNewer(message, node) {
 
 // Snooze presets, in the manager's own time zone (the browser's): the conversation reopens
 // itself then (beat), or earlier when the customer writes.
-function snoozePresets(now = new Date()) {
+export function snoozePresets(now = new Date()) {
   const inAnHour = new Date(now.getTime() + 3600 * 1000);
   const tomorrow = new Date(now);
   tomorrow.setDate(now.getDate() + 1);
