@@ -48,7 +48,7 @@ export class Bulk {
       },
     });
     node.classList.toggle("checked", this.selected.has(conversation.id));
-    node.prepend(el("span", { class: "row-check-wrap", onclick: (event) => event.stopPropagation() }, box));
+    node.prepend(el("label", { class: "row-check-wrap", onclick: (event) => event.stopPropagation() }, box));
   }
 
   order() {

@@ -372,7 +372,10 @@ installShortcuts({
       const id = currentRow() || list.neighbour(1);
       if (id) openConversation(id);
     },
-    reply: () => composer.focus(),
+    reply: () => {
+      composer.setMode("text", { focus: false }); // from a note back to the reply (if the channel allows one)
+      composer.focus();
+    },
     note: () => composer.setMode("note"),
     resolve: () => changeOpen({ status: "resolved" }),
     assignToMe: () => changeOpen({ assignee_id: boot.user.id }),
