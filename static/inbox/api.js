@@ -69,6 +69,9 @@ export const api = {
   retry: (messageId) => request("POST", `/api/v1/messages/${messageId}/retry/`, {}),
   retryDownload: (attachmentId) => request("POST", `/inbox/attachments/${attachmentId}/retry/`, {}),
   update: (id, changes) => request("PATCH", `/api/v1/conversations/${id}/`, changes),
+  // bulk.js: one change for ≤ 100 conversations, all or nothing
+  bulk: (body) => request("POST", "/api/v1/conversations/bulk/", body),
+  bulkLabels: (body) => request("POST", "/api/v1/conversations/labels/", body),
   availability: () => request("GET", "/api/v1/availability/"),
   setAvailability: (status) => request("PATCH", "/api/v1/availability/", { status }),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),

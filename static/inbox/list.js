@@ -194,6 +194,7 @@ export class ConversationList {
         ),
       ),
     );
+    this.decorateRow?.(node, conversation); // bulk.js: the row's selection checkbox
     return node;
   }
 

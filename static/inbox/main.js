@@ -1,6 +1,7 @@
 // Wires the inbox page together: list, thread, reply box, realtime, filters, keyboard.
 
 import { api } from "./api.js";
+import { Bulk } from "./bulk.js";
 import { CannedDialog } from "./canned.js";
 import { Composer } from "./composer.js";
 import { Counts } from "./counts.js";
@@ -12,6 +13,7 @@ import { layout } from "./layout.js";
 import { Notifier } from "./notifications.js";
 import { el } from "./render.js";
 import { Search } from "./search.js";
+import { installShortcuts } from "./shortcuts.js";
 import { Thread } from "./thread.js";
 
 const boot = JSON.parse(document.getElementById("inbox-bootstrap").textContent);
@@ -311,26 +313,46 @@ filters.addEventListener("submit", (event) => {
   applyFilters();
 });
 
-// --- keyboard -----------------------------------------------------------------------------
-document.addEventListener("keydown", (event) => {
-  const typing = event.target.closest("input, textarea, select, [contenteditable]");
-  if (event.key === "Escape") {
-    $("#lightbox").hidden = true;
-    if (typing) event.target.blur();
-    return;
-  }
-  if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
-  if (event.key === "ArrowDown" || event.key === "ArrowUp" || event.key === "j" || event.key === "k") {
-    const next = list.neighbour(event.key === "ArrowDown" || event.key === "j" ? 1 : -1);
-    if (next && next !== thread.id) openConversation(next);
-    event.preventDefault();
-  } else if (event.key === "r") {
-    event.preventDefault();
-    composer.focus();
-  } else if (event.key === "/") {
-    event.preventDefault();
-    filters.elements.q.focus();
-  }
+// --- keyboard (shortcuts.js) and bulk actions on the list (bulk.js) -------------------------
+const bulk = new Bulk({
+  list,
+  bar: $("#bulk-bar"),
+  announcer: $("#bulk-status"),
+  selectAll: $("#select-all"),
+  me: boot.user,
+  managers: boot.managers,
+  labels: boot.labels,
+  apply: (conversation) => applyConversation(conversation),
+  toast,
+});
+// The current row: the open conversation's (j/k move it), else a row that has the focus.
+const currentRow = () => list.selectedId || Number(document.activeElement?.closest?.("#conversations .row")?.dataset.id) || null;
+const changeOpen = (changes) => {
+  if (!thread.id) return toast("Open a conversation first");
+  thread.change(changes);
+};
+installShortcuts({
+  dialog: $("#shortcuts"),
+  escape: () => ($("#lightbox").hidden = true),
+  actions: {
+    move: (step) => {
+      const next = list.neighbour(step);
+      if (next && next !== thread.id) openConversation(next);
+    },
+    open: () => {
+      const id = currentRow() || list.neighbour(1);
+      if (id) openConversation(id);
+    },
+    reply: () => {
+      composer.setMode("text", { focus: false }); // from a note back to the reply (if the channel allows one)
+      composer.focus();
+    },
+    note: () => composer.setMode("note"),
+    resolve: () => changeOpen({ status: "resolved" }),
+    assignToMe: () => changeOpen({ assignee_id: boot.user.id }),
+    toggleRow: () => currentRow() && bulk.toggle(currentRow()),
+    search: () => filters.elements.q.focus(),
+  },
 });
 
 if (boot.filters.q) {
@@ -363,4 +385,4 @@ function readAvailability() {
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer, mentions, notifier, search }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, mentions, notifier, search, bulk }; // a handle for debugging and tests
