@@ -3,7 +3,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.utils.html import format_html
 
-from communications.admin import ChangesAccessAdmin
+from communications.admin import AuditedAdmin, ChangesAccessAdmin
+from communications.models import Activity
 
 from .models import Contact, ContactLabel, Job, Label, Order, Team
 
@@ -27,8 +28,9 @@ class OrderInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(AuditedAdmin):
     list_display = ["name", "phone", "email", "created_at"]
+    audit_subject = Activity.Subject.CONTACT
     search_fields = ["name", "=phone", "=email"]
     list_filter = ["labels"]
     inlines = [ContactLabelInline, OrderInline]
@@ -57,8 +59,9 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(ChangesAccessAdmin):
+class TeamAdmin(AuditedAdmin, ChangesAccessAdmin):
     list_display = ["name", "max_open_per_manager"]
+    audit_subject = Activity.Subject.TEAM
     filter_horizontal = ["members"]
 
 
@@ -67,8 +70,11 @@ admin.site.unregister(get_user_model())
 
 
 @admin.register(get_user_model())
-class SwitchboardUserAdmin(ChangesAccessAdmin, UserAdmin):
-    """Django's user admin; saving a user makes their open inboxes re-read their access."""
+class SwitchboardUserAdmin(AuditedAdmin, ChangesAccessAdmin, UserAdmin):
+    """Django's user admin; saving a user makes their open inboxes re-read their access and
+    is an audit row (never the password)."""
+
+    audit_subject = Activity.Subject.USER
 
 
 @admin.register(Job)
