@@ -69,6 +69,9 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
+_BLANK = (None, "", [], {})
+
+
 class AuditedAdmin(admin.ModelAdmin):
     """Each add or change saved here is one audit row (communications/services/activity.py)
     in the save's transaction (the admin's changeform is atomic): the changed fields' before
@@ -94,6 +97,9 @@ class AuditedAdmin(admin.ModelAdmin):
             if change
         }
         after = {name: audit_value(form.cleaned_data.get(name)) for name in fields}
+        for name in list(before):  # posted differently, cleaned to the same (blank = kept)
+            if before[name] == after[name] or (before[name] in _BLANK and after[name] in _BLANK):
+                del before[name], after[name]
         secrets_changed = sorted(key for key in secret_keys if form.cleaned_data.get(key))
         if secrets_changed:
             after["secrets_changed"] = secrets_changed
