@@ -241,3 +241,16 @@ def test_the_admin_list_is_read_only_and_filters_work(client, boss):
     assert client.post(f"{url}{row.pk}/change/", {"verb": "login"}).status_code == 403
     assert client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Activity.objects.filter(pk=row.pk, verb="changed").exists()
+
+
+def test_the_demo_data_has_audit_rows_and_no_secret(db):
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    kinds = set(Activity.objects.values_list("verb", "subject_type"))
+    assert {("created", "channel"), ("changed", "team"), ("login_failed", "user")} <= kinds
+    assert ("assigned", "conversation") in kinds
+    dump = whole_table()
+    for channel in Channel.objects.all():
+        for value in channel.secrets.values():
+            assert value not in dump
