@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.utils.html import format_html
 
 from communications.admin import AuditedAdmin, ChangesAccessAdmin
 from communications.models import Activity
+from communications.services.activity import record_audit
 
 from .models import Contact, ContactLabel, Job, Label, Order, Team
 
@@ -75,6 +77,24 @@ class SwitchboardUserAdmin(AuditedAdmin, ChangesAccessAdmin, UserAdmin):
     is an audit row (never the password)."""
 
     audit_subject = Activity.Subject.USER
+
+    def user_change_password(self, request, id, form_url=""):
+        # The new password and its audit row commit together (Django's view is not atomic).
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)
+
+    def log_change(self, request, obj, message):
+        if request.path.endswith("/password/"):  # the fact only, never the password or hash
+            record_audit(
+                Activity.Verb.CHANGED,
+                subject_type=self.audit_subject,
+                subject_id=obj.pk,
+                subject_repr=str(obj),
+                before={},
+                after={"password": "changed"},
+                actor=request.user,
+            )
+        return super().log_change(request, obj, message)
 
 
 @admin.register(Job)

@@ -254,3 +254,34 @@ def test_the_demo_data_has_audit_rows_and_no_secret(db):
     for channel in Channel.objects.all():
         for value in channel.secrets.values():
             assert value not in dump
+
+
+def test_a_password_change_in_the_admin_is_the_fact_only(client, boss):
+    sam = factories.UserFactory(username="sam")
+    url = f"/admin/auth/user/{sam.pk}/password/"
+    new = "New-VERY-SECRET-456"
+    response = client.post(url, {"password1": new, "password2": new, "usable_password": "true"})
+    assert response.status_code == 302
+    [row] = audit_rows()
+    assert (row.verb, row.subject_type, row.subject_id) == ("changed", "user", sam.pk)
+    assert (row.before, row.after, row.actor) == ({}, {"password": "changed"}, boss)
+    sam.refresh_from_db()
+    assert sam.check_password(new)
+    dump = whole_table()
+    assert "VERY-SECRET" not in dump and sam.password not in dump
+
+
+def test_the_admin_list_costs_a_fixed_number_of_queries(client, boss, count_queries):
+    for n in range(3):
+        contact = factories.ContactFactory(name=f"C{n}")
+        client.post(f"/admin/crm/contact/{contact.pk}/change/", contact_form(contact, notes="x"))
+    with count_queries() as first:
+        assert client.get("/admin/communications/activity/").status_code == 200
+    for n in range(3, 8):
+        contact = factories.ContactFactory(name=f"C{n}")
+        client.post(f"/admin/crm/contact/{contact.pk}/change/", contact_form(contact, notes="x"))
+    with count_queries() as more:
+        assert client.get("/admin/communications/activity/").status_code == 200
+    # session, user, the actor filter's users, the row estimate, the count, the admin menu's
+    # Matrix settings, one page of rows (names stored on them: no join, no query per row).
+    assert (first.count, more.count) == (7, 7), more.explain()
