@@ -168,9 +168,14 @@ def test_users_and_teams_created_and_changed_in_the_admin(client, boss, count_qu
     assert Team.objects.get(pk=team.pk).name == "Support EU"
 
 
-def test_sign_in_and_failed_sign_in_are_recorded_without_the_password(client, db):
+def test_sign_in_and_failed_sign_in_are_recorded_without_the_password(client, db, count_queries):
     factories.UserFactory(username="ann", password="right-VERY-SECRET")
-    response = client.post("/accounts/login/", {"username": "ann", "password": "wrong-VERY-SECRET"})
+    with count_queries() as queries:
+        response = client.post(
+            "/accounts/login/", {"username": "ann", "password": "wrong-VERY-SECRET"}
+        )
+    # the user looked up, the audit INSERT (the brake's counters are in Redis)
+    assert queries.count == 2, queries.explain()
     assert response.status_code == 200  # the form again, with its error
     [failed] = audit_rows()
     assert (failed.verb, failed.subject_type, failed.actor) == ("login_failed", "user", None)
@@ -182,6 +187,37 @@ def test_sign_in_and_failed_sign_in_are_recorded_without_the_password(client, db
     assert signed_in.after == {"address": "127.0.0.1"}
     assert len(audit_rows()) == 2
     assert "VERY-SECRET" not in whole_table()
+
+
+def auto_assigning_channel():
+    channel = factories.ChannelFactory(auto_assignment=Channel.AutoAssignment.ROUND_ROBIN)
+    team = factories.TeamFactory(name="Support")
+    channel.teams.add(team)
+    channel.assignment_team = team
+    channel.save()
+    sam = factories.UserFactory(username="sam", first_name="Sam", last_name="")
+    team.members.add(sam)
+    from communications.services.assignment import set_availability
+
+    set_availability(sam, status="online")
+    return channel
+
+
+def test_an_ingest_that_fails_after_assigning_leaves_no_line(db, monkeypatch):
+    from communications.services import ingest
+
+    channel = auto_assigning_channel()
+
+    def fail(*args, **kwargs):
+        assert Activity.objects.filter(verb="assigned").count() == 1  # written, then undone
+        raise RuntimeError("the batch fails after the assignment")
+
+    monkeypatch.setattr(ingest.events, "record_events", fail)
+    item = InboundMessage(external_id="m1", sender=InboundSender(external_id="c1"), content="hi")
+    with pytest.raises(RuntimeError):
+        ingest_messages(channel, [item])
+    assert not Activity.objects.exists()
+    assert not channel.conversations.exists()
 
 
 def test_auto_assignment_choice_is_one_line_of_the_new_conversation(db):
