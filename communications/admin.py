@@ -39,6 +39,7 @@ from .models import (
 )
 from .providers import DeliveryError, provider_for
 from .serializers import activity_payload
+from .services.activity import audit_value, record_audit
 from .services.assignment import requeue_after_commit
 from .services.canned import placeholder_problem
 from .services.conversations import (
@@ -68,6 +69,53 @@ class EstimatedCountPaginator(Paginator):
             if row and row[0] > 10_000:
                 return int(row[0])
         return super().count
+
+
+_BLANK = (None, "", [], {})
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Each add or change saved here is one audit row (communications/services/activity.py)
+    in the save's transaction (the admin's changeform is atomic): the changed fields' before
+    and after, never a password or a secret's value (only which secret keys were set)."""
+
+    audit_subject: str = ""  # Activity.Subject
+
+    def audit_secret_keys(self, form) -> list[str]:
+        """The form fields that hold secrets: recorded by name when set, never by value."""
+        return []
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # after the many-to-many links
+        secret_keys = self.audit_secret_keys(form)
+        fields = [
+            name
+            for name in form.changed_data
+            if name not in secret_keys and "password" not in name and name in form.fields
+        ]
+        before = {
+            name: audit_value(form.get_initial_for_field(form.fields[name], name))
+            for name in fields
+            if change
+        }
+        after = {name: audit_value(form.cleaned_data.get(name)) for name in fields}
+        for name in list(before):  # posted differently, cleaned to the same (blank = kept)
+            if before[name] == after[name] or (before[name] in _BLANK and after[name] in _BLANK):
+                del before[name], after[name]
+        secrets_changed = sorted(key for key in secret_keys if form.cleaned_data.get(key))
+        if secrets_changed:
+            after["secrets_changed"] = secrets_changed
+        if change and not after:
+            return  # saved without a change: nothing to record
+        record_audit(
+            Activity.Verb.CHANGED if change else Activity.Verb.CREATED,
+            subject_type=self.audit_subject,
+            subject_id=form.instance.pk,
+            subject_repr=str(form.instance),
+            before=before,
+            after=after,
+            actor=request.user,
+        )
 
 
 class ChangesAccessAdmin(admin.ModelAdmin):
@@ -101,12 +149,13 @@ def register_channel_webhook(channel: Channel, public_url: str) -> tuple[bool, s
 
 
 @admin.register(Channel)
-class ChannelAdmin(ChangesAccessAdmin):
+class ChannelAdmin(AuditedAdmin, ChangesAccessAdmin):
     """Each kind shows only its own settings (channel_forms); the kind is chosen once, on add
     (`?kind=` picks it; a small script reloads the page when the select changes)."""
 
     list_display = ["name", "kind", "address", "is_active", "configuration", "secrets_set"]
     list_filter = ["kind", "is_active"]
+    audit_subject = Activity.Subject.CHANNEL
     search_fields = ["name", "address"]
     filter_horizontal = ["teams"]
     # Through the channel's provider, where it offers the hook.
@@ -120,6 +169,9 @@ class ChannelAdmin(ChangesAccessAdmin):
             return obj.kind
         kind = request.POST.get("kind") or request.GET.get("kind")
         return kind if kind in Channel.Kind.values else None
+
+    def audit_secret_keys(self, form) -> list[str]:
+        return list(form.kind_settings.secrets)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = channel_form_for(self._kind(request, obj))
@@ -293,6 +345,35 @@ class ConversationActionForm(ActionForm):
     """The action bar's extra field: which label "Add label" / "Remove label" use."""
 
     label = forms.ModelChoiceField(Label.objects.all(), required=False, empty_label="(label)")
+
+
+@admin.register(Activity)
+class ActivityAdmin(admin.ModelAdmin):
+    """The audit log: read-only, newest first; filter by who, what, when and about what."""
+
+    list_display = ["created_at", "actor_name", "verb", "subject_type", "subject_repr", "line"]
+    # The actor filter lists the users (a small table), not the distinct actors of the log.
+    list_filter = ["actor", "verb", "subject_type", "created_at"]
+    search_fields = ["actor_name", "subject_repr"]
+    fields = ["created_at", "actor_name", "verb", "subject_type", "subject_id", "subject_repr"]
+    fields += ["conversation", "line", "before", "after"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="what happened")
+    def line(self, obj) -> str:
+        return activity_payload(obj)["text"]
 
 
 class ActivityInline(admin.TabularInline):

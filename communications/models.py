@@ -508,10 +508,12 @@ class WebhookDelivery(models.Model):
 
 
 class Activity(models.Model):
-    """One line of a conversation's history: who changed what, when ("Dana assigned this to
-    Sam"). Written in the transaction of the change by the services that make it
-    (communications/services/conversations.py, labels.py), shown in the thread as a system
-    line and listed by the API."""
+    """The audit log: who changed what, when, with the before/after values. A line about a
+    conversation ("Dana assigned this to Sam") is also shown in its thread and listed by the
+    API; the others (contact edits, channel settings, users, teams, sign-ins) have no
+    conversation and name their subject (type, id, name at the time). Written in the
+    transaction of the change by the services and admin saves that make it
+    (communications/services/activity.py); read-only in the admin."""
 
     class Verb(models.TextChoices):
         STATUS = "status", "changed the status"
@@ -520,10 +522,27 @@ class Activity(models.Model):
         TEAM = "team", "moved to a team"
         ARCHIVED = "archived", "archived"
         LABELS = "labels", "changed the labels"
+        CREATED = "created", "created"
+        CHANGED = "changed", "changed"
+        LOGIN = "login", "signed in"
+        LOGIN_FAILED = "login_failed", "failed to sign in"
 
-    # msg-like thread order: (conversation, created_at, id), the index below.
+    class Subject(models.TextChoices):
+        CONVERSATION = "conversation", "conversation"
+        CONTACT = "contact", "contact"
+        CHANNEL = "channel", "channel"
+        USER = "user", "user"
+        TEAM = "team", "team"
+
+    # msg-like thread order: (conversation, created_at, id), the index below. Empty for a line
+    # that is not about one conversation.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="activity", db_index=False
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="activity",
+        db_index=False,
+        null=True,
+        blank=True,
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -537,6 +556,12 @@ class Activity(models.Model):
     # after a rename or a deletion, and a page of them needs no join.
     actor_name = models.CharField(max_length=150, blank=True)
     verb = models.CharField(max_length=16, choices=Verb.choices)
+    # What the line is about, kept as text: it outlives the object (a deleted user's sign-ins).
+    subject_type = models.CharField(
+        max_length=16, choices=Subject.choices, default=Subject.CONVERSATION
+    )
+    subject_id = models.BigIntegerField(null=True, blank=True)
+    subject_repr = models.CharField("subject", max_length=200, blank=True)
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -544,11 +569,13 @@ class Activity(models.Model):
     class Meta:
         verbose_name_plural = "activity"
         indexes = [
-            models.Index(fields=["conversation", "-created_at", "-id"], name="activity_thread")
+            models.Index(fields=["conversation", "-created_at", "-id"], name="activity_thread"),
+            # The admin's audit log: newest first, over every subject.
+            models.Index(fields=["-created_at", "-id"], name="activity_recent"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.actor_name or 'System'} {self.get_verb_display()} #{self.conversation_id}"
+        return f"{self.actor_name or 'System'} {self.get_verb_display()} {self.subject_repr}"
 
 
 class Mention(models.Model):

@@ -300,6 +300,21 @@ def activity_text(row: dict) -> str:
         return f"{who} moved this to team {new['name']}" if new else f"{who} removed the team"
     if verb == "archived":
         return f"{who} archived this" if after.get("is_archived") else f"{who} unarchived this"
+    if verb in ("created", "changed"):
+        subject = f"{row.get('subject_type') or 'object'} {row.get('subject_repr') or ''}".strip()
+        if verb == "created":
+            return f"{who} created {subject}"
+        fields = sorted({*after, *before} - {"secrets_changed"})
+        secrets = after.get("secrets_changed") or []
+        said = ", ".join(fields + [f"secret {key}" for key in secrets])
+        return f"{who} changed {subject}: {said}" if said else f"{who} changed {subject}"
+    if verb == "login":
+        return f"{who} signed in from {after.get('address') or 'an unknown address'}"
+    if verb == "login_failed":
+        return (
+            f"Failed sign-in as {after.get('username') or '(blank)'} "
+            f"from {after.get('address') or 'an unknown address'}"
+        )
     if verb == "labels":
         old = {label["id"]: label["name"] for label in before.get("labels", [])}
         new = {label["id"]: label["name"] for label in after.get("labels", [])}
@@ -327,6 +342,8 @@ ACTIVITY_COLUMNS = (
     "before",
     "after",
     "created_at",
+    "subject_type",
+    "subject_repr",
 )
 
 

@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.utils.html import format_html
 
-from communications.admin import ChangesAccessAdmin
+from communications.admin import AuditedAdmin, ChangesAccessAdmin
+from communications.models import Activity
+from communications.services.activity import record_audit
 
 from .models import Contact, ContactLabel, Job, Label, Order, Team
 
@@ -27,8 +30,9 @@ class OrderInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(AuditedAdmin):
     list_display = ["name", "phone", "email", "created_at"]
+    audit_subject = Activity.Subject.CONTACT
     search_fields = ["name", "=phone", "=email"]
     list_filter = ["labels"]
     inlines = [ContactLabelInline, OrderInline]
@@ -57,8 +61,9 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(ChangesAccessAdmin):
+class TeamAdmin(AuditedAdmin, ChangesAccessAdmin):
     list_display = ["name", "max_open_per_manager"]
+    audit_subject = Activity.Subject.TEAM
     filter_horizontal = ["members"]
 
 
@@ -67,8 +72,29 @@ admin.site.unregister(get_user_model())
 
 
 @admin.register(get_user_model())
-class SwitchboardUserAdmin(ChangesAccessAdmin, UserAdmin):
-    """Django's user admin; saving a user makes their open inboxes re-read their access."""
+class SwitchboardUserAdmin(AuditedAdmin, ChangesAccessAdmin, UserAdmin):
+    """Django's user admin; saving a user makes their open inboxes re-read their access and
+    is an audit row (never the password)."""
+
+    audit_subject = Activity.Subject.USER
+
+    def user_change_password(self, request, id, form_url=""):
+        # The new password and its audit row commit together (Django's view is not atomic).
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)
+
+    def log_change(self, request, obj, message):
+        if request.path.endswith("/password/"):  # the fact only, never the password or hash
+            record_audit(
+                Activity.Verb.CHANGED,
+                subject_type=self.audit_subject,
+                subject_id=obj.pk,
+                subject_repr=str(obj),
+                before={},
+                after={"password": "changed"},
+                actor=request.user,
+            )
+        return super().log_change(request, obj, message)
 
 
 @admin.register(Job)

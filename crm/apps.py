@@ -6,6 +6,9 @@ class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = "CRM"
 
+    def ready(self):
+        from . import login  # noqa: F401  sign-ins and failed sign-ins are audit rows
+
 
 class SwitchboardAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin with Switchboard's site (header, title, dashboard)."""

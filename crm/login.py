@@ -12,7 +12,7 @@ import hashlib
 from functools import wraps
 
 from django.conf import settings
-from django.contrib.auth import user_logged_in
+from django.contrib.auth import user_logged_in, user_login_failed
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.dispatch import receiver
@@ -37,6 +37,45 @@ def _counters(request) -> tuple[str, str]:
 def _remember_success(sender, request, user, **kwargs):
     if request is not None:
         request.sign_in_succeeded = True
+
+
+def _address(request) -> str:
+    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+
+
+@receiver(user_logged_in, dispatch_uid="audit_login")
+def _audit_login(sender, request, user, **kwargs):
+    """A sign-in is an audit row (who, from where)."""
+    from communications.models import Activity
+    from communications.services.activity import record_audit
+
+    record_audit(
+        Activity.Verb.LOGIN,
+        subject_type=Activity.Subject.USER,
+        subject_id=user.pk,
+        subject_repr=user.get_username(),
+        before={},
+        after={"address": _address(request)},
+        actor=user,
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="audit_login_failed")
+def _audit_login_failed(sender, credentials, request=None, **kwargs):
+    """A failed sign-in is an audit row: the username tried and the address, never the
+    password (Django hands it over masked; it is not read here at all)."""
+    from communications.models import Activity
+    from communications.services.activity import record_audit
+
+    username = str(credentials.get("username") or "")[:150]
+    record_audit(
+        Activity.Verb.LOGIN_FAILED,
+        subject_type=Activity.Subject.USER,
+        subject_id=None,
+        subject_repr=username,
+        before={},
+        after={"username": username, "address": _address(request)},
+    )
 
 
 def braked_login(refuse):

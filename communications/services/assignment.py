@@ -26,6 +26,7 @@ from crm.models import Team
 
 from ..counts import state_of
 from ..models import Channel, Conversation, ManagerAvailability
+from .activity import conversation_line, record_lines, user_ref
 from .conversations import record_conversation_updated
 
 logger = logging.getLogger(__name__)
@@ -38,34 +39,46 @@ class AvailabilityRejected(Exception):
     """A status that does not exist; the text says which ones do."""
 
 
-def auto_assign_new_conversations(channel: Channel, conversations: list[Conversation]) -> bool:
+def auto_assign_new_conversations(
+    channel: Channel, conversations: list[Conversation], *, activity_events: list | None = None
+) -> bool:
     """Give each new conversation of `channel` a manager (and the assignment team), if the
     channel auto-assigns. Runs in the caller's transaction with the conversations locked (the
-    ingest path's new rows); the caller saves their `assignee` and `team`. Returns whether any
-    conversation was changed. Costs nothing with auto-assignment off; four statements otherwise.
-    """
+    ingest path's new rows); the caller saves their `assignee` and `team`. Each choice is one
+    activity line of the conversation by the system ("assigned" with the rule, or "team" when
+    every manager was away or at their cap), all in one INSERT; their `activity.created` events
+    are appended to `activity_events` for the caller to record with its own. Returns whether
+    any conversation was changed. Costs nothing with auto-assignment off; five statements
+    otherwise."""
     if channel.auto_assignment == Channel.AutoAssignment.OFF or not conversations:
         return False
     team = _locked_assignment_team(channel)
     if team is None:
         return False
     candidates = _locked_candidates(team)
-    if not candidates:
-        for conversation in conversations:
-            conversation.team = team
-        return True
-    load = _open_counts([candidate.user_id for candidate in candidates])
+    load = _open_counts([c.user_id for c in candidates]) if candidates else {}
     chosen_last = None
+    lines = []
+    now = timezone.now()
+    team_ref = {"id": team.pk, "name": team.name}
     for conversation in sorted(conversations, key=lambda c: c.pk):
         conversation.team = team
         pick = _choose(channel.auto_assignment, candidates, load, team, chosen_last)
-        if pick is None:
-            continue  # everyone is at their cap: the conversation waits in the team's queue
-        conversation.assignee = pick.user
-        load[pick.user_id] = load.get(pick.user_id, 0) + 1
-        chosen_last = pick.user_id
+        if pick is not None:
+            conversation.assignee = pick.user
+            load[pick.user_id] = load.get(pick.user_id, 0) + 1
+            chosen_last = pick.user_id
+            verb, after = "assigned", {"assignee": user_ref(pick.user), "team": team_ref}
+        else:  # nobody online under their cap: the conversation waits in the team's queue
+            verb, after = "team", {"team": team_ref}
+        after["rule"] = channel.auto_assignment
+        before = {key: None for key in after if key != "rule"}
+        lines.append(conversation_line(conversation, verb, before, after, now=now))
     if chosen_last is not None and chosen_last != team.last_auto_assignee_id:
         Team.objects.filter(pk=team.pk).update(last_auto_assignee_id=chosen_last)
+    events = record_lines(lines, channel_id=channel.pk)
+    if activity_events is not None:
+        activity_events.extend(events)
     return True
 
 

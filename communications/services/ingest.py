@@ -226,9 +226,11 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
         for _, item, message in new
         if item.direction == Message.Direction.INBOUND and not item.historical
     }
+    assignment_lines: list[tuple] = []
     assigned = auto_assign_new_conversations(
         channel,
         [c for c in touched.values() if c.pk in new_conversation_ids and c.pk in customer_wrote],
+        activity_events=assignment_lines,
     )
     # One UPDATE for every conversation the batch touched (they are locked by us).
     update_rows(
@@ -247,7 +249,7 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
             (kind, channel.pk, conversation.pk, conversation_payload(conversation), delta)
         )
     # Conversations first, so a page learns of a new row before the messages in it.
-    events.record_events(conversation_events + message_events)
+    events.record_events(conversation_events + assignment_lines + message_events)
     # Web Push to the managers who asked for it, by the worker after commit.
     notify_inbound_messages(
         [

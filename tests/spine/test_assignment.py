@@ -115,14 +115,15 @@ def test_assignment_team_named_on_the_channel_wins(channel):
     assert assignees(channel) == ["zed"]
 
 
-def test_with_assignment_on_a_new_conversation_costs_four_statements_more(channel, count_queries):
+def test_with_assignment_on_a_new_conversation_costs_five_statements_more(channel, count_queries):
     channel.auto_assignment = Channel.AutoAssignment.ROUND_ROBIN
     channel.save()
     make_team(channel, "ann", "bob")
     with count_queries() as queries:
         ingest_messages(channel, [inbound(f"c{n}") for n in range(10)])
-    # + team lock, availability locks, open counts, the round robin's position.
-    assert queries.count == 11 + 4, queries.explain()
+    # + team lock, availability locks, open counts, the round robin's position, and the ten
+    # conversations' activity lines (the audit of each choice) in one INSERT.
+    assert queries.count == 11 + 5, queries.explain()
     with count_queries() as queries:
         ingest_messages(channel, [inbound("c1", "again")])
     assert queries.count == 8, queries.explain()  # existing conversation: nothing more

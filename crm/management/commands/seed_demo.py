@@ -98,6 +98,7 @@ class Command(BaseCommand):
         _telegram_demo(channels)
         seed_team_workflow(manager=manager, colleague=colleague, team=team)
         _seed_assignment(by_kind, team, users)
+        _seed_audit(admin, manager, channels, team)
         Token.objects.get_or_create(user=manager)
         _seed_avatars()
         _whatsapp_cloud_demo(channels[0], now)
@@ -109,6 +110,65 @@ class Command(BaseCommand):
                 f"Logins: manager / {DEMO_PASSWORD}, admin / {DEMO_PASSWORD}."
             )
         )
+
+
+def _seed_audit(admin, manager, channels: list[Channel], team: Team) -> None:
+    """The audit log (admin → Activity) beyond the conversations' own lines: what the admin
+    did while setting up (a channel and its secret, the team, a contact's notes), a mistyped
+    and a good sign-in. The same `record_audit` rows the admin saves and sign-ins write."""
+    from communications.models import Activity
+    from communications.services.activity import record_audit
+
+    subject = Activity.Subject
+    chat = channels[0]
+    record_audit(
+        Activity.Verb.CREATED,
+        subject_type=subject.CHANNEL,
+        subject_id=chat.pk,
+        subject_repr=str(chat),
+        before={},
+        after={"name": chat.name, "secrets_changed": ["inbound_token"]},
+        actor=admin,
+    )
+    members = [{"id": user.pk, "name": user.username} for user in team.members.order_by("pk")]
+    record_audit(
+        Activity.Verb.CHANGED,
+        subject_type=subject.TEAM,
+        subject_id=team.pk,
+        subject_repr=str(team),
+        before={"members": []},
+        after={"members": members},
+        actor=admin,
+    )
+    contact = Contact.objects.order_by("pk").first()
+    if contact is not None:
+        record_audit(
+            Activity.Verb.CHANGED,
+            subject_type=subject.CONTACT,
+            subject_id=contact.pk,
+            subject_repr=str(contact),
+            before={"notes": ""},
+            after={"notes": contact.notes or "Prefers WhatsApp over email."},
+            actor=admin,
+        )
+    address = "203.0.113.7"  # a documentation address
+    record_audit(
+        Activity.Verb.LOGIN_FAILED,
+        subject_type=subject.USER,
+        subject_id=None,
+        subject_repr="mnager",
+        before={},
+        after={"username": "mnager", "address": address},
+    )
+    record_audit(
+        Activity.Verb.LOGIN,
+        subject_type=subject.USER,
+        subject_id=manager.pk,
+        subject_repr=manager.username,
+        before={},
+        after={"address": address},
+        actor=manager,
+    )
 
 
 def _seed_assignment(by_kind: dict[str, Channel], team: Team, users: dict) -> None:
