@@ -15,7 +15,7 @@ def name_conversation_subjects(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('communications', '0014_channel_business_hours'),
+        ('communications', '0016_realtime_event_counts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
