@@ -61,8 +61,8 @@ def test_availability_decides_who_gets_new_conversations_and_snoozes_reopen_live
     dana.click()
     expect(page.locator("#thread-header .head-name")).to_have_text("Dana")
     expect(dana.locator(".badge")).to_have_count(0)  # read: its update has re-drawn the header
-    page.select_option("#thread-header select[name=status]", "snoozed")
-    page.click("#thread-header .snooze-preset >> text=1 h")
+    page.click("#thread-header .snooze-action")
+    page.click('.popover .menu-item[data-preset="In 1 hour"]')
     expect(dana.locator(".tag.status-snoozed")).to_be_visible()
     conversation = Conversation.objects.get(contact__name="Dana")
     assert conversation.status == "snoozed"
@@ -73,6 +73,8 @@ def test_availability_decides_who_gets_new_conversations_and_snoozes_reopen_live
     )
     assert off_the_loop(reopen_due_snoozed) == 1
     expect(dana.locator(".tag.status-snoozed")).to_have_count(0)
-    expect(page.locator("#thread-header select[name=status]")).to_have_value("open")
+    expect(page.locator("#thread-header .status-action")).to_have_attribute(
+        "data-action", "resolve"
+    )
     screenshot(page, "assignment-02-reopened")
     context.close()

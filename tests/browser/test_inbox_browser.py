@@ -419,7 +419,7 @@ def test_failed_sends_show_the_reason_and_retry_once(
     expect(sent.locator(".failure")).to_have_count(0)
     expect(sent).to_have_count(1)
     message.refresh_from_db()
-    assert message.status in ("pending", "sent")
+    assert message.status in ("pending", "sending", "sent")  # retried: the worker may hold it
     context.close()
 
 
