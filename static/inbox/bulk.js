@@ -34,21 +34,24 @@ export class Bulk {
 
   // --- selection ----------------------------------------------------------------------------
   decorate(node, conversation) {
-    const box = el("input", {
-      type: "checkbox",
+    // For the pointer only, and never focusable: a focusable control inside the row (a listbox
+    // option) would be nested interaction. Keyboard and screen-reader users select with `x`,
+    // and the row itself says whether it is selected (aria-checked).
+    const on = this.selected.has(conversation.id);
+    const box = el("span", {
       class: "row-check",
-      "aria-label": `Select ${contactName(conversation.contact)}`,
-      checked: this.selected.has(conversation.id),
+      role: "checkbox",
+      "aria-checked": on ? "true" : "false",
+      "aria-hidden": "true",
+      title: `Select ${contactName(conversation.contact)} (x)`,
       onclick: (event) => {
         event.stopPropagation(); // selecting is not opening
-        this.toggle(conversation.id, box.checked, { range: event.shiftKey });
-      },
-      onkeydown: (event) => {
-        if (event.key === "Enter") event.stopPropagation();
+        this.toggle(conversation.id, box.getAttribute("aria-checked") !== "true", { range: event.shiftKey });
       },
     });
-    node.classList.toggle("checked", this.selected.has(conversation.id));
-    node.prepend(el("label", { class: "row-check-wrap", onclick: (event) => event.stopPropagation() }, box));
+    node.classList.toggle("checked", on);
+    node.setAttribute("aria-checked", on ? "true" : "false");
+    node.prepend(el("span", { class: "row-check-wrap", onclick: (event) => event.stopPropagation() }, box));
   }
 
   order() {
@@ -103,8 +106,8 @@ export class Bulk {
     for (const node of this.list.root.querySelectorAll(".row")) {
       const on = this.selected.has(Number(node.dataset.id));
       node.classList.toggle("checked", on);
-      const box = node.querySelector(".row-check");
-      if (box) box.checked = on;
+      node.setAttribute("aria-checked", on ? "true" : "false");
+      node.querySelector(".row-check")?.setAttribute("aria-checked", on ? "true" : "false");
     }
     const count = this.selected.size;
     const wasHidden = this.bar.hidden;

@@ -233,7 +233,7 @@ def test_the_bulk_bar_fits_a_phone(live_server_url, chromium, support, screensho
     screenshot(page, "bulk-bar-phone")
     bar.get_by_role("button", name="Clear the selection").click()
     expect(bar).to_be_hidden()
-    expect(page.locator("#conversations .row-check:checked")).to_have_count(0)
+    expect(page.locator('#conversations .row-check[aria-checked="true"]')).to_have_count(0)
     context.close()
 
 
