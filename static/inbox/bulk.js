@@ -12,13 +12,14 @@ import { snoozePresets } from "./actions.js";
 const BATCH = 100; // the API's limit per request
 
 export class Bulk {
-  constructor({ list, bar, announcer, selectAll, me, managers, labels, apply, toast }) {
+  constructor({ list, bar, announcer, selectAll, me, managers, teams, labels, apply, toast }) {
     this.list = list;
     this.bar = bar;
     this.announcer = announcer;
     this.selectAllButton = selectAll;
     this.me = me;
     this.managers = managers;
+    this.teams = teams || [];
     this.labels = labels; // the page's label catalogue (shared, kept current by the thread)
     this.apply = apply;
     this.toast = toast;
@@ -130,16 +131,18 @@ export class Bulk {
     const panel = (name, ...children) => el("div", { class: "bulk-panel", dataset: { panel: name }, hidden: true }, ...children);
     const button = (text, attrs) => el("button", { type: "button", class: "button small ghost", text, ...attrs });
 
-    // Assign: a type-ahead over the team's managers, "me" first.
-    this.assignInput = el("input", { type: "text", class: "control", name: "bulk-assignee", placeholder: "Assign to… (type a name, or me)", "aria-label": "Assign the selected conversations to", autocomplete: "off" });
+    // Assign: a type-ahead over the team's managers ("me" first), then the teams.
+    this.assignInput = el("input", { type: "text", class: "control", name: "bulk-assignee", placeholder: "Assign to… (a name, me, or a team)", "aria-label": "Assign the selected conversations to", autocomplete: "off" });
     const assignWrap = el("span", { class: "bulk-field" }, this.assignInput);
-    this.assignSuggest = new Suggest({ field: this.assignInput, container: assignWrap, label: "Managers", onPick: (value) => this.assign(value) });
+    this.assignSuggest = new Suggest({ field: this.assignInput, container: assignWrap, label: "Managers and teams", onPick: (value) => (value.team ? this.assignTeam(value.team) : this.assign(value)) });
     const assignItems = () => {
       const people = [{ id: this.me.id, name: `Me (${this.me.name})`, key: "me" }, ...this.managers.filter((m) => m.id !== this.me.id)];
       const query = this.assignInput.value.trim();
       const found = rank(people, query, (m) => [m.name, m.key, m.username]).slice(0, 8);
       const items = found.map((m) => ({ key: `m${m.id}`, text: m.name, value: m }));
       if (!query || "unassigned".startsWith(query.toLowerCase())) items.push({ key: "none", text: "Unassigned", hint: "nobody", value: { id: null, name: "nobody" } });
+      for (const team of rank(this.teams, query, (t) => [t.name]).slice(0, 4)) items.push({ key: `t${team.id}`, text: team.name, hint: "team", value: { team } });
+      if (query && "no team".startsWith(query.toLowerCase())) items.push({ key: "noteam", text: "No team", hint: "team", value: { team: { id: null, name: "no team" } } });
       this.assignSuggest.show(items);
     };
     this.fieldKeys(this.assignInput, this.assignSuggest, assignItems);
@@ -236,6 +239,10 @@ export class Bulk {
 
   assign(manager) {
     return this.change({ assignee_id: manager.id }, "assign", manager.id ? `Assigned to ${manager.id === this.me.id ? "you" : manager.name}` : "Unassigned");
+  }
+
+  assignTeam(team) {
+    return this.change({ team_id: team.id }, "assign", team.id ? `Handed to ${team.name}` : "Team removed");
   }
 
   // One change to every selected conversation: the rows show the server's answer.

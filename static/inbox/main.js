@@ -321,6 +321,7 @@ const bulk = new Bulk({
   selectAll: $("#select-all"),
   me: boot.user,
   managers: boot.managers,
+  teams: boot.teams,
   labels: boot.labels,
   apply: (conversation) => applyConversation(conversation),
   toast,

@@ -127,6 +127,25 @@ def test_bulk_label_and_assign_with_the_type_ahead(live_server_url, chromium, su
     context.close()
 
 
+def test_bulk_hand_over_to_a_team_from_the_same_type_ahead(live_server_url, chromium, support):
+    billing = factories.TeamFactory(name="Billing")
+    support["conversations"][0].channel.teams.add(billing)
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
+    first, second, third, *_ = support["conversations"]
+    bar = page.locator("#bulk-bar")
+    check(page, first)
+    check(page, second)
+    bar.get_by_role("button", name="Assign").click()
+    page.keyboard.type("bill")
+    expect(bar.locator(".suggest-item").first).to_contain_text("Billing")
+    page.keyboard.press("Enter")
+    expect(page.locator("#bulk-status")).to_have_text("Handed to Billing: 2 conversations")
+    teams = dict(Conversation.objects.values_list("pk", "team__name"))
+    assert (teams[first.pk], teams[second.pk], teams[third.pk]) == ("Billing", "Billing", None)
+    context.close()
+
+
 def test_a_refused_bulk_change_is_said_in_words_and_changes_nothing(
     live_server_url, chromium, support
 ):
