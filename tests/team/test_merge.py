@@ -23,7 +23,6 @@ from communications.services.merge import (
     MergeConflict,
     MergeRejected,
     e164,
-    merge_contacts,
     merge_conversations,
     same_phone,
     split_conversation,
