@@ -490,3 +490,50 @@ def test_an_undo_racing_the_customers_messages_loses_none():
     assert Message.objects.count() == 10
     assert Conversation.objects.get(pk=b.pk).merged_into_id is None
     assert sorted(_contents(b))[:2] == ["b1", "b2"]
+
+
+# --- admin and demo ----------------------------------------------------------------------------
+
+
+def test_the_admin_merges_two_selected_conversations_and_shows_what_they_went_into(pair, client):
+    admin_user = factories.UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    older, newer = pair["older"], pair["newer"]
+    url = "/admin/communications/conversation/"
+    one = client.post(url, {"action": "merge_two", "_selected_action": [older.pk]}, follow=True)
+    assert "Select exactly two" in one.content.decode()
+    done = client.post(
+        url, {"action": "merge_two", "_selected_action": [older.pk, newer.pk]}, follow=True
+    )
+    assert f"Conversation #{newer.pk} merged into #{older.pk}" in done.content.decode()
+    page = client.get(f"{url}{newer.pk}/change/").content.decode()
+    assert f"conversation #{older.pk}</a>" in page
+    assert f"merged into #{older.pk}" in client.get(url + "?is_archived__exact=1").content.decode()
+    twin = factories.ContactFactory()
+    contacts = client.post(
+        "/admin/crm/contact/",
+        {"action": "merge_two", "_selected_action": [pair["contact"].pk, twin.pk]},
+        follow=True,
+    )
+    assert f"Contact #{twin.pk} merged into #{pair['contact'].pk}" in contacts.content.decode()
+    assert f"contact #{pair['contact'].pk}</a>" in client.get(
+        f"/admin/crm/contact/{twin.pk}/change/"
+    ).content.decode()
+
+
+def test_the_demo_has_a_merged_pair_and_a_duplicate_to_merge(client, django_user_model):
+    from django.core.management import call_command
+
+    call_command("seed_demo")
+    merge = Merge.objects.get(kind=Merge.Kind.CONVERSATIONS)
+    survivor = merge.target_conversation
+    assert survivor.channel.kind == "whatsapp" and merge.source_conversation.channel.kind == "email"
+    assert survivor.contact.email == "lena.fischer@example.com"
+    assert Message.objects.filter(conversation=survivor).count() == 3
+    manager = django_user_model.objects.get(username="manager")
+    tom = Contact.objects.get(name="Tom Becker")
+    api = api_for(manager)
+    duplicates = api.get(f"/api/v1/contacts/{tom.pk}/duplicates/").json()["results"]
+    assert [(d["contact"]["name"], d["reasons"]) for d in duplicates] == [("Tom B.", ["phone"])]
+    lines = api.get(f"/api/v1/conversations/{survivor.pk}/activity/").json()["results"]
+    assert any("merged" in line["text"] and "into this" in line["text"] for line in lines)
