@@ -516,9 +516,10 @@ def test_the_admin_merges_two_selected_conversations_and_shows_what_they_went_in
         follow=True,
     )
     assert f"Contact #{twin.pk} merged into #{pair['contact'].pk}" in contacts.content.decode()
-    assert f"contact #{pair['contact'].pk}</a>" in client.get(
-        f"/admin/crm/contact/{twin.pk}/change/"
-    ).content.decode()
+    assert (
+        f"contact #{pair['contact'].pk}</a>"
+        in client.get(f"/admin/crm/contact/{twin.pk}/change/").content.decode()
+    )
 
 
 def test_the_demo_has_a_merged_pair_and_a_duplicate_to_merge(client, django_user_model):
