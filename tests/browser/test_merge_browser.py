@@ -49,14 +49,12 @@ def inbox(transactional_db):
 
 def test_merge_undo_and_split_from_the_page_live(live_server_url, chromium, inbox, screenshot):
     first, second = inbox["first"], inbox["second"]
-    watcher = login(
-        chromium.new_context(viewport={"width": 1440, "height": 900}), live_server_url, "carol"
-    )
+    watching = chromium.new_context(viewport={"width": 1440, "height": 900})
+    watcher = login(watching, live_server_url, "carol")
     expect(watcher.locator(f'#conversations .row[data-id="{second.pk}"]')).to_have_count(1)
 
-    page = login(
-        chromium.new_context(viewport={"width": 1440, "height": 900}), live_server_url, "alice"
-    )
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, live_server_url, "alice")
     open_conversation(page, first)
     header = page.locator("#thread-header")
     # the card suggests the duplicate contact
@@ -96,3 +94,5 @@ def test_merge_undo_and_split_from_the_page_live(live_server_url, chromium, inbo
     expect(watcher.locator(f'#conversations .row[data-id="{new.pk}"]')).to_have_count(1)
     expect(page.locator("#messages .msg .text", has_text="chairs")).to_have_count(1)
     expect(page.locator("#messages .msg .text", has_text="Where is my desk")).to_have_count(0)
+    context.close()
+    watching.close()
