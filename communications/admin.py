@@ -8,11 +8,13 @@ select_related, raw id widgets instead of giant dropdowns.
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.functional import cached_property
@@ -438,7 +440,24 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def state(self, obj: Conversation) -> str:
+        if obj.merged_into_id is not None:
+            return f"merged into #{obj.merged_into_id}"
         return obj.get_status_display() + (" · archived" if obj.is_archived else "")
+
+    @admin.display(description="merged into")
+    def merged_into_link(self, obj: Conversation) -> str:
+        if obj.merged_into_id is None:
+            return "—"
+        url = reverse("admin:communications_conversation_change", args=[obj.merged_into_id])
+        return format_html(
+            '<a href="{}">conversation #{}</a> on {} (undo within {} hours of the merge: '
+            "the inbox's line, or POST /api/v1/conversations/{}/unmerge/)",
+            url,
+            obj.merged_into_id,
+            obj.merged_at and date_format(timezone.localtime(obj.merged_at), "DATETIME_FORMAT"),
+            settings.SWITCHBOARD.get("MERGE_UNDO_HOURS", 24),
+            obj.pk,
+        )
 
     @admin.display(description="assignee", ordering="assignee__first_name")
     def assignee_name(self, obj: Conversation) -> str:
@@ -469,6 +488,7 @@ class ConversationAdmin(admin.ModelAdmin):
     search_fields = ["=id", "contact__name", "contact__phone", "contact__email", "external_id"]
     raw_id_fields = ["contact", "assignee"]
     readonly_fields = ["external_id", "created_at", "updated_at", "last_inbound_at"]
+    readonly_fields += ["merged_into_link"]
     ordering = ["-last_message_at", "-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -481,7 +501,25 @@ class ConversationAdmin(admin.ModelAdmin):
         "unarchive",
         "add_label",
         "remove_label",
+        "merge_two",
     ]
+
+    @admin.action(description="Merge the two selected conversations (into the older one)")
+    def merge_two(self, request, queryset):
+        from .services.merge import MergeConflict, MergeRejected, merge_conversations
+
+        ids = sorted(queryset.values_list("pk", flat=True))
+        if len(ids) != 2:
+            self.message_user(request, "Select exactly two conversations to merge.", messages.ERROR)
+            return
+        try:
+            merge_conversations(ids[0], ids[1], actor=request.user, merge_contacts=True)
+        except (MergeRejected, MergeConflict) as exc:
+            self.message_user(request, f"Not merged: {exc}", messages.ERROR)
+            return
+        self.message_user(
+            request, f"Conversation #{ids[1]} merged into #{ids[0]}.", messages.SUCCESS
+        )
 
     def save_model(self, request, obj, form, change):
         """Edits of status, snooze, assignee, team and archive go through the service, like the

@@ -171,6 +171,17 @@ class Conversation(models.Model):
         default=1,
         help_text="+1 with every change to the row's payload, in the same UPDATE: pages drop older copies",
     )
+    # Merged into another conversation (services/merge.py): its messages live there now, it
+    # is archived, and the customer's next message on this chat goes there too (ingest).
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="merged_conversations",
+        editable=False,
+    )
+    merged_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -526,6 +537,9 @@ class Activity(models.Model):
         CHANGED = "changed", "changed"
         LOGIN = "login", "signed in"
         LOGIN_FAILED = "login_failed", "failed to sign in"
+        MERGED = "merged", "merged"
+        UNMERGED = "unmerged", "undid a merge"
+        SPLIT = "split", "split"
 
     class Subject(models.TextChoices):
         CONVERSATION = "conversation", "conversation"
@@ -755,3 +769,58 @@ class OutgoingWebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt of delivery {self.delivery_id}: {self.status_code or self.error[:40]}"
+
+
+class Merge(models.Model):
+    """One merge of two conversations or two contacts, with what moved, so that it can be
+    undone exactly for MERGE_UNDO_HOURS (communications/services/merge.py). At most one
+    standing (not undone) merge per source: the partial unique constraints back the row locks
+    the service takes."""
+
+    class Kind(models.TextChoices):
+        CONVERSATIONS = "conversations", "conversations"
+        CONTACTS = "contacts", "contacts"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    source_conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    target_conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    source_contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    target_contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The ids of what moved and the values it replaced ({"messages": [...], ...}).
+    moved = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    undo_until = models.DateTimeField()
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_conversation"],
+                name="merge_conversation_once",
+                condition=Q(undone_at__isnull=True, source_conversation__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["source_contact"],
+                name="merge_contact_once",
+                condition=Q(undone_at__isnull=True, source_contact__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.CONTACTS:
+            return f"contact #{self.source_contact_id} into #{self.target_contact_id}"
+        return f"#{self.source_conversation_id} into #{self.target_conversation_id}"

@@ -9,7 +9,7 @@ from django.db.models.functions import JSONObject
 from django.http import Http404
 from rest_framework.exceptions import ValidationError
 
-from crm.models import ContactLabel, Label, Order
+from crm.models import Contact, ContactLabel, Label, Order
 
 from .access import conversations_for, visible_channel_ids
 from .api.params import (
@@ -414,3 +414,72 @@ def unread_mention_count(user) -> int:
     if ids is not None:
         mentions = mentions.filter(conversation__channel_id__in=ids)
     return mentions.count()
+
+
+# --- merge: duplicate contacts and merge candidates (services/merge.py) ----------------------
+
+
+def visible_contacts(user):
+    """Contacts with a conversation the user may see (a superuser: all). Merged-away contacts
+    are left out."""
+    contacts = Contact.objects.filter(merged_into__isnull=True)
+    ids = visible_channel_ids(user)
+    if ids is not None:
+        contacts = contacts.filter(
+            pk__in=Conversation.objects.filter(channel_id__in=ids).values("contact_id")
+        )
+    return contacts
+
+
+def duplicate_contacts(user, contact: Contact, *, limit: int = 20) -> list[dict]:
+    """Contacts that look like the same person as `contact`: the same phone number (E.164,
+    whatever its formatting) or the same email address (any case). One query; each result
+    says why ({"contact": Contact, "reasons": ["phone", "email"]})."""
+    from .services.merge import e164, same_phone
+
+    conditions = Q()
+    if contact.email:
+        conditions |= Q(email__iexact=contact.email)
+    number = e164(contact.phone)
+    if number:
+        # The last 7 digits narrow it down in the database (the trigram index on the digits,
+        # crm 0005); `same_phone` decides.
+        conditions |= Q(phone_digits__endswith=number[-7:])
+    if not conditions:
+        return []
+    found = []
+    candidates = visible_contacts(user).filter(conditions).exclude(pk=contact.pk).order_by("id")
+    for candidate in candidates[: limit * 3]:
+        reasons = []
+        if number and candidate.phone and same_phone(contact.phone, candidate.phone):
+            reasons.append("phone")
+        if contact.email and candidate.email.lower() == contact.email.lower():
+            reasons.append("email")
+        if reasons:
+            found.append({"contact": candidate, "reasons": reasons})
+    return found[:limit]
+
+
+def merge_candidates(user, conversation: Conversation, *, limit: int = 50) -> list[dict]:
+    """What `conversation` can be merged with: the other conversations of its contact and of
+    the contacts that look like the same person, that the user may see and that are not
+    merged away; newest first. Two queries (the duplicates, then the conversations)."""
+    duplicates = duplicate_contacts(user, conversation.contact)
+    reasons = {item["contact"].pk: item["reasons"] for item in duplicates}
+    contact_ids = [conversation.contact_id, *reasons]
+    rows = (
+        conversations_for(user)
+        .filter(contact_id__in=contact_ids, merged_into__isnull=True)
+        .exclude(pk=conversation.pk)
+        .select_related("contact", "channel", "assignee")
+        .defer("channel__secrets")
+        .order_by("-last_message_at", "-id")[:limit]
+    )
+    return [
+        {
+            "conversation": row,
+            "same_contact": row.contact_id == conversation.contact_id,
+            "reasons": reasons.get(row.contact_id, []),
+        }
+        for row in rows
+    ]

@@ -84,6 +84,7 @@ CONVERSATION_COLUMNS = (
     "last_message_preview",
     "created_at",
     "version",
+    "merged_into_id",
 )
 
 
@@ -228,6 +229,7 @@ def conversation_row_payload(row: dict) -> dict:
         "last_message_preview": row["last_message_preview"],
         "created_at": _time(row["created_at"]),
         "version": row["version"],
+        "merged_into_id": row["merged_into_id"],
         "contact": contact_row_payload(row, "contact__"),
         "channel": channel_row_payload(row, "channel__"),
     } | ({"labels": row["labels"]} if "labels" in row else {})
@@ -300,6 +302,8 @@ def activity_text(row: dict) -> str:
         return f"{who} moved this to team {new['name']}" if new else f"{who} removed the team"
     if verb == "archived":
         return f"{who} archived this" if after.get("is_archived") else f"{who} unarchived this"
+    if verb in ("merged", "unmerged", "split"):
+        return _merge_text(who, verb, row.get("conversation_id"), before, after)
     if verb in ("created", "changed"):
         subject = f"{row.get('subject_type') or 'object'} {row.get('subject_repr') or ''}".strip()
         if verb == "created":
@@ -327,6 +331,30 @@ def activity_text(row: dict) -> str:
             parts.append(f"removed {_plural('label', removed)} {', '.join(removed)}")
         return f"{who} {' and '.join(parts) or 'changed the labels'}"
     return f"{who} changed this"
+
+
+def _merge_text(who: str, verb: str, here, before: dict, after: dict) -> str:
+    """Merge lines (communications/services/merge.py), read in the thread they are in."""
+    if verb == "split":
+        new = after.get("conversation")
+        if here == new:
+            return f"{who} split this from #{before.get('from')}"
+        return f"{who} split {after.get('messages')} message(s) off into #{new}"
+    if "contact" in before or "into_contact" in before:  # a contact merge
+        if verb == "merged":
+            into = after.get("into_contact") or {}
+            return f"{who} merged contact {before['contact'].get('name')} into {into.get('name')}"
+        back = after.get("contact") or {}
+        return f"{who} undid the merge of contact {back.get('name')}"
+    if verb == "merged":
+        source = before.get("conversation") or {}
+        if here == after.get("into"):
+            return f"{who} merged #{source.get('id')} ({source.get('channel')}) into this"
+        return f"{who} merged this into #{after.get('into')}"
+    source = after.get("conversation") or {}
+    if here == before.get("into"):
+        return f"{who} undid the merge of #{source.get('id')} into this"
+    return f"{who} undid the merge of this into #{before.get('into')}"
 
 
 def _plural(word: str, items: list) -> str:
@@ -405,7 +433,17 @@ class ActivitySerializer(serializers.Serializer):
     conversation_id = serializers.IntegerField()
     actor = ActivityActorSerializer(allow_null=True, help_text="null: done by the system")
     verb = serializers.ChoiceField(
-        choices=["status", "snoozed", "assigned", "team", "archived", "labels"]
+        choices=[
+            "status",
+            "snoozed",
+            "assigned",
+            "team",
+            "archived",
+            "labels",
+            "merged",
+            "unmerged",
+            "split",
+        ]
     )
     before = serializers.DictField(help_text="the changed fields before (names included)")
     after = serializers.DictField(help_text="the changed fields after")
@@ -533,6 +571,12 @@ class ConversationSerializer(_PayloadSerializer):
     contact = ContactSerializer(read_only=True)
     channel = ChannelSerializer(read_only=True)
     assignee = AssigneeSerializer(read_only=True, allow_null=True)
+    merged_into_id = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="set when this conversation was merged into that one (it is archived; its "
+        "messages are there now)",
+    )
     labels = serializers.SerializerMethodField(
         help_text="[{id, name, color}] by name. Realtime events from new messages leave the "
         "key out: the labels did not change"
@@ -555,6 +599,7 @@ class ConversationSerializer(_PayloadSerializer):
             "last_message_preview",
             "created_at",
             "version",
+            "merged_into_id",
             "contact",
             "channel",
             "labels",

@@ -1,7 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import transaction
+from django.urls import reverse
 from django.utils.html import format_html
 
 from communications.admin import AuditedAdmin, ChangesAccessAdmin
@@ -31,7 +32,8 @@ class OrderInline(admin.TabularInline):
 
 @admin.register(Contact)
 class ContactAdmin(AuditedAdmin):
-    list_display = ["name", "phone", "email", "created_at"]
+    list_display = ["name", "phone", "email", "merged", "created_at"]
+    actions = ["merge_two"]
     audit_subject = Activity.Subject.CONTACT
     search_fields = ["name", "=phone", "=email"]
     list_filter = ["labels"]
@@ -39,7 +41,29 @@ class ContactAdmin(AuditedAdmin):
     show_full_result_count = False
     # The picture comes from the platform (R12, the background refresh), not from staff.
     exclude = ["avatar"]
-    readonly_fields = ["picture"]
+    readonly_fields = ["picture", "merged"]
+
+    @admin.display(description="merged into")
+    def merged(self, contact):
+        if contact.merged_into_id is None:
+            return "—"
+        url = reverse("admin:crm_contact_change", args=[contact.merged_into_id])
+        return format_html('<a href="{}">contact #{}</a>', url, contact.merged_into_id)
+
+    @admin.action(description="Merge the two selected contacts (into the older one)")
+    def merge_two(self, request, queryset):
+        from communications.services.merge import MergeConflict, MergeRejected, merge_contacts
+
+        ids = sorted(queryset.values_list("pk", flat=True))
+        if len(ids) != 2:
+            self.message_user(request, "Select exactly two contacts to merge.", messages.ERROR)
+            return
+        try:
+            merge_contacts(ids[0], ids[1], actor=request.user)
+        except (MergeRejected, MergeConflict) as exc:
+            self.message_user(request, f"Not merged: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"Contact #{ids[1]} merged into #{ids[0]}.", messages.SUCCESS)
 
     @admin.display(description="picture")
     def picture(self, contact):

@@ -69,6 +69,17 @@ class Contact(models.Model):
     labels = models.ManyToManyField(
         Label, through="ContactLabel", related_name="contacts", blank=True
     )
+    # Merged into another contact (communications/services/merge.py): its identities,
+    # conversations, orders and labels moved there; reversible for a day.
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="merged_contacts",
+        editable=False,
+    )
+    merged_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -445,6 +445,11 @@ SWITCHBOARD = {
     # Going offline (by choice or by beat) hands the manager's open conversations back to
     # their channel's auto-assignment (unassigned where the channel does not auto-assign).
     "AVAILABILITY_REQUEUE_ON_OFFLINE": env.bool("AVAILABILITY_REQUEUE_ON_OFFLINE", default=False),
+    # A merge of conversations or contacts can be undone this long (services/merge.py).
+    "MERGE_UNDO_HOURS": env.int("MERGE_UNDO_HOURS", default=24),
+    # Phone numbers written without a country code are read as numbers of this region when
+    # duplicate contacts are looked for (E.164, `phonenumbers`); empty: only +numbers match.
+    "PHONE_DEFAULT_REGION": env("PHONE_DEFAULT_REGION", default=""),
 }
 
 # Search (communications/search.py): the PostgreSQL text search configuration whose stemming

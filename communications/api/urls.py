@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import outgoing_webhooks, team_views, views
+from . import merge_views, outgoing_webhooks, team_views, views
 
 urlpatterns = [
     path("conversations/", views.ConversationListView.as_view(), name="api-conversations"),
@@ -87,4 +87,39 @@ urlpatterns = [
         name="api-outgoing-webhook-deliveries",
     ),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
+    path(
+        "conversations/<int:conversation_id>/merge/",
+        merge_views.ConversationMergeView.as_view(),
+        name="api-conversation-merge",
+    ),
+    path(
+        "conversations/<int:conversation_id>/unmerge/",
+        merge_views.ConversationUnmergeView.as_view(),
+        name="api-conversation-unmerge",
+    ),
+    path(
+        "conversations/<int:conversation_id>/split/",
+        merge_views.ConversationSplitView.as_view(),
+        name="api-conversation-split",
+    ),
+    path(
+        "conversations/<int:conversation_id>/merge-candidates/",
+        merge_views.MergeCandidatesView.as_view(),
+        name="api-conversation-merge-candidates",
+    ),
+    path(
+        "contacts/<int:contact_id>/duplicates/",
+        merge_views.ContactDuplicatesView.as_view(),
+        name="api-contact-duplicates",
+    ),
+    path(
+        "contacts/<int:contact_id>/merge/",
+        merge_views.ContactMergeView.as_view(),
+        name="api-contact-merge",
+    ),
+    path(
+        "contacts/<int:contact_id>/unmerge/",
+        merge_views.ContactUnmergeView.as_view(),
+        name="api-contact-unmerge",
+    ),
 ]

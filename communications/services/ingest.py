@@ -214,7 +214,12 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
         created_chats.discard(_chat_id(item))
         results[index] = IngestResult(message, True, conversation_created=first_of_new_chat)
         message_events.append(
-            (events.MESSAGE_CREATED, channel.pk, conversation.pk, message_payload(message))
+            (
+                events.MESSAGE_CREATED,
+                conversation.channel_id,  # a merged chat's survivor may be on another channel
+                conversation.pk,
+                message_payload(message),
+            )
         )
     new_conversation_ids = {
         r.message.conversation_id for r in results if r and r.conversation_created
@@ -246,7 +251,13 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
         )
         delta = counts_delta(before.get(conversation.pk), state_of(conversation))
         conversation_events.append(
-            (kind, channel.pk, conversation.pk, conversation_payload(conversation), delta)
+            (
+                kind,
+                conversation.channel_id,
+                conversation.pk,
+                conversation_payload(conversation),
+                delta,
+            )
         )
     # Conversations first, so a page learns of a new row before the messages in it.
     events.record_events(conversation_events + assignment_lines + message_events)
@@ -403,6 +414,22 @@ def _lock_conversations(channel: Channel, chat_ids: list[str]) -> dict[str, Conv
     for conversation in found:
         conversation.channel = channel
         conversations[conversation.external_id] = conversation
+    merged = {c.merged_into_id for c in conversations.values() if c.merged_into_id is not None}
+    if merged:
+        # A chat merged into another conversation (services/merge.py): its messages go to the
+        # survivor, locked after the chat (a concurrent undo takes them in id order; one of
+        # the two may be picked as a deadlock victim and retried).
+        survivors = {
+            survivor.pk: survivor
+            for survivor in Conversation.objects.select_for_update(of=("self",))
+            .select_related("contact", "assignee", "channel")
+            .defer("channel__secrets")
+            .filter(pk__in=merged)
+            .order_by("id")
+        }
+        for chat_id, conversation in list(conversations.items()):
+            if conversation.merged_into_id in survivors:
+                conversations[chat_id] = survivors[conversation.merged_into_id]
     return conversations
 
 

@@ -75,7 +75,7 @@ function snoozeMenu(change) {
   return el("div", { class: "menu" }, ...presets, el("div", { class: "menu-label", text: "Until a time of your choosing" }), custom, el("hr"), pending);
 }
 
-export function renderActions(conversation, { me, managers, teams, change }) {
+export function renderActions(conversation, { me, managers, teams, change, merge = null }) {
   const resolved = conversation.status === "resolved";
   const snoozed = conversation.status === "snoozed";
   const primary = el("button", {
@@ -117,5 +117,6 @@ export function renderActions(conversation, { me, managers, teams, change }) {
         onPick: (value) => change({ team_id: value }),
       }),
   });
-  return el("div", { class: "head-controls" }, status, assign, team, snooze, primary);
+  // `merge`: the "Merge…" button (merge.js), absent on a merged-away conversation.
+  return el("div", { class: "head-controls" }, status, assign, team, snooze, merge, primary);
 }

@@ -62,6 +62,23 @@ const thread = new Thread({
     },
     lightbox,
     toast,
+    // merge.js: a merge made here; "Split here" on a message
+    merged: (result) => {
+      applyConversation(result.merged);
+      applyConversation(result.conversation);
+      thread.reload().catch(() => {});
+    },
+    split: async (id, message) => {
+      try {
+        const result = await api.split(id, { message_id: message.id });
+        applyConversation(result.conversation);
+        list.upsert(result.split);
+        toast(`Split into #${result.split.id}.`);
+        openConversation(result.split.id);
+      } catch (error) {
+        toast(`Could not split: ${error.detail || error.message}`);
+      }
+    },
     updateConversation: async (id, changes) => {
       const conversation = await api.update(id, changes);
       applyConversation(conversation);
@@ -133,6 +150,11 @@ function applyEvent(event) {
       counts.apply(event);
       applyConversation(event.data);
       if (event.data.id === thread.id && event.data.unread_count > 0) markReadSoon(event.data);
+      // The open conversation was merged into another: its messages are there now.
+      if (event.data.id === thread.id && event.data.merged_into_id) {
+        toast(`This conversation was merged into #${event.data.merged_into_id}.`);
+        openConversation(event.data.merged_into_id);
+      }
       counts.refreshSoon();
       break;
     case "contact.updated":
@@ -145,6 +167,10 @@ function applyEvent(event) {
       break;
     case "activity.created":
       thread.insertActivity(event.data);
+      // Messages moved in or out of the open thread (a merge, its undo, a split): read it again.
+      if (["merged", "unmerged", "split"].includes(event.data.verb) && event.data.conversation_id === thread.id) {
+        reloadSoon();
+      }
       break;
     case "mention.created":
     case "mentions.read":
@@ -187,6 +213,12 @@ function refreshReplyWindow(conversation) {
     .catch(() => {
       /* the next open asks again */
     });
+}
+
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => thread.reload().catch(() => {}), 150);
 }
 
 let readTimer = null;

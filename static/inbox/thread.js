@@ -2,6 +2,7 @@
 
 import { renderActions } from "./actions.js";
 import { api } from "./api.js";
+import { duplicatesSection, mergeButton, splitButton, undoButton } from "./merge.js";
 import { closePopover } from "./popover.js";
 import { Suggest, rank } from "./suggest.js";
 import {
@@ -115,7 +116,15 @@ export class Thread {
     if (activity.conversation_id !== this.id) return;
     if (this.messages.querySelector(`[data-activity-id="${activity.id}"]`)) return;
     const atBottom = this.isAtBottom();
-    this.insertNode(renderActivity(activity), activity.created_at);
+    const node = renderActivity(activity);
+    const undo = undoButton(activity, { toast: this.actions.toast });
+    if (undo && !this.messages.querySelector(`.activity-line[data-undone-merge="${activity.after.merge_id}"]`)) node.append(" ", undo);
+    if (activity.verb === "unmerged") {
+      // The merge this undoes can no longer be undone: its button goes.
+      node.dataset.undoneMerge = (activity.after || {}).merge_id;
+      this.messages.querySelector(`.undo-merge[data-merge-id="${node.dataset.undoneMerge}"]`)?.remove();
+    }
+    this.insertNode(node, activity.created_at);
     if (scroll && atBottom) this.scrollToBottom();
   }
 
@@ -169,6 +178,9 @@ export class Thread {
 
   node(message) {
     const node = renderMessage(message, this.actions);
+    if (message.id != null && this.actions.split && !message.is_deleted) {
+      node.querySelector(".meta")?.append(splitButton(message, { split: (m) => this.actions.split(this.id, m) }));
+    }
     if (message.id != null) this.byId.set(message.id, node);
     if (message.client_id) this.byClient.set(message.client_id, node);
     return node;
@@ -291,7 +303,7 @@ export class Thread {
 
   renderHeader(conversation) {
     // Only what the header shows: a new message or a read receipt leaves it (and an open menu) be.
-    const shown = JSON.stringify([conversation.id, conversation.status, conversation.snoozed_until,
+    const shown = JSON.stringify([conversation.id, conversation.status, conversation.snoozed_until, conversation.merged_into_id,
       conversation.assignee, conversation.team_id, conversation.subject, { ...conversation.contact, orders: null },
       conversation.channel]);
     if (shown === this.headerShown && this.header.isConnected && this.header.childElementCount) return;
@@ -316,6 +328,9 @@ export class Thread {
         managers: this.managers,
         teams: this.teams,
         change: (changes) => this.change(changes),
+        merge: conversation.merged_into_id
+          ? null
+          : mergeButton(conversation, { toast: this.actions.toast, merged: (result) => this.actions.merged?.(result) }),
       }),
     );
     if (focused) this.header.querySelector(`.${focused}`)?.focus();
@@ -379,6 +394,7 @@ export class Thread {
           )
         : el("p", { class: "muted", text: "No orders yet." }),
     ];
+    parts.splice(4, 0, duplicatesSection(contact, { toast: this.actions.toast, merged: () => this.reload() }));
     this.card.replaceChildren(...parts.filter(Boolean));
   }
 

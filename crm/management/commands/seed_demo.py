@@ -18,6 +18,7 @@ from communications.models import (
     ManagerAvailability,
     Message,
 )
+from communications.services.merge_demo import seed_merge_demo
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
 
@@ -104,6 +105,7 @@ class Command(BaseCommand):
         _whatsapp_cloud_demo(channels[0], now)
         seed_notification_settings(manager, colleague)
         _outgoing_webhook_demo(now)
+        seed_merge_demo(by_kind, manager=manager)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
