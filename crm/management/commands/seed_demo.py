@@ -20,6 +20,7 @@ from communications.models import (
 )
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
+from reports.demo import seed_report_history
 
 DEMO_PASSWORD = "switchboard"
 # Known on purpose, so the README can show a customer writing in live with one curl command.
@@ -104,6 +105,7 @@ class Command(BaseCommand):
         _whatsapp_cloud_demo(channels[0], now)
         seed_notification_settings(manager, colleague)
         _outgoing_webhook_demo(now)
+        seed_report_history(now)  # reports: earlier exchanges and the rollups over them
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
