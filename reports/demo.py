@@ -49,6 +49,12 @@ def seed_report_history(now) -> dict:
     users = list(
         get_user_model().objects.filter(username__in=["manager", "alex"]).order_by("username")
     )
+    # The demo's manager is a team lead: the reports are theirs to read.
+    leads, _ = Group.objects.get_or_create(name="Team leads")
+    leads.permissions.add(
+        Permission.objects.get(content_type__app_label="reports", codename="view_reports")
+    )
+    leads.user_set.add(*[u for u in users if u.username == "manager"])
     conversations = list(Conversation.objects.order_by("id"))
     messages, lines = [], []
     first_day = now.astimezone(zone).date()
