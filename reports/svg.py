@@ -48,10 +48,10 @@ def bar_chart(
         )
     groups = max(len(labels), 1)
     group_w = plot_w / groups
-    bar_w = max(1.0, group_w * 0.8 / max(len(series), 1))
+    bar_w = min(48.0, max(1.0, group_w * 0.8 / max(len(series), 1)))
     every = max(1, math.ceil(groups / 12))
     for index, label in enumerate(labels):
-        x0 = LEFT + index * group_w + group_w * 0.1
+        x0 = LEFT + index * group_w + (group_w - bar_w * len(series)) / 2
         for position, (name, css, values) in enumerate(series):
             value = values[index]
             height = plot_h * value / top
