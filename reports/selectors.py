@@ -7,9 +7,11 @@ Medians and p90 are exact over the range: the rollups keep each duration, and a 
 interpolated between the two nearest values (as PostgreSQL's percentile_cont)."""
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.db import connection
 from django.db.models import Sum
 from django.utils.dateparse import parse_date
 from rest_framework.exceptions import ValidationError
@@ -111,9 +113,12 @@ def _rows(model, params: ReportParams):
 
 def percentile(values: list, fraction: float) -> float | None:
     """Linear interpolation between the closest ranks (percentile_cont); None when empty."""
-    if not values:
+    return _percentile_of_sorted(sorted(values), fraction)
+
+
+def _percentile_of_sorted(ordered: list, fraction: float) -> float | None:
+    if not ordered:
         return None
-    ordered = sorted(values)
     position = fraction * (len(ordered) - 1)
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
@@ -157,14 +162,16 @@ def _duration_report(params: ReportParams, field: str, bins) -> dict:
     values = []
     for chunk in _rows(DailyRollup, params).exclude(**{field: []}).values_list(field, flat=True):
         values.extend(chunk)
+    values.sort()
     histogram = []
     for label, low, high in bins:
-        count = sum(1 for v in values if v >= low and (high is None or v < high))
+        upto = len(values) if high is None else bisect_left(values, high)
+        count = upto - bisect_left(values, low)
         histogram.append({"label": label, "from_seconds": low, "to_seconds": high, "count": count})
     return {
         "count": len(values),
-        "median_seconds": percentile(values, 0.5),
-        "p90_seconds": percentile(values, 0.9),
+        "median_seconds": _percentile_of_sorted(values, 0.5),
+        "p90_seconds": _percentile_of_sorted(values, 0.9),
         "histogram": histogram,
     }
 
@@ -194,7 +201,59 @@ def messages_report(params: ReportParams) -> dict:
     }
 
 
+MANAGERS_SQL = """
+WITH picked AS (
+    SELECT user_id, assigned, resolved, first_response_seconds
+    FROM reports_dailymanagerrollup WHERE {where}
+)
+SELECT t.user_id, u.username, u.first_name, u.last_name, t.assigned, t.resolved,
+       coalesce(s.responses, 0), s.median
+FROM (SELECT user_id, sum(assigned) AS assigned, sum(resolved) AS resolved
+      FROM picked GROUP BY user_id) t
+JOIN auth_user u ON u.id = t.user_id
+LEFT JOIN (SELECT user_id, count(*) AS responses,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds::int) AS median
+           FROM picked, jsonb_array_elements_text(first_response_seconds) AS seconds
+           GROUP BY user_id) s ON s.user_id = t.user_id
+"""
+
+
 def managers_report(params: ReportParams) -> dict:
+    """One row per manager. On PostgreSQL summed and the median taken in the database (a
+    year is ~20k manager-day rows at 100k conversations); elsewhere in Python."""
+    if connection.vendor == "postgresql":
+        rows = _managers_in_sql(params)
+    else:
+        rows = _managers_in_python(params)
+    managers = [
+        {
+            "user_id": user_id,
+            "name": f"{first} {last}".strip() or username,
+            "assigned": int(assigned),
+            "resolved": int(resolved),
+            "first_responses": int(responses),
+            "median_first_response_seconds": None if median is None else round(float(median), 1),
+        }
+        for user_id, username, first, last, assigned, resolved, responses, median in rows
+    ]
+    managers.sort(key=lambda m: (m["name"].lower(), m["user_id"]))
+    return {"managers": managers}
+
+
+def _managers_in_sql(params: ReportParams) -> list[tuple]:
+    where, values = ["day >= %s", "day <= %s"], [params.from_date, params.to_date]
+    if params.channel is not None:
+        where.append("channel_id = %s")
+        values.append(params.channel)
+    if params.team is not None:
+        where.append("team_id = %s")
+        values.append(params.team)
+    with connection.cursor() as cursor:
+        cursor.execute(MANAGERS_SQL.format(where=" AND ".join(where)), values)
+        return cursor.fetchall()
+
+
+def _managers_in_python(params: ReportParams) -> list[tuple]:
     rows = _rows(DailyManagerRollup, params).values_list(
         "user_id",
         "user__username",
@@ -206,30 +265,11 @@ def managers_report(params: ReportParams) -> dict:
     )
     people: dict = {}
     for user_id, username, first, last, assigned, resolved, seconds in rows:
-        person = people.setdefault(
-            user_id,
-            {
-                "user_id": user_id,
-                "name": f"{first} {last}".strip() or username,
-                "assigned": 0,
-                "resolved": 0,
-                "seconds": [],
-            },
-        )
-        person["assigned"] += assigned
-        person["resolved"] += resolved
-        person["seconds"].extend(seconds)
-    managers = []
-    for person in sorted(people.values(), key=lambda p: (p["name"].lower(), p["user_id"])):
-        seconds = person.pop("seconds")
-        managers.append(
-            person
-            | {
-                "first_responses": len(seconds),
-                "median_first_response_seconds": percentile(seconds, 0.5),
-            }
-        )
-    return {"managers": managers}
+        person = people.setdefault(user_id, [user_id, username, first, last, 0, 0, []])
+        person[4] += assigned
+        person[5] += resolved
+        person[6].extend(seconds)
+    return [(*p[:6], len(p[6]), percentile(p[6], 0.5)) for p in people.values()]
 
 
 def busiest_hours_report(params: ReportParams) -> dict:

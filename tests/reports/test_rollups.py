@@ -182,3 +182,13 @@ def test_beat_refreshes_yesterday_and_today(settings, people):
     factories.MessageFactory(conversation=conversation, created_at=timezone.now())
     assert tasks.refresh_rollups.delay().get()["days"] == 2
     assert DailyRollup.objects.get().messages_in == 1
+
+
+def test_the_managers_table_is_the_same_in_sql_and_in_python(built):
+    from reports import selectors
+
+    params = report_params({"from_date": "2026-01-01", "to_date": "2026-01-31"})
+    in_sql = sorted(selectors._managers_in_sql(params))
+    in_python = sorted(selectors._managers_in_python(params))
+    assert [r[:7] for r in in_sql] == [r[:7] for r in in_python]
+    assert [float(r[7]) for r in in_sql] == [float(r[7]) for r in in_python] == [360, 1950]
