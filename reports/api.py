@@ -35,7 +35,10 @@ FILTERS = [
 
 class ReportView(APIView):
     @extend_schema(
-        parameters=FILTERS,
+        parameters=[
+            OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(REPORTS)),
+            *FILTERS,
+        ],
         responses={
             200: OpenApiResponse(description="the report's numbers (see README: reports)"),
             400: OpenApiResponse(
