@@ -13,6 +13,7 @@ from reports.rollups import local_today, rebuild_rollups
 from tests import factories
 
 from .conftest import login
+from .test_csp_browser import violations, watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,6 +46,7 @@ def history(transactional_db):
 
 def test_reports_page_draws_plots_and_exports_a_csv(live_server_url, chromium, history, screenshot):
     context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    console = watch(context)
     page = login(context, live_server_url, "lead")
     page.click("a.toplink:has-text('Reports')")
     expect(page.locator("h1")).to_have_text("Reports")
@@ -78,4 +80,5 @@ def test_reports_page_draws_plots_and_exports_a_csv(live_server_url, chromium, h
     text = open(download.path(), encoding="utf-8").read()
     assert text.splitlines()[0] == "bin,from_seconds,to_seconds,conversations"
     assert "median (seconds)" in text
+    assert violations(page, console) == []  # no inline style or script on the page
     context.close()
