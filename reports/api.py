@@ -80,6 +80,7 @@ class ExportListView(APIView):
         responses={
             202: OpenApiResponse(description="the export job (state, progress, status_url)"),
             400: OpenApiResponse(description="a bad report name or filter"),
+            403: OpenApiResponse(description="a report export without the reports permission"),
             409: OpenApiResponse(description="your previous export is still running: its job"),
         },
         summary="Start a CSV export of a report or of a conversation list filter",
@@ -109,7 +110,7 @@ class ExportDetailView(APIView):
     @extend_schema(
         responses={
             200: OpenApiResponse(description="state, progress, download_url when done"),
-            404: None,
+            404: OpenApiResponse(description="no such export (for you)"),
         },
         summary="An export's progress and, when done, its download link",
     )
@@ -121,7 +122,15 @@ class ExportDetailView(APIView):
 
 
 class ExportDownloadView(APIView):
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="the CSV file")})
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(description="the CSV file"),
+            404: OpenApiResponse(description="no such export that you may download"),
+            409: OpenApiResponse(description="the export is not done yet"),
+            410: OpenApiResponse(description="the export's file is gone"),
+        },
+        summary="Download a finished export",
+    )
     def get(self, request, job_id: int):
         job = _export(request, job_id)
         if job is None or not exports.may_download(request.user, job):
