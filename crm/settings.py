@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "communications",
     "communications.notifications",
     "integrations",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +82,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "reports.context.reports_link",
             ],
         },
     },
@@ -222,6 +224,11 @@ CELERY_BEAT_SCHEDULE = {
     "prune-webhook-deliveries": {
         "task": "communications.tasks.prune_webhook_deliveries",
         "schedule": 3600.0,
+    },
+    # The reports' daily rollups of yesterday and today (reports/rollups.py).
+    "refresh-report-rollups": {
+        "task": "reports.tasks.refresh_rollups",
+        "schedule": env.float("REPORT_ROLLUP_SECONDS", default=300.0),
     },
     # Long jobs (crm/jobs.py): re-queue quiet runs, fail overlong ones, resend lost tasks.
     "recover-stale-jobs": {"task": "crm.tasks.recover_stale_jobs", "schedule": 60.0},

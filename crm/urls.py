@@ -67,6 +67,7 @@ urlpatterns = [
     path("matrix/appservice/", include("integrations.matrix.urls")),
     path("integrations/whatsapp/", include("integrations.matrix.connect_urls")),
     path("webhooks/<slug:source>/<int:channel_id>/", receive_webhook, name="webhook"),
+    path("", include("reports.urls")),
     path("", include("communications.notifications.urls")),
     path("", include("communications.urls")),
 ]

@@ -79,6 +79,12 @@ def test_main_pages_have_no_serious_accessibility_problems(
     expect(page.locator("h1")).to_have_text("Connect WhatsApp")
     problems["connect whatsapp"] = axe_problems(page)
 
+    page.goto(f"{live_server_url}/reports/")
+    expect(page.locator("svg#chart-conversations")).to_be_visible()
+    problems["reports"] = axe_problems(page)
+    page.locator("#report-managers summary").click()
+    problems["reports table"] = axe_problems(page)
+
     page.goto(f"{live_server_url}/admin/")
     problems["admin index"] = axe_problems(page)
 

@@ -51,8 +51,9 @@ def test_inbox_shell_costs_a_fixed_number_of_queries(browser, channel, rows, cou
         response = browser.get("/inbox/")
     assert response.status_code == 200
     # session, user, latest event id, visible channels, list page, channels, managers, teams,
-    # counts, labels, unread mentions, the user's teams (canned responses' scope)
-    assert counter.count == 12, counter.explain()
+    # counts, labels, unread mentions, the user's teams (canned responses' scope), and whether
+    # the top bar links the reports (reports.view_reports: one EXISTS; none for staff)
+    assert counter.count == 13, counter.explain()
     data = bootstrap(response)
     assert len(data["conversations"]) == rows
     assert {c["channel"]["id"] for c in data["conversations"]} == {channel.pk}

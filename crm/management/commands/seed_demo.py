@@ -21,6 +21,7 @@ from communications.models import (
 from communications.services.merge_demo import seed_merge_demo
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
+from reports.demo import seed_report_history
 
 DEMO_PASSWORD = "switchboard"
 # Known on purpose, so the README can show a customer writing in live with one curl command.
@@ -106,6 +107,7 @@ class Command(BaseCommand):
         seed_notification_settings(manager, colleague)
         _outgoing_webhook_demo(now)
         seed_merge_demo(by_kind, manager=manager)
+        seed_report_history(now)  # reports: earlier exchanges and the rollups over them
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded: {stories} conversations on {len(channels)} channels. "
