@@ -435,7 +435,9 @@ def _missed_events(
     latest = max([last_event_id, *(row["id"] for row in rows)])
     if len(rows) > RESUME_LIMIT:
         return None, _latest_event_id()
-    missed = [events.envelope(r["id"], r["type"], r["payload"], r["counts"], r["views"]) for r in rows]
+    missed = [
+        events.envelope(r["id"], r["type"], r["payload"], r["counts"], r["views"]) for r in rows
+    ]
     return missed, latest
 
 

@@ -37,9 +37,7 @@ class SavedView(models.Model):
     class Meta:
         ordering = [Lower("name"), "id"]
         constraints = [
-            models.UniqueConstraint(
-                "owner", Lower("name"), name="saved_view_name_once_per_owner"
-            ),
+            models.UniqueConstraint("owner", Lower("name"), name="saved_view_name_once_per_owner"),
         ]
 
     def __str__(self) -> str:

@@ -68,7 +68,7 @@ def clean_filters(user, raw) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ViewRejected({"filters": ["must be an object such as {\"status\": \"open\"}"]})
+        raise ViewRejected({"filters": ['must be an object such as {"status": "open"}']})
     unknown = [key for key in raw if key not in VIEW_FILTERS]
     if unknown:
         listed = ", ".join(repr(key) for key in unknown)
