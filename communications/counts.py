@@ -20,10 +20,9 @@ a count, never a query per view or per socket.
 
 from dataclasses import dataclass
 
-from django.db import connection
-from django.db.models import Count, JSONField, Max, OuterRef, Q, Subquery
 from django.contrib.postgres.aggregates import JSONBAgg
-from django.db.models import Aggregate
+from django.db import connection
+from django.db.models import Aggregate, Count, JSONField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from .models import Conversation, ConversationLabel, RealtimeEvent

@@ -20,6 +20,7 @@ from .access import access_conversation_by_id, can_see_channel, visible_channel_
 from .counts import inbox_counts as count_conversations
 from .files import store_after_commit
 from .models import Attachment, Channel, Message, RealtimeEvent
+from .saved_views import services as saved_views
 from .selectors import (
     conversation_page,
     conversation_with_card,
@@ -36,7 +37,6 @@ from .serializers import (
     message_row_payload,
 )
 from .services.attachments import request_download_retry
-from .saved_views import services as saved_views
 from .services.canned import team_choices
 from .services.send import SendRejected, send_message
 

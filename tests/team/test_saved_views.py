@@ -4,10 +4,10 @@ with exact query counts; the list a view opens and its count agree."""
 
 import pytest
 
-from crm.models import Label
 from communications.models import RealtimeEvent
 from communications.pages import inbox_counts
 from communications.saved_views.models import SavedView
+from crm.models import Label
 from tests import factories
 
 from .conftest import api_for
