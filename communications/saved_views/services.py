@@ -194,7 +194,7 @@ def update_view(user, view: SavedView, changes: dict) -> SavedView:
 def delete_view(view: SavedView) -> None:
     with transaction.atomic():
         team_id = view.team_id
-        payload = {"id": view.pk, "deleted": True}
+        payload = {"id": view.pk, "deleted": True, "updated_at": None}
         view.delete()
         _announce(view.owner_id, {team_id, None}, payload)
 
@@ -203,9 +203,8 @@ def _save(view: SavedView, *, previous_team_id) -> None:
     try:
         with transaction.atomic():
             view.save()
-            _announce(
-                view.owner_id, {view.team_id, previous_team_id}, {"id": view.pk, "deleted": False}
-            )
+            payload = {"id": view.pk, "deleted": False, "updated_at": _time(view.updated_at)}
+            _announce(view.owner_id, {view.team_id, previous_team_id}, payload)
     except IntegrityError:
         raise ViewRejected({"name": [f"you already have a view named {view.name!r}"]}) from None
 

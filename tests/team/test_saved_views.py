@@ -169,7 +169,7 @@ def test_view_changes_reach_the_owner_and_the_teams_sockets(teams):
     assert sorted(rows.values_list("user_id", flat=True)) == sorted(
         [teams["alice"].pk, teams["carol"].pk]
     )
-    assert rows[0].payload == {"id": view["id"], "deleted": False}
+    assert rows[0].payload == {"id": view["id"], "deleted": False, "updated_at": view["updated_at"]}
     RealtimeEvent.objects.all().delete()
     alice.delete(f"/api/v1/views/{view['id']}/")
     assert {r.payload["deleted"] for r in RealtimeEvent.objects.filter(type="views.changed")} == {
