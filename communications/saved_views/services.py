@@ -173,7 +173,7 @@ def create_view(user, *, name, filters, team_id=None) -> SavedView:
         filters=clean_filters(user, filters),
         team=_team_for(user, team_id),
     )
-    _save(view, previous_team_id=None)
+    save_view(view, previous_team_id=None)
     return view
 
 
@@ -187,7 +187,7 @@ def update_view(user, view: SavedView, changes: dict) -> SavedView:
         view.filters = clean_filters(user, changes["filters"])
     if "team_id" in changes:
         view.team = _team_for(view.owner, changes["team_id"])
-    _save(view, previous_team_id=previous_team_id)
+    save_view(view, previous_team_id=previous_team_id)
     return view
 
 
@@ -199,7 +199,8 @@ def delete_view(view: SavedView) -> None:
         _announce(view.owner_id, {team_id, None}, payload)
 
 
-def _save(view: SavedView, *, previous_team_id) -> None:
+def save_view(view: SavedView, *, previous_team_id) -> None:
+    """Store `view` (checked) and tell the sockets of everyone who sees or saw it."""
     try:
         with transaction.atomic():
             view.save()
