@@ -3,7 +3,6 @@ them by their owner or staff. Another manager's private view is a 404, as is a t
 someone outside the team; a view one sees but may not change is a 403."""
 
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -147,7 +146,7 @@ class SavedViewDetailView(APIView):
 
     @extend_schema(
         request=None,
-        responses={204: OpenApiResponse(OpenApiTypes.NONE), 403: FORBIDDEN, **errors(404)},
+        responses={204: None, 403: FORBIDDEN, **errors(404)},
     )
     def delete(self, request, view_id: int):
         view = _visible_view(request.user, view_id)
