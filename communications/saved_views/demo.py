@@ -13,7 +13,12 @@ def seed_saved_views(*, manager, colleague, team) -> None:
     plan = [
         (manager, "My open", {"status": "open", "assignee": "me"}, team),  # "me": each viewer
         (manager, "Unassigned & unread", {"assignee": "none", "unread": True}, team),
-        (manager, "VIP open", {"status": "open", "label": vip} if vip else {"status": "open"}, None),
+        (
+            manager,
+            "VIP open",
+            {"status": "open", "label": vip} if vip else {"status": "open"},
+            None,
+        ),
         (colleague, "Refunds", {"label": refund} if refund else {"status": "pending"}, None),
         (colleague, "Snoozed by the team", {"status": "snoozed", "team": team.pk}, team),
     ]
