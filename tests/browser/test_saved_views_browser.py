@@ -89,6 +89,10 @@ def test_a_saved_views_count_moves_live_and_its_list_agrees(
     off_the_loop(resolve)
     expect(view_count(page, "Open unread")).to_have_text("3")
     expect(view_count(teammate, "Open unread")).to_have_text("3")
+    # none of it was fetched (checked here: the 15-second safety net may refetch later on)
+    assert refetches == []
+    context.unroute(re.compile(r".*/inbox/counts/.*"))
+    other.unroute(re.compile(r".*/inbox/counts/.*"))
 
     # another filter, then the view again: its filters in the URL, the list agrees with it
     page.locator(".chip[data-status=resolved]").click()
@@ -101,6 +105,16 @@ def test_a_saved_views_count_moves_live_and_its_list_agrees(
     expect(page.locator("#conversations .row")).to_have_count(3)
     expect(page.locator("#filters input[name=unread]")).to_be_checked()
     screenshot(page, "saved-view-applied")
-    assert refetches == []
+
+    # the owner renames it: the teammate's sidebar follows (views.changed to the team)
+    def rename():
+        from communications.saved_views import services
+
+        view = services.views_for(alice).get(name="Open unread")
+        services.update_view(alice, view, {"name": "Waiting on us"})
+
+    off_the_loop(rename)
+    expect(teammate.locator(".saved-view", has_text="Waiting on us")).to_be_visible()
+    expect(page.locator(".saved-view", has_text="Waiting on us")).to_be_visible()
     other.close()
     context.close()
