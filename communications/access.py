@@ -7,6 +7,7 @@ everything. Anything else is reported as not found, never as forbidden, so ids d
 from django.db.models import QuerySet
 from django.http import Http404
 
+from .counts import with_label_ids
 from .models import Channel, Conversation, Message
 
 
@@ -39,8 +40,8 @@ def access_conversation_by_id(user, conversation_id: int, *, for_update: bool = 
         .select_related("contact", "channel", "assignee")
         .defer("channel__secrets")  # decrypting per row costs ~50 µs and views never need it
     )
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
+    if for_update:  # a writer: its label ids too, for the saved views' counts (counts.py)
+        queryset = with_label_ids(queryset.select_for_update(of=("self",)))
     try:
         return queryset.get(pk=conversation_id)
     except (Conversation.DoesNotExist, ValueError, TypeError):
@@ -59,8 +60,8 @@ def access_conversations_by_ids(
         .filter(pk__in=conversation_ids)
         .order_by("id")
     )
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
+    if for_update:  # writers: their label ids too, for the saved views' counts (counts.py)
+        queryset = with_label_ids(queryset.select_for_update(of=("self",)))
     found = list(queryset)
     known = {conversation.pk for conversation in found}
     return found, [i for i in dict.fromkeys(conversation_ids) if i not in known]

@@ -430,12 +430,14 @@ def _missed_events(
         RealtimeEvent.objects.filter(after)
         .filter(_for_sockets_of(channel_ids, user_id))
         .order_by("id")
-        .values("id", "type", "payload", "counts")[: RESUME_LIMIT + 1]
+        .values("id", "type", "payload", "counts", "views")[: RESUME_LIMIT + 1]
     )
     latest = max([last_event_id, *(row["id"] for row in rows)])
     if len(rows) > RESUME_LIMIT:
         return None, _latest_event_id()
-    missed = [events.envelope(r["id"], r["type"], r["payload"], r["counts"]) for r in rows]
+    missed = [
+        events.envelope(r["id"], r["type"], r["payload"], r["counts"], r["views"]) for r in rows
+    ]
     return missed, latest
 
 

@@ -58,6 +58,25 @@ def record_user_event(
     return row
 
 
+def record_user_events(event_type: str, *, user_ids: list[int], payload: dict) -> None:
+    """One event for each of several users' open inboxes (a shared saved view changed), in
+    one INSERT, sent after commit."""
+    rows = [
+        RealtimeEvent(
+            type=event_type, channel_id=None, user_id=u, conversation_id=None, payload=payload
+        )
+        for u in dict.fromkeys(user_ids)
+    ]
+    if not rows:
+        return
+    insert_rows(rows)
+    by_group = {
+        user_group(row.user_id): [{"id": row.pk, "type": row.type, "data": row.payload}]
+        for row in rows
+    }
+    transaction.on_commit(lambda: _send_to_groups(by_group))
+
+
 def record_event(
     event_type: str,
     *,
@@ -65,22 +84,29 @@ def record_event(
     conversation_id: int | None,
     payload: dict,
     counts: dict | None = None,
+    views: dict | None = None,
 ) -> RealtimeEvent:
     """Store the event and broadcast it after the surrounding transaction commits. `counts`:
-    how it moves the inbox's counts (communications/counts.py `counts_delta`)."""
-    return record_events([(event_type, channel_id, conversation_id, payload, counts)])[0]
+    how it moves the inbox's counts (communications/counts.py `counts_delta`); `views`: the
+    conversation's state before and after, for the saved views' counts (`views_move`)."""
+    return record_events([(event_type, channel_id, conversation_id, payload, counts, views)])[0]
 
 
 def record_events(items: list[tuple]) -> list[RealtimeEvent]:
-    """Many events in one INSERT: (type, channel_id, conversation_id, payload[, counts]) each,
-    in order."""
+    """Many events in one INSERT: (type, channel_id, conversation_id, payload[, counts[,
+    views]]) each, in order."""
     from .services import outgoing_webhooks
 
     rows = [
         RealtimeEvent(
-            type=t, channel_id=ch, conversation_id=conv, payload=payload, counts=c[0] if c else None
+            type=t,
+            channel_id=ch,
+            conversation_id=conv,
+            payload=payload,
+            counts=extra[0] if extra else None,
+            views=extra[1] if len(extra) > 1 else None,
         )
-        for t, ch, conv, payload, *c in items
+        for t, ch, conv, payload, *extra in items
     ]
     # Integrators' outgoing webhooks: their outbox rows are written with the events, in the
     # same statement on PostgreSQL (no extra round trip), so they commit or roll back together.
@@ -91,17 +117,23 @@ def record_events(items: list[tuple]) -> list[RealtimeEvent]:
         queued = outgoing_webhooks.record_outbox_fallback(rows)
     outgoing_webhooks.after_outbox_write(queued)
     outgoing = [
-        (row.channel_id, envelope(row.pk, row.type, row.payload, row.counts)) for row in rows
+        (row.channel_id, envelope(row.pk, row.type, row.payload, row.counts, row.views))
+        for row in rows
     ]
     transaction.on_commit(lambda: broadcast_events(outgoing))
     return rows
 
 
-def envelope(event_id: int, event_type: str, payload: dict, counts: dict | None) -> dict:
-    """An event as pages receive it, live or replayed: `counts` only where it moves any."""
+def envelope(
+    event_id: int, event_type: str, payload: dict, counts: dict | None, views: dict | None = None
+) -> dict:
+    """An event as pages receive it, live or replayed: `counts` only where it moves any,
+    `views` only where it may move a saved view's count."""
     event = {"id": event_id, "type": event_type, "data": payload}
     if counts:
         event["counts"] = counts
+    if views:
+        event["views"] = views
     return event
 
 

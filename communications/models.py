@@ -454,6 +454,9 @@ class RealtimeEvent(models.Model):
     # How the event moves the inbox's counts (communications/counts.py), for conversation
     # events that move any: sent beside `data` as `counts`, replayed with it.
     counts = models.JSONField(null=True, blank=True)
+    # The conversation's state before and after (counts.views_move), for events that may move
+    # a saved view's count: sent as `views`, replayed with it.
+    views = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     def __str__(self) -> str:

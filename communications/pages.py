@@ -20,6 +20,7 @@ from .access import access_conversation_by_id, can_see_channel, visible_channel_
 from .counts import inbox_counts as count_conversations
 from .files import store_after_commit
 from .models import Attachment, Channel, Message, RealtimeEvent
+from .saved_views import services as saved_views
 from .selectors import (
     conversation_page,
     conversation_with_card,
@@ -40,7 +41,7 @@ from .services.canned import team_choices
 from .services.send import SendRejected, send_message
 
 MAX_UPLOAD_BYTES = getattr(settings, "INBOX_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
-LIST_FILTERS = ("status", "channel", "assignee", "unread", "q", "label")
+LIST_FILTERS = ("status", "channel", "assignee", "team", "unread", "q", "label")
 
 
 @require_GET
@@ -56,6 +57,7 @@ def inbox(request):
         params = {}
         page = conversation_page(request.user, params)
     user = request.user
+    views = list(saved_views.views_for(user))
     bootstrap = {
         "user": {
             "id": user.pk,
@@ -69,7 +71,8 @@ def inbox(request):
         "channels": ChannelSerializer(_visible_channels(user), many=True).data,
         "managers": _assignable_managers(user),
         "teams": list(_visible_teams(user).values("id", "name")),
-        "counts": inbox_counts(user),
+        "counts": inbox_counts(user, views),
+        "views": [saved_views.view_payload(view, user) for view in views],
         "max_upload_bytes": MAX_UPLOAD_BYTES,
         "labels": [label_payload(label) for label in Label.objects.all()],
         "mentions_unread": unread_mention_count(user),
@@ -157,10 +160,16 @@ def retry_download(request, attachment_id: int):
     return JsonResponse({"queued": True}, status=202)
 
 
-def inbox_counts(user) -> dict:
-    """The numbers beside the list's filters, in one query (communications/counts.py), with
-    the event id they are as of: the page moves them with later events' deltas."""
-    return count_conversations(filtered_conversations(user, {}), user.pk)
+def inbox_counts(user, views=None) -> dict:
+    """The numbers beside the list's filters and the user's saved views (read here unless
+    given), in one query (communications/counts.py), with the event id they are as of: the
+    page moves them with later events' deltas."""
+    if views is None:
+        views = list(saved_views.views_for(user))
+    conditions = saved_views.view_counts_conditions(user, views)
+    counted = count_conversations(filtered_conversations(user, {}), user.pk, conditions)
+    counted.setdefault("views", {})
+    return counted
 
 
 def _kind_for(mime_type: str) -> str:

@@ -56,32 +56,7 @@ def filtered_conversations(
         queryset = queryset.filter(is_archived=True)
     else:
         queryset = queryset.filter(is_archived=False)
-    status = params.get("status")
-    if status:
-        if status not in Conversation.Status.values:
-            raise ValidationError({"status": [f"must be one of {', '.join(Conversation.Status)}"]})
-        queryset = queryset.filter(status=status)
-    channel = params.get("channel")
-    if channel:
-        queryset = queryset.filter(channel_id=_int_param("channel", channel))
-    assignee = params.get("assignee")
-    if assignee == "me":
-        queryset = queryset.filter(assignee_id=user.pk)
-    elif assignee in ("none", "unassigned"):
-        queryset = queryset.filter(assignee__isnull=True)
-    elif assignee:
-        queryset = queryset.filter(assignee_id=_int_param("assignee", assignee))
-    team = params.get("team")
-    if team in ("none", "unassigned"):
-        queryset = queryset.filter(team__isnull=True)
-    elif team:
-        queryset = queryset.filter(team_id=_int_param("team", team))
-    if bool_param(params, "unread"):
-        queryset = queryset.filter(unread_count__gt=0)
-    label = params.get("label")
-    if label:
-        links = ConversationLabel.objects.filter(label_id=_int_param("label", label))
-        queryset = queryset.filter(pk__in=links.values("conversation_id"))
+    queryset = queryset.filter(conversation_filter(user, params))
     search = text_param(params, "q").strip() if text_search else ""
     if search:
         queryset = queryset.filter(
@@ -97,6 +72,46 @@ def filtered_conversations(
     if until:
         queryset = queryset.filter(last_message_at__lte=until)
     return queryset
+
+
+# The list's filters a saved view can hold (communications/saved_views): they are exactly the
+# ones `conversation_filter` reads, and the page's live view counts (static/inbox/views.js
+# `matches`) mirror its rules on a conversation's state.
+VIEW_FILTERS = ("status", "channel", "assignee", "team", "label", "unread")
+
+
+def conversation_filter(user, params) -> Q:
+    """The list's status, channel, assignee, team, label and unread filters as one condition,
+    validated (a bad value is a 400 naming the parameter). The inbox list, the API, search and
+    the saved views' counts all filter through it: one way to filter."""
+    condition = Q()
+    status = params.get("status")
+    if status:
+        if status not in Conversation.Status.values:
+            raise ValidationError({"status": [f"must be one of {', '.join(Conversation.Status)}"]})
+        condition &= Q(status=status)
+    channel = params.get("channel")
+    if channel:
+        condition &= Q(channel_id=_int_param("channel", channel))
+    assignee = params.get("assignee")
+    if assignee == "me":
+        condition &= Q(assignee_id=user.pk)
+    elif assignee in ("none", "unassigned"):
+        condition &= Q(assignee__isnull=True)
+    elif assignee:
+        condition &= Q(assignee_id=_int_param("assignee", assignee))
+    team = params.get("team")
+    if team in ("none", "unassigned"):
+        condition &= Q(team__isnull=True)
+    elif team:
+        condition &= Q(team_id=_int_param("team", team))
+    if bool_param(params, "unread"):
+        condition &= Q(unread_count__gt=0)
+    label = params.get("label")
+    if label:
+        links = ConversationLabel.objects.filter(label_id=_int_param("label", label))
+        condition &= Q(pk__in=links.values("conversation_id"))
+    return condition
 
 
 def conversation_page(user, params) -> Page:

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "crm",
     "communications",
     "communications.notifications",
+    "communications.saved_views",
     "integrations",
     "reports",
 ]

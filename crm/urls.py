@@ -35,6 +35,7 @@ urlpatterns = [
         name="api-email-import",
     ),
     path("api/v1/notifications/", include("communications.notifications.api_urls")),
+    path("api/v1/views/", include("communications.saved_views.api_urls")),
     path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("communications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

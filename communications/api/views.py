@@ -167,6 +167,8 @@ class ConversationBulkView(APIView):
             if missing:
                 listed = ", ".join(map(str, missing))
                 raise ValidationError({"ids": [f"conversation(s) not found: {listed}"]})
+            # The answer's conversations carry their labels, as the schema says (one query).
+            load_labels(conversations)
             for conversation in conversations:
                 try:
                     update_conversation(conversation, changes=changes)

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from crm.models import Team
 
-from ..counts import state_of
+from ..counts import state_of, with_label_ids
 from ..models import Channel, Conversation, ManagerAvailability
 from .activity import conversation_line, record_lines, user_ref
 from .conversations import record_conversation_updated
@@ -230,7 +230,7 @@ def requeue_open_conversations(user_ids: list[int]) -> int:
         with transaction.atomic():
             channel = Channel.objects.defer("secrets").get(pk=channel_id)
             conversations = list(
-                Conversation.objects.select_for_update(of=("self",))
+                with_label_ids(Conversation.objects.select_for_update(of=("self",)))
                 .select_related("contact")
                 .filter(channel_id=channel_id, assignee_id__in=user_ids, status__in=OPEN_STATUSES)
                 .order_by("id")

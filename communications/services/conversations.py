@@ -8,7 +8,7 @@ from django.utils import timezone
 from crm.models import Team
 
 from .. import events
-from ..counts import counts_delta, state_of
+from ..counts import counts_delta, state_of, views_move, with_label_ids
 from ..models import Conversation
 from ..serializers import conversation_payload
 from .activity import record_activity, user_ref
@@ -108,7 +108,7 @@ def bulk_update_conversations(conversation_ids: list[int], *, actor=None, **valu
     really changed) per conversation for the inbox."""
     with transaction.atomic():
         locked = (
-            Conversation.objects.filter(pk__in=conversation_ids)
+            with_label_ids(Conversation.objects.filter(pk__in=conversation_ids))
             .select_related("assignee", "team")
             .select_for_update(of=("self",))
             .order_by("pk")  # one lock order for every caller: no deadlocks between bulks
@@ -195,9 +195,15 @@ def record_conversation_updated(
 ) -> None:
     """`conversation.updated` for every viewer, after commit (contact, channel and assignee
     select_related), with how it moved the counts since `before` (the row's CountState before
-    the change, read under the same lock; None: it was not there), then `also` (its activity
-    lines' events) in the same INSERT."""
-    counts = None if before is UNCHANGED else counts_delta(before, state_of(conversation))
+    the change, read under the same lock; None: it was not there) and, where it may move saved
+    views, its state before and after (counts.views_move), then `also` (its activity lines'
+    events) in the same INSERT."""
+    if before is UNCHANGED:
+        counts = views = None
+    else:
+        after = state_of(conversation)
+        counts = counts_delta(before, after)
+        views = views_move(before, after, conversation.pk)
     events.record_events(
         [
             (
@@ -206,6 +212,7 @@ def record_conversation_updated(
                 conversation.pk,
                 conversation_payload(conversation),
                 counts,
+                views,
             ),
             *also,
         ]
@@ -228,7 +235,7 @@ def reopen_due_snoozed(*, limit: int = 500) -> int:
     for conversation_id in due.order_by("snoozed_until").values_list("id", flat=True)[:limit]:
         with transaction.atomic():
             conversation = (
-                due.select_for_update(of=("self",))
+                with_label_ids(due.select_for_update(of=("self",)))
                 .select_related("contact", "channel", "assignee")
                 .defer("channel__secrets")
                 .filter(pk=conversation_id)

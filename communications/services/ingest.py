@@ -27,7 +27,7 @@ from crm.bulk_sql import delete_rows, insert_new_rows, insert_rows, update_rows
 from crm.models import Contact
 
 from .. import events
-from ..counts import counts_delta, state_of
+from ..counts import counts_delta, state_of, views_move, with_label_ids
 from ..files import store_after_commit
 from ..models import Attachment, Channel, ContactIdentity, Conversation, Message
 from ..notifications.services import notify_inbound_messages
@@ -249,14 +249,16 @@ def _ingest_batch(channel: Channel, items: list[InboundMessage]) -> list[IngestR
             if conversation.pk in new_conversation_ids
             else events.CONVERSATION_UPDATED
         )
-        delta = counts_delta(before.get(conversation.pk), state_of(conversation))
+        was, now = before.get(conversation.pk), state_of(conversation)
         conversation_events.append(
             (
                 kind,
-                conversation.channel_id,
+                conversation.channel_id,  # a merged chat's survivor may be elsewhere
                 conversation.pk,
                 conversation_payload(conversation),
-                delta,
+                counts_delta(was, now),
+                # A new chat has no labels; a locked one's were read with its row: no query.
+                views_move(was, now, None if was is None else conversation.pk),
             )
         )
     # Conversations first, so a page learns of a new row before the messages in it.
@@ -405,7 +407,7 @@ def _lock_conversations(channel: Channel, chat_ids: list[str]) -> dict[str, Conv
     # contact rows and serialise every ingest of a channel); the channel is known, and joining
     # it would decrypt its secrets once per row.
     found = (
-        Conversation.objects.select_for_update(of=("self",))
+        with_label_ids(Conversation.objects.select_for_update(of=("self",)))  # saved views
         .select_related("contact", "assignee")
         .filter(channel=channel, external_id__in=chat_ids)
         .order_by("id")

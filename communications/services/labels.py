@@ -6,11 +6,14 @@ constraint backs it. Every change bumps the conversation's version and is a
 `conversation.updated` event (with `labels`) after commit.
 """
 
+import dataclasses
+
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from crm.models import Contact, ContactLabel, Label
 
+from ..counts import state_of
 from ..models import Conversation, ConversationLabel
 from .activity import record_activity
 from .conversations import record_conversation_updated
@@ -90,6 +93,10 @@ def change_conversation_labels(
                     for label in adding
                 ]
             )
+        # The state before, for the saved views' counts (a label filter): same row, old labels.
+        counts_before = dataclasses.replace(
+            state_of(conversation), label_ids=tuple(sorted(label.pk for label in before))
+        )
         after = sorted(
             [label for label in before if label.pk not in removing] + adding,
             key=lambda label: (label.name.lower(), label.pk),
@@ -102,7 +109,7 @@ def change_conversation_labels(
             [("labels", {"labels": _names(before)}, {"labels": _names(after)})],
             actor=actor,
         )
-        record_conversation_updated(conversation, also=lines)
+        record_conversation_updated(conversation, before=counts_before, also=lines)
     return True
 
 

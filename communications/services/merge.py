@@ -436,14 +436,16 @@ def _split(conversation_id, message_id, actor) -> Conversation:
 def _updated(conversation: Conversation, before) -> tuple:
     """The `conversation.updated` event of a second conversation changed with the first
     (recorded in the first's INSERT)."""
-    from ..counts import counts_delta
+    from ..counts import counts_delta, views_move
 
+    after = state_of(conversation)
     return (
         events.CONVERSATION_UPDATED,
         conversation.channel_id,
         conversation.pk,
         _payload(conversation),
-        counts_delta(before, state_of(conversation)),
+        counts_delta(before, after),
+        views_move(before, after, conversation.pk),
     )
 
 

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import events
-from ..counts import counts_delta, state_of
+from ..counts import counts_delta, state_of, views_move, with_label_ids
 from ..models import Channel, Conversation, EarlyStatus, Message
 from ..serializers import conversation_payload, message_payload
 from .ingest import preview_text
@@ -172,7 +172,7 @@ def _touch_after_send(conversation: Conversation, message: Message) -> None:
     # (read under its lock), not from the caller's older copy; its state before the UPDATE
     # gives the counts' delta (an unread conversation is read now).
     current = (
-        Conversation.objects.select_for_update(of=("self",))
+        with_label_ids(Conversation.objects.select_for_update(of=("self",)))
         .select_related("contact", "channel", "assignee")
         .defer("channel__secrets")
         .get(pk=conversation.pk)
@@ -196,6 +196,7 @@ def _touch_after_send(conversation: Conversation, message: Message) -> None:
         conversation_id=conversation.pk,
         payload=conversation_payload(current),
         counts=counts_delta(before, state_of(current)),
+        views=views_move(before, state_of(current), current.pk),
     )
 
 

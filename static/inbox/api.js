@@ -76,6 +76,11 @@ export const api = {
   setAvailability: (status) => request("PATCH", "/api/v1/availability/", { status }),
   markRead: (id) => request("POST", `/api/v1/conversations/${id}/read/`, {}),
   counts: () => request("GET", "/inbox/counts/"),
+  // saved views (views.js): their counts come with the others
+  views: () => request("GET", "/api/v1/views/"),
+  createView: (body) => request("POST", "/api/v1/views/", body),
+  updateView: (id, body) => request("PATCH", `/api/v1/views/${id}/`, body),
+  deleteView: (id) => request("DELETE", `/api/v1/views/${id}/`),
   // team workflow: labels, activity, @mentions, canned replies
   createLabel: (body) => request("POST", "/api/v1/labels/", body),
   changeLabels: (id, body) => request("POST", `/api/v1/conversations/${id}/labels/`, body),

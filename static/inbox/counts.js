@@ -4,6 +4,12 @@
 // after events stays as a safety net. A fetched set says which event it is `as_of`: only later
 // events' deltas are applied to it, so none is counted twice, and the deltas of events that
 // overtook a refetch are applied again on top of its answer.
+//
+// Saved views' counts ("view:<id>") move the same way, from an event's `views` (the
+// conversation's state before and after: views.js `viewSteps`), worked out here per view: the
+// server sends one state per change whatever views each page has.
+
+import { viewSteps } from "./views.js";
 
 const SAFETY_NET_MS = 15000;
 const REMEMBERED = 500; // recent deltas, for a refetch they overtook
@@ -13,29 +19,39 @@ export class Counts {
     this.me = String(me.id);
     this.fetchCounts = fetchCounts;
     this.timer = null;
-    this.recent = []; // [event id, delta], oldest first
+    this.recent = []; // [event id, delta, views move], oldest first
+    this.views = [];
     this.show(initial);
   }
 
+  // The saved views whose counts are shown (views.js), with their filters.
+  setViews(views) {
+    this.views = views;
+  }
+
   show(fresh) {
-    const { as_of: asOf, ...values } = fresh;
+    const { as_of: asOf, views = {}, ...values } = fresh;
+    for (const [id, count] of Object.entries(views)) values[`view:${id}`] = count;
     this.values = values;
     this.asOf = asOf || 0;
-    for (const [id, delta] of this.recent) if (id > this.asOf) this.add(delta);
+    for (const [id, delta, move] of this.recent) if (id > this.asOf) this.add(delta, move);
     this.render();
   }
 
   // A realtime event: its delta, if it has one and the shown numbers do not include it yet.
   apply(event) {
-    if (!event.counts || event.id == null || event.id <= this.asOf) return;
-    this.recent.push([event.id, event.counts]);
+    if ((!event.counts && !event.views) || event.id == null || event.id <= this.asOf) return;
+    this.recent.push([event.id, event.counts, event.views]);
     if (this.recent.length > REMEMBERED) this.recent.shift();
-    this.add(event.counts);
+    this.add(event.counts, event.views);
     this.render();
   }
 
-  add(delta) {
-    for (const [name, step] of Object.entries(delta)) {
+  add(delta, move) {
+    if (move) {
+      for (const [id, step] of Object.entries(viewSteps(this.views, move, Number(this.me)))) this.move(`view:${id}`, step);
+    }
+    for (const [name, step] of Object.entries(delta || {})) {
       if (name === "mine") {
         if (step[this.me]) this.move("mine", step[this.me]);
       } else {

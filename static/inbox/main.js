@@ -13,6 +13,7 @@ import { layout } from "./layout.js";
 import { Notifier } from "./notifications.js";
 import { el } from "./render.js";
 import { Search } from "./search.js";
+import { SavedViews } from "./views.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Thread } from "./thread.js";
 
@@ -172,6 +173,9 @@ function applyEvent(event) {
         reloadSoon();
       }
       break;
+    case "views.changed":
+      savedViews.changed(event.data);
+      break;
     case "mention.created":
     case "mentions.read":
       mentions.apply(event);
@@ -315,6 +319,7 @@ const search = new Search({
 });
 function applyFilters() {
   const values = readFilters();
+  savedViews.filtersChanged();
   history.replaceState(history.state, "", `${location.pathname}?${new URLSearchParams(values)}${location.hash}`);
   for (const chip of document.querySelectorAll(".chip[data-status]")) {
     chip.setAttribute("aria-pressed", (values.status || "") === chip.dataset.status ? "true" : "false");
@@ -323,6 +328,25 @@ function applyFilters() {
   search.run(q, listFilters);
   list.setFilters(listFilters).catch((error) => toast(`Could not load conversations: ${error.detail || error.message}`));
 }
+// Saved views (views.js): clicking one puts its filters in the form, so in the URL and the list.
+const savedViews = new SavedViews({
+  root: $("#saved-views"),
+  dialog: $("#view-dialog"),
+  views: boot.views,
+  myTeams: boot.my_teams,
+  counts,
+  readFilters,
+  applyParams: (params) => {
+    filters.reset();
+    filters.elements.status.value = "";
+    for (const [key, value] of Object.entries(params)) {
+      if (key === "unread") filters.elements.unread.checked = true;
+      else if (filters.elements[key]) filters.elements[key].value = value;
+    }
+    applyFilters();
+  },
+  toast,
+});
 for (const [key, value] of Object.entries(boot.filters)) {
   if (key === "unread") filters.elements.unread.checked = true;
   else if (filters.elements[key]) filters.elements[key].value = value;
@@ -418,4 +442,4 @@ function readAvailability() {
 const initial = Number((location.hash.match(/^#c(\d+)$/) || [])[1]);
 if (initial) openConversation(initial);
 
-window.switchboard = { list, thread, realtime, composer, mentions, notifier, search, bulk }; // a handle for debugging and tests
+window.switchboard = { list, thread, realtime, composer, mentions, notifier, search, bulk, savedViews }; // a handle for debugging and tests

@@ -51,9 +51,10 @@ def test_inbox_shell_costs_a_fixed_number_of_queries(browser, channel, rows, cou
         response = browser.get("/inbox/")
     assert response.status_code == 200
     # session, user, latest event id, visible channels, list page, channels, managers, teams,
-    # counts, labels, unread mentions, the user's teams (canned responses' scope), and whether
-    # the top bar links the reports (reports.view_reports: one EXISTS; none for staff)
-    assert counter.count == 13, counter.explain()
+    # saved views, counts (the views' in the same aggregate), labels, unread mentions, the
+    # user's teams (canned responses' scope), and whether the top bar links the reports
+    # (reports.view_reports: one EXISTS; none for staff)
+    assert counter.count == 14, counter.explain()
     data = bootstrap(response)
     assert len(data["conversations"]) == rows
     assert {c["channel"]["id"] for c in data["conversations"]} == {channel.pk}
@@ -107,7 +108,8 @@ def test_counts_in_one_query(browser, channel, manager, count_queries):
     factories.ConversationFactory(unread_count=5)  # not visible
     with count_queries() as counter:
         response = browser.get("/inbox/counts/")
-    assert counter.count == 4, counter.explain()  # session, user, channels, the aggregate
+    # session, user, saved views, channels, the aggregate (the views' counts in it)
+    assert counter.count == 5, counter.explain()
     assert response.json() == {
         "all": 3,
         "open": 1,
@@ -118,6 +120,7 @@ def test_counts_in_one_query(browser, channel, manager, count_queries):
         "unassigned": 1,
         "unread": 1,
         "as_of": 0,  # no event yet: the page applies every event's delta
+        "views": {},  # no saved view
     }
 
 
@@ -216,7 +219,7 @@ def test_api_calls_of_the_page_cost_fixed_queries(browser, conversation, count_q
         ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 12),
         # the same request again (a retry, a double click) finds the stored message
         ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 7),
-        ("get", "/inbox/counts/", None, 4),
+        ("get", "/inbox/counts/", None, 5),  # + the saved views, counted in the aggregate
     ]
     # pages call these with session auth and the CSRF header; counts are whole requests
     for method, url, body, expected in cases:

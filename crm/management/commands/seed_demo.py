@@ -19,6 +19,7 @@ from communications.models import (
     Message,
 )
 from communications.services.merge_demo import seed_merge_demo
+from communications.saved_views.demo import seed_saved_views
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
 from reports.demo import seed_report_history
@@ -99,6 +100,7 @@ class Command(BaseCommand):
         _seed_meta(channels, now)
         _telegram_demo(channels)
         seed_team_workflow(manager=manager, colleague=colleague, team=team)
+        seed_saved_views(manager=manager, colleague=colleague, team=team)
         _seed_assignment(by_kind, team, users)
         _seed_audit(admin, manager, channels, team)
         Token.objects.get_or_create(user=manager)
