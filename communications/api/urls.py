@@ -86,5 +86,6 @@ urlpatterns = [
         outgoing_webhooks.DeliveryListView.as_view(),
         name="api-outgoing-webhook-deliveries",
     ),
+    path("contacts/", views.ContactListView.as_view(), name="api-contacts"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
 ]

@@ -364,8 +364,9 @@ def seed_team_workflow(*, manager, colleague, team) -> None:
     """Labels on conversations and a contact, canned replies, a note mentioning the demo
     manager, and activity lines — all written through the services the inbox uses."""
     from communications.models import CannedResponse
+    from communications.services.contacts import change_contact_labels
     from communications.services.conversations import update_conversation
-    from communications.services.labels import change_contact_labels, change_conversation_labels
+    from communications.services.labels import change_conversation_labels
     from communications.services.send import send_message
     from crm.models import Label
 
