@@ -239,12 +239,17 @@ def change_contact_labels(
             subject_type=Activity.Subject.CONTACT,
             subject_id=contact.pk,
             subject_repr=str(contact),
-            before={"labels": [label.name for label in before]},
-            after={"labels": [label.name for label in after]},
+            before={"labels": _label_refs(before)},
+            after={"labels": _label_refs(after)},
             actor=actor,
         )
         announce_contact_change(contact)
     return True
+
+
+def _label_refs(labels) -> list[dict]:
+    """As the conversations' label lines keep them (serializers.activity_text reads them)."""
+    return [{"id": label.pk, "name": label.name, "color": label.color} for label in labels]
 
 
 def announce_contact_change(contact: Contact) -> None:
@@ -275,3 +280,56 @@ def rejection_detail(exc: ContactChangeRejected) -> dict:
         )
         for field, value in exc.errors.items()
     }
+
+
+# --- demo data ------------------------------------------------------------------------------
+
+DEMO_DEFINITIONS = [
+    ("company", "Company", "text", []),
+    ("loyalty_points", "Loyalty points", "number", []),
+    ("customer_since", "Customer since", "date", []),
+    ("tier", "Tier", "list", ["Bronze", "Silver", "Gold"]),
+    ("preferred_language", "Preferred language", "list", ["English", "German", "Italian"]),
+]
+DEMO_COMPANIES = ["Northwind Traders", "Acme Interiors", "", "Studio Rossi", "", "Fjord Design"]
+
+
+def seed_demo_contact_attributes(*, manager=None) -> None:
+    """seed_demo: one attribute definition of each type (and a second list), values on the
+    demo contacts (checked like any edit), and one edit by the demo manager through the
+    service, so the audit log and the contact page show it."""
+    definitions = []
+    for position, (key, name, kind, options) in enumerate(DEMO_DEFINITIONS):
+        definition, _ = CustomAttributeDefinition.objects.get_or_create(
+            key=key, defaults={"name": name, "type": kind, "options": options, "position": position}
+        )
+        definitions.append(definition)
+    rows = {
+        d.key: {"key": d.key, "name": d.name, "type": d.type, "options": d.options}
+        for d in definitions
+    }
+    contacts = list(
+        Contact.objects.filter(conversations__isnull=False).distinct().order_by("pk")[:12]
+    )
+    tiers = rows["tier"]["options"]
+    languages = rows["preferred_language"]["options"]
+    for i, contact in enumerate(contacts):
+        raw = {
+            "company": DEMO_COMPANIES[i % len(DEMO_COMPANIES)],
+            "loyalty_points": str(120 + 37 * i),
+            "customer_since": f"{2019 + i % 6}-{1 + i % 12:02d}-15",
+            "tier": tiers[i % len(tiers)],
+            "preferred_language": languages[i % len(languages)] if i % 3 else "",
+        }
+        values = {key: clean_attribute_value(rows[key], value) for key, value in raw.items()}
+        contact.custom_attributes = {k: v for k, v in values.items() if v is not None}
+    Contact.objects.bulk_update(contacts, ["custom_attributes"])
+    if contacts and manager is not None:
+        update_contact(
+            contacts[0].pk,
+            {
+                "custom_attributes": {"tier": "Gold"},
+                "notes": "Orders for three shops; invoice monthly.",
+            },
+            actor=manager,
+        )

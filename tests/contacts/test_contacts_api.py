@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from communications import events
 from communications.models import Activity, Message, RealtimeEvent
+from communications.serializers import ACTIVITY_COLUMNS, activity_text
 from crm.models import ContactLabel, CustomAttributeDefinition, Label
 from tests import factories
 
@@ -241,7 +242,8 @@ def test_contact_labels_change_is_audited_and_live(api, ana, django_capture_on_c
     response = api.post(f"/api/v1/contacts/{ana.pk}/labels/", {"add": [label.pk]}, format="json")
     assert response.status_code == 200
     audit = Activity.objects.get(subject_type="contact")
-    assert audit.after == {"labels": ["wholesale"]}
+    assert audit.after == {"labels": [{"id": label.pk, "name": "wholesale", "color": label.color}]}
+    assert activity_text(activity_row(audit)) == f"{audit.actor_name} added label wholesale"
     event = RealtimeEvent.objects.get(type=events.CONTACT_UPDATED)
     assert [label["name"] for label in event.payload["labels"]] == ["wholesale"]
     # Adding it again: nothing new.
@@ -260,3 +262,7 @@ def test_the_thread_card_carries_the_custom_attributes_at_no_extra_query(
     assert queries.count == 5, queries.explain()
     values = {a["key"]: a["value"] for a in body["contact"]["custom_attributes"]}
     assert values == {"company": None, "points": None, "birthday": None, "tier": "Bronze"}
+
+
+def activity_row(activity: Activity) -> dict:
+    return {column: getattr(activity, column) for column in ACTIVITY_COLUMNS}

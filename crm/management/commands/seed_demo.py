@@ -18,6 +18,7 @@ from communications.models import (
     ManagerAvailability,
     Message,
 )
+from communications.services.contacts import seed_demo_contact_attributes
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
 
@@ -97,6 +98,7 @@ class Command(BaseCommand):
         _seed_meta(channels, now)
         _telegram_demo(channels)
         seed_team_workflow(manager=manager, colleague=colleague, team=team)
+        seed_demo_contact_attributes(manager=manager)
         _seed_assignment(by_kind, team, users)
         _seed_audit(admin, manager, channels, team)
         Token.objects.get_or_create(user=manager)
