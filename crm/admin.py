@@ -63,6 +63,8 @@ class ContactAdminForm(forms.ModelForm):
         )
 
         values = self.cleaned_data.get("custom_attributes") or {}
+        if "custom_attributes" not in self.changed_data:
+            return values  # untouched: no need to read the definitions
         try:
             _, cleaned = clean_changes({"custom_attributes": values}, attribute_definitions())
         except ContactChangeRejected as exc:
