@@ -106,3 +106,30 @@ def access_message_by_id(user, message_id: int) -> Message:
 def can_see_channel(user, channel_id: int) -> bool:
     ids = visible_channel_ids(user)
     return ids is None or channel_id in ids
+
+
+def contacts_for(user):
+    """The contacts the user may see: a superuser all of them, a manager those with a
+    conversation on one of their channels (an EXISTS on the conversations' contact index, so a
+    contact with many conversations is listed once)."""
+    from django.db.models import Exists, OuterRef
+
+    from crm.models import Contact
+
+    ids = visible_channel_ids(user)
+    if ids is None:
+        return Contact.objects.all()
+    return Contact.objects.filter(
+        Exists(Conversation.objects.filter(contact_id=OuterRef("pk"), channel_id__in=ids))
+    )
+
+
+def access_contact_by_id(user, contact_id, *, for_update: bool = False):
+    """A contact the user may see, else Http404 (a foreign contact is "not found")."""
+    queryset = contacts_for(user)
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    try:
+        return queryset.get(pk=contact_id)
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404("contact not found") from None

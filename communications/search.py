@@ -22,7 +22,7 @@ from rest_framework.exceptions import ValidationError
 
 from crm.models import Contact
 
-from .access import visible_channel_ids
+from .access import contacts_for, conversations_for, visible_channel_ids
 from .api.params import decode_cursor, encode_cursor, page_size, text_param
 from .models import Message
 from .search_index import FTS_TABLE, text_config
@@ -126,6 +126,28 @@ def _matching_contacts(query: Query):
             | Q(username__icontains=query.text)
         )
     return Contact.objects.filter(condition).values("id")
+
+
+def contact_list(user, params) -> Page:
+    """The contacts page and GET /api/v1/contacts/: the contacts the user may see (access.
+    contacts_for), newest first, keyset pages by id; `q` narrows them with the same match as
+    the search's contacts group (name, email, username, phone digits in any formatting)."""
+    size = page_size(params, default=25)
+    matching = contacts_for(user).filter(merged_into__isnull=True)  # not merged away
+    if " ".join(text_param(params, "q").split()):
+        matching = matching.filter(pk__in=_matching_contacts(parse_query(params)))
+    theirs = conversations_for(user).filter(contact_id=OuterRef("pk"))
+    rows = Contact.objects.annotate(
+        latest_conversation_id=Subquery(theirs.order_by("-last_message_at", "-id").values("id")[:1])
+    ).values(*CONTACT_COLUMNS, "created_at", "latest_conversation_id")
+    return _id_page(matching, rows, params.get("cursor"), size)
+
+
+def contact_list_payload(page: Page) -> dict:
+    return {
+        "results": [_contact_payload(row) for row in page.items],
+        "next_cursor": page.next_cursor,
+    }
 
 
 def _contact_page(query: Query, conversations, params, size: int) -> Page:

@@ -4,14 +4,14 @@ from dataclasses import dataclass
 
 from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import connection
-from django.db.models import Aggregate, F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Aggregate, F, JSONField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import JSONObject
 from django.http import Http404
 from rest_framework.exceptions import ValidationError
 
-from crm.models import Contact, ContactLabel, Label, Order
+from crm.models import Contact, ContactLabel, CustomAttributeDefinition, Label, Order
 
-from .access import conversations_for, visible_channel_ids
+from .access import contacts_for, conversations_for, visible_channel_ids
 from .api.params import (
     bool_param,
     decode_cursor,
@@ -24,6 +24,7 @@ from .models import Activity, Attachment, Conversation, ConversationLabel, Menti
 from .serializers import (
     ACTIVITY_COLUMNS,
     ATTACHMENT_COLUMNS,
+    ATTRIBUTE_DEFINITION_COLUMNS,
     CHANNEL_COLUMNS,
     CONTACT_COLUMNS,
     CONVERSATION_COLUMNS,
@@ -156,6 +157,9 @@ def conversation_with_card(conversation_id: int, user) -> Conversation:
         .annotate(
             label_rows=Subquery(_labels_json(), output_field=JSONField()),
             contact_label_rows=Subquery(_contact_labels_json(), output_field=JSONField()),
+            attribute_definition_rows=Subquery(
+                attribute_definitions_json(), output_field=JSONField()
+            ),
         )
     )
     try:
@@ -164,6 +168,7 @@ def conversation_with_card(conversation_id: int, user) -> Conversation:
         raise Http404("conversation not found") from None
     conversation._loaded_labels = _labels_from_json(conversation.label_rows)
     conversation.contact._loaded_labels = _labels_from_json(conversation.contact_label_rows)
+    conversation.contact._attribute_definitions = conversation.attribute_definition_rows or []
     orders = Order.objects.filter(contact_id=conversation.contact_id).order_by("-ordered_at")[:20]
     conversation.contact._prefetched_objects_cache = {"orders": list(orders)}
     conversation._recent_activity = list(
@@ -190,11 +195,25 @@ def _labels_from_json(rows) -> list[Label]:
     return [Label(id=row["id"], name=row["name"], color=row["color"]) for row in rows]
 
 
-def _contact_labels_json():
+def attribute_definitions_json():
+    """Every custom attribute definition as one JSON array, as a subquery of another query
+    (the card's): the definitions cost no query of their own."""
+    row = JSONObject(**{column: F(column) for column in ATTRIBUTE_DEFINITION_COLUMNS})
+    aggregate = JSONBAgg(row) if connection.vendor == "postgresql" else _JSONGroupArray(row)
+    return (
+        CustomAttributeDefinition.objects.annotate(all=Value(1))
+        .order_by()
+        .values("all")
+        .annotate(rows=aggregate)
+        .values("rows")
+    )
+
+
+def _contact_labels_json(contact_ref: str = "contact_id"):
     label = JSONObject(id=F("label_id"), name=F("label__name"), color=F("label__color"))
     aggregate = JSONBAgg(label) if connection.vendor == "postgresql" else _JSONGroupArray(label)
     return (
-        ContactLabel.objects.filter(contact_id=OuterRef("contact_id"))
+        ContactLabel.objects.filter(contact_id=OuterRef(contact_ref))
         .order_by()
         .values("contact_id")
         .annotate(rows=aggregate)
@@ -435,15 +454,8 @@ def unread_mention_count(user) -> int:
 
 
 def visible_contacts(user):
-    """Contacts with a conversation the user may see (a superuser: all). Merged-away contacts
-    are left out."""
-    contacts = Contact.objects.filter(merged_into__isnull=True)
-    ids = visible_channel_ids(user)
-    if ids is not None:
-        contacts = contacts.filter(
-            pk__in=Conversation.objects.filter(channel_id__in=ids).values("contact_id")
-        )
-    return contacts
+    """The contacts the user may see (access.contacts_for) that are not merged away."""
+    return contacts_for(user).filter(merged_into__isnull=True)
 
 
 def duplicate_contacts(user, contact: Contact, *, limit: int = 20) -> list[dict]:
@@ -498,3 +510,48 @@ def merge_candidates(user, conversation: Conversation, *, limit: int = 50) -> li
         }
         for row in rows
     ]
+
+
+CONTACT_CONVERSATIONS = 100
+CONTACT_NOTES = 50
+
+
+def contact_with_details(user, contact_id) -> Contact:
+    """The contacts page and GET /api/v1/contacts/<id>/: the contact (access-checked, its
+    labels and the attribute definitions in the same query), recent orders, every conversation
+    the user may see across channels (newest first, up to 100) and the newest private notes on
+    them: four queries (five with a manager's channels)."""
+    queryset = contacts_for(user).annotate(
+        label_rows=Subquery(_contact_labels_json("pk"), output_field=JSONField()),
+        attribute_definition_rows=Subquery(attribute_definitions_json(), output_field=JSONField()),
+    )
+    try:
+        contact = queryset.get(pk=contact_id)
+    except (Contact.DoesNotExist, ValueError, TypeError):
+        raise Http404("contact not found") from None
+    contact._loaded_labels = _labels_from_json(contact.label_rows)
+    contact._attribute_definitions = contact.attribute_definition_rows or []
+    orders = Order.objects.filter(contact_id=contact.pk).order_by("-ordered_at")[:20]
+    contact._prefetched_objects_cache = {"orders": list(orders)}
+    theirs = conversations_for(user).filter(contact_id=contact.pk)
+    contact._conversation_rows = conversation_rows(
+        theirs, {"page_size": str(CONTACT_CONVERSATIONS)}
+    ).items
+    notes = Message.objects.filter(
+        conversation__contact_id=contact.pk, kind=Message.Kind.NOTE, is_deleted=False
+    )
+    channels = visible_channel_ids(user)
+    if channels is not None:
+        notes = notes.filter(channel_id__in=channels)
+    contact._note_rows = list(
+        notes.order_by("-created_at", "-id").values(
+            "id",
+            "conversation_id",
+            "content",
+            "created_at",
+            "sender_user__first_name",
+            "sender_user__last_name",
+            "sender_user__username",
+        )[:CONTACT_NOTES]
+    )
+    return contact

@@ -12,7 +12,7 @@ from datetime import datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.models import Contact, Order
+from crm.models import Contact, CustomAttributeDefinition, Order
 
 from .media import attachment_url, avatar_url
 from .models import Attachment, Channel, Conversation, Message
@@ -196,8 +196,70 @@ def contact_payload(contact: Contact, *, with_orders: bool = False) -> dict:
     payload = contact_row_payload(_columns(contact, CONTACT_COLUMNS))
     if with_orders:
         payload["orders"] = [order_payload(o) for o in contact.orders.all()]
-        payload["labels"] = [label_payload(label) for label in _contact_labels(contact)]
+        payload |= contact_card_fields(contact)
     return payload
+
+
+def contact_card_fields(contact: Contact) -> dict:
+    """What the customer's card and the contacts page show beyond the row: labels and the
+    custom attributes (every definition, in order, with the contact's value or null)."""
+    return {
+        "labels": [label_payload(label) for label in _contact_labels(contact)],
+        "custom_attributes": custom_attributes_payload(
+            contact.custom_attributes, _attribute_definitions(contact)
+        ),
+    }
+
+
+def contact_detail_payload(contact: Contact) -> dict:
+    """The contacts page's contact (selectors.contact_with_details): the card's fields, every
+    conversation the user may see across channels, and the private notes on them."""
+    return contact_payload(contact, with_orders=True) | {
+        "created_at": _time(contact.created_at),
+        "conversations": [conversation_row_payload(row) for row in contact._conversation_rows],
+        "notes": [
+            {
+                "id": row["id"],
+                "conversation_id": row["conversation_id"],
+                "content": row["content"],
+                "created_at": _time(row["created_at"]),
+                "author": display_name(
+                    row["sender_user__first_name"] or "",
+                    row["sender_user__last_name"] or "",
+                    row["sender_user__username"] or "",
+                ),
+            }
+            for row in contact._note_rows
+        ],
+    }
+
+
+def custom_attributes_payload(values: dict, definitions: list[dict]) -> list[dict]:
+    """`definitions`: dicts of key, name, type, options (position order)."""
+    values = values if isinstance(values, dict) else {}
+    return [
+        {
+            "key": d["key"],
+            "name": d["name"],
+            "type": d["type"],
+            "options": d["options"] if d["type"] == "list" else [],
+            "value": values.get(d["key"]),
+        }
+        for d in definitions
+    ]
+
+
+ATTRIBUTE_DEFINITION_COLUMNS = ("key", "name", "type", "options", "position", "id")
+
+
+def _attribute_definitions(contact: Contact) -> list[dict]:
+    """Loaded by the caller (`contact._attribute_definitions`, e.g. from a JSON subquery of
+    the contact's own query), else read here in one query."""
+    loaded = getattr(contact, "_attribute_definitions", None)
+    if loaded is None:
+        loaded = list(CustomAttributeDefinition.objects.values(*ATTRIBUTE_DEFINITION_COLUMNS))
+        contact._attribute_definitions = loaded
+    return sorted(loaded, key=lambda d: (d["position"], d["id"]))
 
 
 def _contact_labels(contact: Contact) -> list:
@@ -549,13 +611,56 @@ class ContactSerializer(_PayloadSerializer):
         fields = ["id", "name", "phone", "email", "username", "avatar_url", "notes"]
 
 
+class CustomAttributeValueSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["text", "number", "date", "list"])
+    options = serializers.ListField(
+        child=serializers.CharField(), help_text="a list attribute's allowed values"
+    )
+    value = serializers.JSONField(
+        allow_null=True,
+        help_text="text, a number, a date (YYYY-MM-DD) or one of the options; null when unset",
+    )
+
+
 class ContactWithOrdersSerializer(ContactSerializer):
     payload = staticmethod(lambda contact: contact_payload(contact, with_orders=True))
     orders = OrderSerializer(many=True, read_only=True)
     labels = LabelPayloadSerializer(many=True, read_only=True)
+    custom_attributes = CustomAttributeValueSerializer(
+        many=True,
+        read_only=True,
+        help_text="every attribute staff defined (admin → Custom attribute definitions), in "
+        "order, with this contact's value",
+    )
 
     class Meta(ContactSerializer.Meta):
-        fields = ContactSerializer.Meta.fields + ["orders", "labels"]
+        fields = ContactSerializer.Meta.fields + ["orders", "labels", "custom_attributes"]
+
+
+class ContactNoteSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    content = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    author = serializers.CharField()
+
+
+class ContactUpdateSerializer(serializers.Serializer):
+    """Documents PATCH /api/v1/contacts/<id>/ (the service validates: every problem named)."""
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
+    notes = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000, help_text="the contact note"
+    )
+    custom_attributes = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        help_text="{key: value}: only the keys given change; null or empty removes a value",
+    )
 
 
 class AssigneeSerializer(serializers.Serializer):
@@ -842,3 +947,16 @@ class CannedResponseUpdateSerializer(serializers.Serializer):
     shortcut = SlugTextField(max_length=50, required=False)
     title = TextField(max_length=120, required=False, allow_blank=True)
     content = TextField(max_length=5000, required=False)
+
+
+class ContactDetailSerializer(ContactWithOrdersSerializer):
+    """The contacts page's contact: the card's fields, every conversation across channels the
+    caller may see (newest first, up to 100) and the newest private notes on them (up to 50)."""
+
+    payload = staticmethod(contact_detail_payload)
+    created_at = serializers.DateTimeField(read_only=True)
+    conversations = ConversationSerializer(many=True, read_only=True)
+    notes = ContactNoteSerializer(many=True, read_only=True)
+
+    class Meta(ContactWithOrdersSerializer.Meta):
+        fields = ContactWithOrdersSerializer.Meta.fields + ["created_at", "conversations", "notes"]

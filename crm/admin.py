@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -9,7 +10,7 @@ from communications.admin import AuditedAdmin, ChangesAccessAdmin
 from communications.models import Activity
 from communications.services.activity import record_audit
 
-from .models import Contact, ContactLabel, Job, Label, Order, Team
+from .models import Contact, ContactLabel, CustomAttributeDefinition, Job, Label, Order, Team
 
 
 @admin.register(Label)
@@ -30,8 +31,51 @@ class OrderInline(admin.TabularInline):
     fields = ["number", "title", "status", "amount", "currency", "ordered_at"]
 
 
+@admin.register(CustomAttributeDefinition)
+class CustomAttributeDefinitionAdmin(admin.ModelAdmin):
+    """The typed fields of every contact (text, number, date, list), edited on the contacts
+    page (/contacts/<id>/) and through the API (custom_attributes)."""
+
+    list_display = ["name", "key", "type", "options", "position"]
+    list_editable = ["position"]
+    search_fields = ["name", "key"]
+    prepopulated_fields = {"key": ["name"]}
+
+
+class ContactAdminForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = [
+            "name",
+            "phone",
+            "email",
+            "avatar_url",
+            "username",
+            "notes",
+            "custom_attributes",
+        ]
+
+    def clean_custom_attributes(self):
+        """The same validation as the contacts page and the API: each value of its type."""
+        from communications.services.contacts import (
+            ContactChangeRejected,
+            attribute_definitions,
+            clean_changes,
+        )
+
+        values = self.cleaned_data.get("custom_attributes") or {}
+        if "custom_attributes" not in self.changed_data:
+            return values  # untouched: no need to read the definitions
+        try:
+            _, cleaned = clean_changes({"custom_attributes": values}, attribute_definitions())
+        except ContactChangeRejected as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return {key: value for key, value in (cleaned or {}).items() if value is not None}
+
+
 @admin.register(Contact)
 class ContactAdmin(AuditedAdmin):
+    form = ContactAdminForm
     list_display = ["name", "phone", "email", "merged", "created_at"]
     actions = ["merge_two"]
     audit_subject = Activity.Subject.CONTACT

@@ -48,6 +48,59 @@ class Label(models.Model):
         return self.name
 
 
+class CustomAttributeDefinition(models.Model):
+    """A typed field staff add to every contact ("Loyalty tier": a list, "Birthday": a date).
+    Values live in `Contact.custom_attributes` under `key`, validated against this row by
+    communications/services/contacts.py on every write."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        NUMBER = "number", "Number"
+        DATE = "date", "Date"
+        LIST = "list", "List (one of the options)"
+
+    key = models.SlugField(
+        max_length=50,
+        unique=True,
+        help_text="the name in the API (custom_attributes.<key>): lowercase letters, digits, "
+        "_ and -; changing it hides the values stored under the old key",
+    )
+    name = models.CharField(max_length=80, help_text="what managers see")
+    type = models.CharField(max_length=8, choices=Type.choices, default=Type.TEXT)
+    options = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='for a list: the allowed values, a JSON list of text (["Bronze", "Gold"])',
+    )
+    description = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="smaller first")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_type_display()})"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.type == self.Type.LIST:
+            options = self.options
+            if (
+                not isinstance(options, list)
+                or not options
+                or not all(isinstance(o, str) and o.strip() for o in options)
+            ):
+                raise ValidationError(
+                    {"options": 'a list attribute needs its options: ["Bronze", "Gold"]'}
+                )
+            if len({o.strip().casefold() for o in options}) != len(options):
+                raise ValidationError({"options": "each option once"})
+            self.options = [o.strip() for o in options]
+        elif self.options:
+            raise ValidationError({"options": "only a list attribute has options"})
+
+
 class Contact(models.Model):
     name = models.CharField(max_length=255, blank=True)
     phone = models.CharField(max_length=32, blank=True, db_index=True)
@@ -66,6 +119,10 @@ class Contact(models.Model):
         db_persist=True,
     )
     notes = models.TextField(blank=True)
+    # {key: value} of the CustomAttributeDefinition rows: text and list values as text, numbers
+    # as JSON numbers, dates as YYYY-MM-DD. Written only through the contacts service, which
+    # validates each value against its definition.
+    custom_attributes = models.JSONField(default=dict, blank=True)
     labels = models.ManyToManyField(
         Label, through="ContactLabel", related_name="contacts", blank=True
     )

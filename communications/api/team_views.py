@@ -42,10 +42,10 @@ from ..serializers import (
     label_payload,
 )
 from ..services import canned
+from ..services.contacts import change_contact_labels
 from ..services.labels import (
     LabelRejected,
     bulk_change_conversation_labels,
-    change_contact_labels,
     change_conversation_labels,
     label_create,
     labels_by_id,
@@ -221,7 +221,7 @@ class ContactLabelsView(APIView):
             return Response({"detail": "contact not found"}, status=404)
         add = _labels(serializer.validated_data["add"], "add")
         remove = _labels(serializer.validated_data["remove"], "remove")
-        change_contact_labels(contact, add=add, remove=remove)
+        change_contact_labels(contact, add=add, remove=remove, actor=request.user)
         return Response(ContactWithOrdersSerializer(contact).data)
 
 

@@ -86,6 +86,7 @@ urlpatterns = [
         outgoing_webhooks.DeliveryListView.as_view(),
         name="api-outgoing-webhook-deliveries",
     ),
+    path("contacts/", views.ContactListView.as_view(), name="api-contacts"),
     path("contacts/<int:contact_id>/", views.ContactDetailView.as_view(), name="api-contact"),
     path(
         "conversations/<int:conversation_id>/merge/",

@@ -12,23 +12,31 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.models import Contact
+from crm.safe_json import SafeJSONParser
 
 from ..access import (
+    access_contact_by_id,
     access_conversation_by_id,
     access_conversation_id,
     access_conversations_by_ids,
     access_message_by_id,
-    visible_channel_ids,
 )
 from ..providers import message_templates
-from ..search import GROUPS, result_payload, search
-from ..selectors import Page, conversation_page, conversation_with_card, message_page
+from ..search import GROUPS, contact_list, contact_list_payload, result_payload, search
+from ..selectors import (
+    Page,
+    contact_with_details,
+    conversation_page,
+    conversation_with_card,
+    message_page,
+)
 from ..serializers import (
     AvailabilitySerializer,
     BulkConversationResultSerializer,
     BulkConversationUpdateSerializer,
-    ContactWithOrdersSerializer,
+    ContactDetailSerializer,
+    ContactSerializer,
+    ContactUpdateSerializer,
     ConversationDetailSerializer,
     ConversationSerializer,
     ConversationUpdateSerializer,
@@ -39,6 +47,7 @@ from ..serializers import (
     message_row_payload,
 )
 from ..services.assignment import AvailabilityRejected, availability_for, set_availability
+from ..services.contacts import ContactChangeRejected, rejection_detail, update_contact
 from ..services.conversations import ConversationChangeRejected, mark_read, update_conversation
 from ..services.labels import load_labels
 from ..services.send import SendRejected, retry_failed_message, send_message
@@ -318,14 +327,65 @@ class MessageRetryView(APIView):
         return Response(MessageSerializer(message).data)
 
 
+class ContactListView(APIView):
+    @extend_schema(
+        operation_id="api_v1_contacts_list",
+        parameters=[
+            OpenApiParameter(
+                "q",
+                str,
+                description="a (partial) name, email or username, or a phone number in any "
+                "formatting (+1 555-123-4567 finds 15551234567); empty: every contact",
+            ),
+            OpenApiParameter("cursor", str, description="the next_cursor of the previous page"),
+            OpenApiParameter("page_size", int, description="1 to 100, default 25"),
+        ],
+        responses={
+            200: page_of(
+                "ContactPage",
+                inline_serializer(
+                    name="ContactListItem",
+                    many=True,
+                    fields={
+                        **ContactSerializer().get_fields(),
+                        "latest_conversation_id": serializers.IntegerField(
+                            allow_null=True,
+                            help_text="their most recent conversation the caller may see",
+                        ),
+                    },
+                ),
+            ),
+            **errors(400),
+        },
+        description="The contacts the caller may see (a manager: those with a conversation on "
+        "one of their channels), newest first, never counted.",
+    )
+    def get(self, request):
+        return Response(contact_list_payload(contact_list(request.user, request.query_params)))
+
+
 class ContactDetailView(APIView):
-    @extend_schema(responses={200: ContactWithOrdersSerializer, **errors(404)})
+    parser_classes = [SafeJSONParser]  # JSON bodies only
+
+    @extend_schema(responses={200: ContactDetailSerializer, **errors(404)})
     def get(self, request, contact_id: int):
-        contacts = Contact.objects.prefetch_related("orders")
-        ids = visible_channel_ids(request.user)
-        if ids is not None:
-            contacts = contacts.filter(conversations__channel_id__in=ids).distinct()
-        contact = contacts.filter(pk=contact_id).first()
-        if contact is None:
-            return Response({"detail": "contact not found"}, status=status.HTTP_404_NOT_FOUND)
-        return Response(ContactWithOrdersSerializer(contact).data)
+        contact = contact_with_details(request.user, contact_id)
+        return Response(ContactDetailSerializer(contact).data)
+
+    @extend_schema(
+        request=ContactUpdateSerializer,
+        responses={200: ContactDetailSerializer, **errors(400, 404)},
+        description="Change the contact's details, note and custom attributes (only the keys "
+        "given); a value of the wrong type is a 400 naming the attribute. An audit row and a "
+        "`contact.updated` event.",
+    )
+    def patch(self, request, contact_id: int):
+        contact = access_contact_by_id(request.user, contact_id)
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": ["send a JSON object"]})
+        try:
+            update_contact(contact.pk, dict(request.data), actor=request.user)
+        except ContactChangeRejected as exc:
+            raise ValidationError(rejection_detail(exc)) from exc
+        contact = contact_with_details(request.user, contact.pk)
+        return Response(ContactDetailSerializer(contact).data)

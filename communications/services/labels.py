@@ -11,7 +11,7 @@ import dataclasses
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
-from crm.models import Contact, ContactLabel, Label
+from crm.models import Label
 
 from ..counts import state_of
 from ..models import Conversation, ConversationLabel
@@ -130,21 +130,6 @@ def bulk_change_conversation_labels(
         for conversation in conversations:
             changed += change_conversation_labels(conversation, add=add, remove=remove, actor=actor)
     return changed
-
-
-def change_contact_labels(contact: Contact, *, add: list[Label] = (), remove: list[Label] = ()):
-    """A contact's labels (shown on the customer's card); repeats and races change nothing."""
-    with transaction.atomic():
-        if remove:
-            ContactLabel.objects.filter(
-                contact_id=contact.pk, label_id__in=[label.pk for label in remove]
-            ).delete()
-        if add:
-            ContactLabel.objects.bulk_create(
-                [ContactLabel(contact_id=contact.pk, label=label) for label in add],
-                ignore_conflicts=True,
-            )
-    contact._loaded_labels = list(contact.labels.order_by(Lower("name"), "id"))
 
 
 def _names(labels) -> list[dict]:

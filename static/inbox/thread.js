@@ -363,6 +363,7 @@ export class Thread {
       ["Username", contact.username, null],
     ].filter(([, value]) => value);
     const orders = contact.orders || [];
+    const setAttributes = (contact.custom_attributes || []).filter((a) => a.value !== null && a.value !== "");
     const parts = [
       el("div", { class: "card-head" }, avatar(name, "large", contact.avatar_url), el("h3", { text: name })),
       el(
@@ -375,6 +376,18 @@ export class Thread {
       ),
       (contact.labels || []).length ? el("div", { class: "card-labels" }, ...contact.labels.map((label) => labelChip(label))) : null,
       contact.notes ? el("p", { class: "contact-notes", text: contact.notes }) : null,
+      // The custom attributes that have a value (typed, edited on the contact page).
+      setAttributes.length
+        ? el(
+            "dl",
+            { class: "details card-attributes" },
+            ...setAttributes.flatMap((attribute) => [
+              el("dt", { text: attribute.name }),
+              el("dd", { dataset: { attribute: attribute.key }, text: String(attribute.value) }),
+            ]),
+          )
+        : null,
+      el("a", { class: "contact-page-link", href: `/contacts/${contact.id}/` }, "Open the contact page"),
       el("h4", { text: `Orders (${orders.length})` }),
       orders.length
         ? el(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from crm.models import CustomAttributeDefinition
 from tests import factories
 
 from .conftest import login
@@ -55,6 +56,11 @@ def inbox(transactional_db):
     factories.OrderFactory(contact=conversation.contact, number="SB-1042", title="Walnut desk")
     for n in range(3):
         say(channel, f"Customer {n} asks about delivery", sender=f"c{n}", name=f"Customer {n}")
+    CustomAttributeDefinition.objects.create(key="points", name="Loyalty points", type="number")
+    CustomAttributeDefinition.objects.create(
+        key="tier", name="Tier", type="list", options=["Bronze", "Gold"], position=1
+    )
+    CustomAttributeDefinition.objects.create(key="since", name="Customer since", type="date")
     return conversation
 
 
@@ -84,6 +90,24 @@ def test_main_pages_have_no_serious_accessibility_problems(
     problems["reports"] = axe_problems(page)
     page.locator("#report-managers summary").click()
     problems["reports table"] = axe_problems(page)
+    # The contacts pages: the list, a search, a contact with typed attributes, and a refused
+    # save (the error summary and the field's message).
+    page.goto(f"{live_server_url}/contacts/")
+    expect(page.locator("h1")).to_have_text("Contacts")
+    problems["contacts"] = axe_problems(page)
+    page.get_by_label("Search contacts").fill("Dana")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator(".contact-table tbody tr")).to_have_count(1)
+    problems["contacts search"] = axe_problems(page)
+    page.goto(f"{live_server_url}/contacts/{inbox.contact_id}/")
+    page.get_by_label("Add a label").fill("vip")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator(".contact-label")).to_have_count(1)
+    problems["contact"] = axe_problems(page)
+    page.get_by_label("Loyalty points").fill("abc")
+    page.get_by_role("button", name="Save attributes").click()
+    expect(page.locator("#attr-points-error")).to_be_visible()
+    problems["contact refused"] = axe_problems(page)
 
     page.goto(f"{live_server_url}/admin/")
     problems["admin index"] = axe_problems(page)

@@ -18,8 +18,9 @@ from communications.models import (
     ManagerAvailability,
     Message,
 )
-from communications.services.merge_demo import seed_merge_demo
 from communications.saved_views.demo import seed_saved_views
+from communications.services.contacts import seed_demo_contact_attributes
+from communications.services.merge_demo import seed_merge_demo
 from crm.demo_stories import load_stories
 from crm.models import Contact, Team
 from reports.demo import seed_report_history
@@ -101,6 +102,7 @@ class Command(BaseCommand):
         _telegram_demo(channels)
         seed_team_workflow(manager=manager, colleague=colleague, team=team)
         seed_saved_views(manager=manager, colleague=colleague, team=team)
+        seed_demo_contact_attributes(manager=manager)
         _seed_assignment(by_kind, team, users)
         _seed_audit(admin, manager, channels, team)
         Token.objects.get_or_create(user=manager)
@@ -370,8 +372,9 @@ def seed_team_workflow(*, manager, colleague, team) -> None:
     """Labels on conversations and a contact, canned replies, a note mentioning the demo
     manager, and activity lines — all written through the services the inbox uses."""
     from communications.models import CannedResponse
+    from communications.services.contacts import change_contact_labels
     from communications.services.conversations import update_conversation
-    from communications.services.labels import change_contact_labels, change_conversation_labels
+    from communications.services.labels import change_conversation_labels
     from communications.services.send import send_message
     from crm.models import Label
 
