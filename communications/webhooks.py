@@ -136,7 +136,7 @@ def log_accepted(
     `claim` stores it already claimed by the caller, who processes it now (`process_claimed`)."""
     import json
 
-    key = dedup_key or "sha256:" + hashlib.sha256(body).hexdigest()
+    key = dedup_key or body_key(body)
     now = timezone.now()
     ops = connection.ops
     lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS) if claim else None
@@ -174,6 +174,11 @@ def log_accepted(
         outcome=Outcome.SKIPPED,
     )
     return duplicate.pk, True
+
+
+def body_key(body: bytes) -> str:
+    """The dedup key of a delivery whose receiver names none: what a redelivery repeats."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def kick() -> bool:
