@@ -227,3 +227,60 @@ async def test_unknown_hosts_go_to_django_which_refuses_them(door, wa_channel):
 async def test_liveness_answers_without_django(door):
     response = await door.get("/health/live/")
     assert response.status_code == 200 and response.text == "ok"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"external_id": "e1", "sender": {"id": "c1"}, "text": "hi"},
+        {"external_id": " e1 ", "sender": {"id": " c1", "name": " N "}, "text": " hi\n"},
+        {"external_id": "e1", "sender": {"id": "c1"}, "text": "hi", "conversation_id": "t"},
+        {
+            "external_id": "e1",
+            "sender": {"id": "c1", "phone": "+1555"},
+            "text": "x",
+            "subject": "s",
+        },
+        {"external_id": "e1", "sender": {"id": "c1"}, "text": "hi", "timestamp": None},
+        {"external_id": "e1", "sender": {"id": "c1"}, "text": "hi", "attachments": []},
+        {"external_id": "e1", "sender": {"id": "c1", "email": "a@b.example"}, "text": "hi"},
+        {
+            "external_id": "e1",
+            "sender": {"id": "c1"},
+            "text": "hi",
+            "timestamp": "2026-01-01T00:00Z",
+        },
+        {"external_id": "  ", "sender": {"id": "c1"}, "text": "hi"},
+        {"external_id": "e1", "sender": {"id": "c1"}, "text": " \x1c "},
+        {"external_id": "e1", "sender": {"id": "c1"}, "text": "a\x00b"},
+        {"external_id": "e" * 256, "sender": {"id": "c1"}, "text": "hi"},
+        {"external_id": "e1", "sender": {"id": "c1", "phone": "1" * 33}, "text": "hi"},
+        {"external_id": 5, "sender": {"id": "c1"}, "text": "hi"},
+        {"external_id": "e1", "sender": "c1", "text": "hi"},
+        {"external_id": "e1", "sender": {"id": "c1"}},
+        [],
+    ],
+)
+def test_the_api_channels_fast_check_agrees_with_the_serializer(payload):
+    from integrations.api.views import ApiChannelReceiver, InboundPayloadSerializer
+
+    serializer = InboundPayloadSerializer(data=payload)
+    body = json.dumps(payload).encode()
+    if serializer.is_valid():
+        assert ApiChannelReceiver._validated(body) == serializer.validated_data
+    else:
+        with pytest.raises(webhooks.Malformed):
+            ApiChannelReceiver._validated(body)
+
+
+def test_plain_text_deliveries_skip_the_serializer(monkeypatch):
+    from integrations.api import views
+
+    def no_serializer(*args, **kwargs):
+        raise AssertionError("the serializer ran")
+
+    monkeypatch.setattr(views, "InboundPayloadSerializer", no_serializer)
+    body = api_body(" ext-7 ", " hello ")
+    assert views.ApiChannelReceiver._validated(body)["external_id"] == "ext-7"
+    with pytest.raises(AssertionError):
+        views.ApiChannelReceiver._validated(json.dumps({"external_id": "e"}).encode())
