@@ -603,6 +603,7 @@ class Inbox:
         self.ids: dict[int, str] = {}
         self.ready = asyncio.Event()
         self.task = None
+        self.kinds: dict[str, int] = {}  # events by type (resync/stalled: the socket fell behind)
 
     async def start(self):
         self.task = asyncio.ensure_future(self._run())
@@ -622,6 +623,7 @@ class Inbox:
                 now = time.time()
                 event = json.loads(raw)
                 kind = event.get("type")
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
                 if kind == "message.created":
                     data = event["data"]
                     match = TOKEN_RE.search(data.get("content") or "")
@@ -689,6 +691,7 @@ async def run_shape(shape, args, fixtures, stack, inbox) -> dict:
     log(f"{shape}: {count} requests at {rate:.0f}/s ({len(unique)} distinct messages)")
     load_before = loadavg()
     cpu_before = stack.cpu_seconds()
+    kinds_before = dict(inbox.kinds)
     wait = run_generator(stack.port, requests, rate, args.connections)
     due, sent, done, status = await asyncio.to_thread(wait)
     await inbox.wait_for(unique, 20)
@@ -735,6 +738,11 @@ async def run_shape(shape, args, fixtures, stack, inbox) -> dict:
             "stored_distinct": stored_distinct,
             "visible": len(unique & inbox.seen.keys()),
             "doubled_on_socket": len(unique & inbox.doubled),
+        },
+        "socket_events": {
+            k: v - kinds_before.get(k, 0)
+            for k, v in inbox.kinds.items()
+            if v != kinds_before.get(k, 0)
         },
         "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0), 1) for k in cpu_after},
         "loadavg_before": load_before,

@@ -326,9 +326,12 @@ def drain(max_seconds: float = 50.0) -> int:
     deadline = timezone.now() + timedelta(seconds=max_seconds)
     total = 0
     looked_again = False
+    helped = False
     while timezone.now() < deadline:
         ids = claim_batch()
         if ids:
+            if not helped and len(ids) >= settings.WEBHOOK_BATCH_SIZE:
+                helped = _ask_for_help()
             total += process_claimed(ids)
             looked_again = False
             continue
@@ -339,6 +342,20 @@ def drain(max_seconds: float = 50.0) -> int:
     else:
         kick()  # time is up with work left: hand over to a fresh task
     return total
+
+
+def _ask_for_help() -> bool:
+    """A full batch means a backlog: queue one more drain so a second worker process shares it
+    (claims skip each other's rows). Not in eager mode, where it would run inside this one."""
+    from .tasks import process_webhook_deliveries
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return True
+    try:
+        process_webhook_deliveries.delay()
+    except Exception:  # the broker is down: this drain carries on alone
+        logger.warning("could not queue a helping drain", exc_info=True)
+    return True
 
 
 def replay(ids) -> int:
