@@ -31,8 +31,12 @@ def _failure_counter(request, channel_id) -> str:
 
 def check_not_blocked(request, channel_id) -> None:
     """Raise Refused when this address has failed authentication too often for this channel."""
+    check_not_blocked_address(request.META.get("REMOTE_ADDR", ""), channel_id)
+
+
+def check_not_blocked_address(address: str, channel_id) -> None:
     rate = throttle.Rate.parse(settings.WEBHOOK_AUTH_FAILURE_LIMIT)
-    if throttle.peek(_failure_counter(request, channel_id)) >= rate.limit:
+    if throttle.peek(f"webhook-auth-failures:{address}:{channel_id}") >= rate.limit:
         raise Refused(
             "too many failed authentications from this address; try again later", rate.seconds
         )
@@ -47,6 +51,16 @@ def note_failed_authentication(request, channel_id) -> None:
 
 def admit_delivery(channel_id: int) -> None:
     """Count an authenticated delivery for its channel; raise Refused above the limit."""
+    refused = admit_deliveries(channel_id, 1)[0]
+    if refused is not None:
+        raise refused
+
+
+def admit_deliveries(channel_id: int, count: int) -> list[Refused | None]:
+    """Count `count` authenticated deliveries of one channel in one step (the fast door's
+    batch); per delivery None when admitted, else its Refused. The first ones win."""
     rate = throttle.Rate.parse(settings.WEBHOOK_RATE_LIMIT)
-    if throttle.hit(f"webhook-channel:{channel_id}", rate.seconds) > rate.limit:
-        raise Refused("this channel's delivery rate limit is exceeded; retry later", rate.seconds)
+    total = throttle.hit(f"webhook-channel:{channel_id}", rate.seconds, count)
+    admitted = max(0, min(count, rate.limit - (total - count)))
+    refused = Refused("this channel's delivery rate limit is exceeded; retry later", rate.seconds)
+    return [None] * admitted + [refused] * (count - admitted)

@@ -136,7 +136,7 @@ def log_accepted(
     `claim` stores it already claimed by the caller, who processes it now (`process_claimed`)."""
     import json
 
-    key = dedup_key or "sha256:" + hashlib.sha256(body).hexdigest()
+    key = dedup_key or body_key(body)
     now = timezone.now()
     ops = connection.ops
     lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS) if claim else None
@@ -174,6 +174,11 @@ def log_accepted(
         outcome=Outcome.SKIPPED,
     )
     return duplicate.pk, True
+
+
+def body_key(body: bytes) -> str:
+    """The dedup key of a delivery whose receiver names none: what a redelivery repeats."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def kick() -> bool:
@@ -321,9 +326,12 @@ def drain(max_seconds: float = 50.0) -> int:
     deadline = timezone.now() + timedelta(seconds=max_seconds)
     total = 0
     looked_again = False
+    helped = False
     while timezone.now() < deadline:
         ids = claim_batch()
         if ids:
+            if not helped and len(ids) >= settings.WEBHOOK_BATCH_SIZE:
+                helped = _ask_for_help()
             total += process_claimed(ids)
             looked_again = False
             continue
@@ -334,6 +342,20 @@ def drain(max_seconds: float = 50.0) -> int:
     else:
         kick()  # time is up with work left: hand over to a fresh task
     return total
+
+
+def _ask_for_help() -> bool:
+    """A full batch means a backlog: queue one more drain so a second worker process shares it
+    (claims skip each other's rows). Not in eager mode, where it would run inside this one."""
+    from .tasks import process_webhook_deliveries
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return True
+    try:
+        process_webhook_deliveries.delay()
+    except Exception:  # the broker is down: this drain carries on alone
+        logger.warning("could not queue a helping drain", exc_info=True)
+    return True
 
 
 def replay(ids) -> int:

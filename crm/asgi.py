@@ -1,4 +1,4 @@
-"""ASGI entry point: `daphne crm.asgi:application` serves HTTP and websockets."""
+"""ASGI entry point: HTTP (uvicorn, or daphne) and websockets (daphne); see docker-compose.yml."""
 
 import os
 
@@ -12,13 +12,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from communications.routing import websocket_urlpatterns  # noqa: E402
+from communications.webhook_door import WebhookDoor  # noqa: E402
 from crm.proxy import TrustedProxyMiddleware  # noqa: E402
 
 # The client address comes from nginx's X-Forwarded-For only when nginx is the peer (crm/proxy).
 application = TrustedProxyMiddleware(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            # Accepted webhook deliveries skip Django's handler (communications/webhook_door).
+            "http": WebhookDoor(django_asgi_app),
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),

@@ -275,6 +275,10 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.
 WEBHOOK_KICK_SECONDS = env.int("WEBHOOK_KICK_SECONDS", default=5)
 WEBHOOK_STALL_SECONDS = env.int("WEBHOOK_STALL_SECONDS", default=120)
 WEBHOOK_AUTH_FAILURE_LIMIT = env("WEBHOOK_AUTH_FAILURE_LIMIT", default="30/minute")
+# The fast door (communications/webhook_door.py): rows per group commit, and how long a
+# process keeps a channel (its secrets, kind, active flag) before reading it again.
+WEBHOOK_DOOR_BATCH = env.int("WEBHOOK_DOOR_BATCH", default=500)
+WEBHOOK_DOOR_CHANNEL_TTL = env.float("WEBHOOK_DOOR_CHANNEL_TTL", default=2.0)
 # Outgoing webhooks to integrators (communications/services/outgoing_webhooks.py).
 OUTGOING_WEBHOOK_TIMEOUT = env.float("OUTGOING_WEBHOOK_TIMEOUT", default=10.0)
 OUTGOING_WEBHOOK_RETRY_BASE_SECONDS = env.float("OUTGOING_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)

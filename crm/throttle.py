@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 try:
@@ -103,6 +103,12 @@ def _mark_shared_down(error: Exception) -> None:
     _shared_down_until = time.monotonic() + SHARED_RETRY_SECONDS
 
 
+def _is_redis() -> bool:
+    """`cache` is a proxy: isinstance() must look at the backend it stands for (checking the
+    proxy itself was always False, so every count took the slower add+incr path)."""
+    return isinstance(caches[DEFAULT_CACHE_ALIAS], RedisCache)
+
+
 def _redis(key: str):
     """The raw client and the full key (prefix, version) the cache would use for `key`.
     Django's RedisCache has no atomic "increment or create with expiry"; its client does."""
@@ -110,28 +116,29 @@ def _redis(key: str):
     return cache._cache.get_client(full, write=True), full
 
 
-def hit(name: str, seconds: int) -> int:
-    """Count one more event for `name` in its window; returns the count including this one."""
+def hit(name: str, seconds: int, amount: int = 1) -> int:
+    """Count `amount` more events for `name` in its window; returns the count including them
+    (a batch of n takes the numbers count-n+1 … count)."""
     key = f"{PREFIX}:{name}"
     if _shared_available():
         try:
-            if isinstance(cache, RedisCache):
+            if _is_redis():
                 client, full = _redis(key)
                 pipe = client.pipeline(transaction=True)
                 pipe.set(full, 0, ex=seconds, nx=True)
-                pipe.incr(full)
+                pipe.incrby(full, amount)
                 return int(pipe.execute()[1])
             # Any other Django cache (LocMem in the embedded mode): add + incr, atomic there.
             while True:
-                if cache.add(key, 1, timeout=seconds):
-                    return 1
+                if cache.add(key, amount, timeout=seconds):
+                    return amount
                 try:
-                    return cache.incr(key)
+                    return cache.incr(key, amount)
                 except ValueError:  # expired between add and incr: start a new window
                     continue
         except UNREACHABLE as error:
             _mark_shared_down(error)
-    return _local.hit(key, seconds)
+    return _local.hit(key, seconds, amount)
 
 
 def peek(name: str) -> int:
@@ -139,7 +146,7 @@ def peek(name: str) -> int:
     key = f"{PREFIX}:{name}"
     if _shared_available():
         try:
-            if isinstance(cache, RedisCache):
+            if _is_redis():
                 client, full = _redis(key)
                 value = client.get(full)
             else:
@@ -155,7 +162,7 @@ def refund(name: str) -> None:
     key = f"{PREFIX}:{name}"
     if _shared_available():
         try:
-            if isinstance(cache, RedisCache):
+            if _is_redis():
                 client, full = _redis(key)
                 client.eval(_REFUND_SCRIPT, 1, full)
             else:
@@ -175,7 +182,7 @@ def reset(name: str) -> None:
     _local.delete(key)
     if _shared_available():
         try:
-            if isinstance(cache, RedisCache):
+            if _is_redis():
                 client, full = _redis(key)
                 client.delete(full)
             else:

@@ -28,13 +28,12 @@ def fresh_rate_counters():
     """Rate counters (crm/throttle.py) live in Redis, not in the test database, and outlive a
     test: start every test at zero. Only the throttle keys of the test's own Redis database."""
     from django.core.cache import cache
-    from django.core.cache.backends.redis import RedisCache
 
     from crm import throttle
 
     throttle._local = throttle._LocalCounters()
     throttle._shared_down_until = 0.0
-    if isinstance(cache, RedisCache):
+    if throttle._is_redis():
         client = cache._cache.get_client(None, write=True)
         keys = list(client.scan_iter(match=cache.make_key(f"{throttle.PREFIX}:*"), count=1000))
         if keys:

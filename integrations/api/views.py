@@ -5,6 +5,7 @@ import binascii
 import hmac
 import json
 
+import jsonschema_rs
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -181,6 +182,66 @@ class ApiChannelInboundView(APIView):
         )
 
 
+def _string(max_length: int, required_text: bool = False) -> dict:
+    rules = [{"type": "string", "maxLength": max_length, "pattern": "^[^\\u0000]*$"}]
+    if required_text:
+        rules.append({"pattern": "[^\\s\\u001c-\\u001f\\u0085]"})
+    return {"allOf": rules}
+
+
+# The common delivery — plain text, no attachment, no timestamp, e-mail or avatar — checked by
+# a compiled schema (~5 µs) instead of the serializer (~300 µs; at the door and in the worker).
+# It admits a subset of what InboundPayloadSerializer admits: anything else (also anything it
+# would reject) goes through the serializer, so answers and error messages are the same.
+_PLAIN_TEXT = jsonschema_rs.Draft202012Validator(
+    {
+        "type": "object",
+        "required": ["external_id", "sender", "text"],
+        "properties": {
+            "external_id": _string(255, required_text=True),
+            "conversation_id": _string(255),
+            "sender": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": _string(255, required_text=True),
+                    "name": _string(255),
+                    "username": _string(255),
+                    "phone": _string(32),
+                },
+                "not": {"anyOf": [{"required": ["email"]}, {"required": ["avatar_url"]}]},
+            },
+            "text": _string(20000, required_text=True),
+            "subject": _string(255),
+            "timestamp": {"type": "null"},
+            "attachments": {"type": "array", "maxItems": 0},
+        },
+    }
+)
+
+
+def _plain_text_data(data: dict) -> dict:
+    """What InboundPayloadSerializer's validated_data is for a payload _PLAIN_TEXT admits
+    (CharFields trim surrounding whitespace; absent fields take their defaults)."""
+    sender = data["sender"]
+    return {
+        "external_id": data["external_id"].strip(),
+        "conversation_id": data.get("conversation_id", "").strip(),
+        "sender": {
+            "id": sender["id"].strip(),
+            "name": sender.get("name", "").strip(),
+            "username": sender.get("username", "").strip(),
+            "phone": sender.get("phone", "").strip(),
+            "email": "",
+            "avatar_url": "",
+        },
+        "text": data["text"].strip(),
+        "timestamp": None,
+        "subject": data.get("subject", "").strip(),
+        "attachments": [],
+    }
+
+
 def _wants_async(request) -> bool:
     """RFC 7240: `Prefer: respond-async` answers 202 once the delivery is logged."""
     prefer = request.headers.get("Prefer", "")
@@ -244,6 +305,8 @@ class ApiChannelReceiver(webhooks.WebhookReceiver):
             data = load_json(body)
         except JSONRejected as exc:
             raise webhooks.Malformed(str(exc)) from exc
+        if _PLAIN_TEXT.is_valid(data):
+            return _plain_text_data(data)
         serializer = InboundPayloadSerializer(data=data)
         if not serializer.is_valid():
             raise webhooks.Malformed(json.dumps(serializer.errors))

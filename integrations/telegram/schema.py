@@ -6,6 +6,7 @@ the place (`message.chat.id: 'x' is not of type 'integer'`). Update kinds we do 
 in the webhook log and ignored. Fields we do not read may be anything.
 """
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -96,10 +97,15 @@ UPDATE = _object(
 )
 
 _validator = Draft202012Validator(UPDATE)
+# The same schema compiled (Rust, ~100x faster): answers the common case, a valid payload, at
+# the webhook door and in the worker; jsonschema names the problem of an invalid one.
+_fast = jsonschema_rs.Draft202012Validator(UPDATE)
 
 
 def shape_error(payload) -> str | None:
     """What is wrong with the update's shape, or None when parse.py can read it."""
+    if _fast.is_valid(payload):
+        return None
     error = best_match(_validator.iter_errors(payload))
     if error is None:
         return None

@@ -6,6 +6,7 @@ type 'object'`) instead of crashing half-way. Fields we do not read may be anyth
 Lengths follow the columns the values end up in (ids 255, a phone 32 with its "+").
 """
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -102,10 +103,15 @@ WEBHOOK = _object(
 )
 
 _validator = Draft202012Validator(WEBHOOK)
+# The same schema compiled (Rust, ~100x faster): answers the common case, a valid payload, at
+# the webhook door and in the worker; jsonschema names the problem of an invalid one.
+_fast = jsonschema_rs.Draft202012Validator(WEBHOOK)
 
 
 def shape_error(payload) -> str | None:
     """What is wrong with the payload's shape, or None when parse.py can read it."""
+    if _fast.is_valid(payload):
+        return None
     error = best_match(_validator.iter_errors(payload))
     if error is None:
         return None

@@ -84,11 +84,14 @@ def test_app_services_share_one_image_and_configuration(base):
 def test_commands(base):
     services = base["services"]
     for name in ("web1", "web2"):
-        assert command(services[name]).startswith("daphne -b 0.0.0.0 -p 8000")
+        assert command(services[name]).startswith("uvicorn --host 0.0.0.0 --port 8000")
         assert command(services[name]).endswith("crm.asgi:application")
         # The client address is taken from nginx's X-Forwarded-For by the app, only from a
-        # trusted proxy (crm/proxy.py); daphne's --proxy-headers would believe any peer.
-        assert "--proxy-headers" not in command(services[name])
+        # trusted proxy (crm/proxy.py); the server's own proxy-header handling would believe
+        # any peer (uvicorn's is on by default: switched off).
+        assert "--no-proxy-headers" in command(services[name])
+    assert command(services["ws"]).startswith("daphne -b 0.0.0.0 -p 8000")
+    assert "--proxy-headers" not in command(services["ws"])
     assert command(services["worker"]).startswith("celery -A crm worker")
     beat = command(services["beat"])
     assert beat.startswith("celery -A crm beat")
@@ -117,7 +120,7 @@ def test_nginx_mounts_its_config_and_reaches_the_web_services(base):
     assert "static:/app/staticfiles" in base["services"]["migrate"]["volumes"]
     conf = (ROOT / "nginx" / "switchboard.conf").read_text()
     upstream = re.findall(r"server\s+([a-z0-9-]+):(\d+)", conf)
-    assert upstream == [("web1", "8000"), ("web2", "8000")]
+    assert upstream == [("web1", "8000"), ("web2", "8000"), ("ws", "8000")]
     for name, port in upstream:
         assert port in base["services"][name]["expose"]
     assert "alias /srv/static/;" in conf and "alias /srv/media/;" in conf

@@ -167,6 +167,7 @@ def stack(nginx_binary, tmp_path_factory):
         for old, new in (
             ("web1:8000", f"127.0.0.1:{web_ports[0]}"),
             ("web2:8000", f"127.0.0.1:{web_ports[1]}"),
+            ("ws:8000", f"127.0.0.1:{web_ports[0]}"),  # daphne serves websockets here too
             ("listen 80;", f"listen 127.0.0.1:{nginx_port};"),
             ("/srv/static/", f"{static}/"),
             ("/srv/media/", f"{media}/"),

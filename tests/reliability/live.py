@@ -121,6 +121,7 @@ def nginx_in_front(web_ports: list[int], base: Path):
     for old, new in (
         ("web1:8000", f"127.0.0.1:{web_ports[0]}"),
         ("web2:8000", f"127.0.0.1:{web_ports[1]}"),
+        ("ws:8000", f"127.0.0.1:{web_ports[0]}"),  # daphne serves websockets here too
         ("listen 80;", f"listen 127.0.0.1:{port};"),
         ("/srv/static/", f"{base / 'static'}/"),
         ("/srv/media/", f"{base / 'media'}/"),

@@ -234,3 +234,21 @@ def test_ten_identical_deliveries_at_once_store_one_message():
     assert verdicts == ["accepted"] + ["duplicate"] * 9
     webhooks.drain()
     assert Message.objects.filter(external_id="wamid.RACE").count() == 1
+
+
+def test_a_full_batch_asks_a_second_worker_to_help_once(exploding, settings, monkeypatch):
+    from communications import tasks
+
+    monkeypatch.setattr(webhooks, "kick", lambda: True)
+    settings.WEBHOOK_BATCH_SIZE = 2
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    helpers = []
+    monkeypatch.setattr(tasks.process_webhook_deliveries, "delay", lambda: helpers.append(1))
+    channel = factories.ChannelFactory()
+    for index in range(5):  # batches of 2, 2, 1: the first full one asks, the rest do not
+        webhooks.log_accepted(channel, "exploding", {}, b"ok", dedup_key=f"k{index}")
+    assert webhooks.drain() == 5
+    assert helpers == [1]
+    settings.WEBHOOK_BATCH_SIZE = 10
+    webhooks.log_accepted(channel, "exploding", {}, b"ok", dedup_key="k9")
+    assert webhooks.drain() == 1 and helpers == [1]  # no backlog, no helper

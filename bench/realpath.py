@@ -1,0 +1,890 @@
+#!/usr/bin/env python
+"""Real-path webhook benchmark: nginx → the app servers → the webhook log → the worker → the
+inbox websocket, driven open-loop from another process. Prints one JSON document.
+
+    REDIS_URL=redis://127.0.0.1:6379/10 .venv/bin/python bench/realpath.py            # 60 s shapes
+    … bench/realpath.py --seconds 15 --shapes whatsapp,flood --server daphne       # quick / A-B
+
+What runs (as docker-compose.yml runs it, on loopback): nginx on a free port with a config
+generated from the same locations as nginx/switchboard.conf; the HTTP app server (`uvicorn`
+with httptools/uvloop, N workers — or `--server daphne`/`granian`) behind it; one daphne for
+/ws/; the webhook worker (`celery -Q celery-webhooks`); PostgreSQL and Redis already running.
+The database (`--database-url`, default switchboard_realpath on 127.0.0.1) is dropped and
+created anew unless `--reuse`.
+
+Shapes, each reported on its own with `targets_met` per target:
+- `api`, `whatsapp`, `telegram`: single-message webhooks (one message per HTTP request, as the
+  platforms deliver them), 10 % of them exact redeliveries of an earlier one, offered open-loop
+  at `--rate` per second for `--seconds`. Reported: accepted/s, acceptance latency (from the
+  moment each request was *due*, so a stalled server cannot hide its queue), how soon each
+  message is visible on an inbox websocket measured from the moment its request was written
+  (its arrival), and whether anything was lost or doubled (in the database and on the socket).
+- `flood`: 5,000 messages into 50 existing conversations offered at 2.5× `--rate`; reported:
+  how fast they were absorbed (first send → last visible on the socket).
+Anchors in the same run: raw PostgreSQL single-row INSERT+COMMIT rate (pgbench, 8 clients)
+and the rate of a trivial endpoint (`GET /health/live/`) through the same nginx and servers,
+closed-loop. `os.getloadavg()` before and after each shape: on a shared machine compare each
+figure with its same-run anchors, not with another run's absolute numbers.
+
+The load generator is a raw asyncio HTTP/1.1 client over kept-alive connections, not httpx or
+locust: on this 2-core machine the generator shares the CPU with nginx, the servers, the worker
+and PostgreSQL, and httpx spends roughly ten times more CPU per request than writing prepared
+bytes and reading a Content-Length framed answer, so it would measure itself. Every request
+is prepared (signed) before the clock starts; `wrk` is not installed, and its Lua scripting
+would have to sign each WhatsApp body by hand. It is open-loop: requests are due at fixed
+times whatever the answers do, and a fixed set of connections take them from one queue.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ itself is on sys.path and bench/email.py would shadow the stdlib's.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/switchboard_realpath"
+TARGET_RATE = 1000
+TARGET_P99_MS = 250
+TARGET_VISIBLE_P95_MS = 1000
+SECRET = "realpath-" + "k" * 40
+TOKEN_RE = re.compile(r"\brp(\d+)x(\d+)\b")
+SHAPE_IDS = {"api": 1, "whatsapp": 2, "telegram": 3, "flood": 4, "warm": 5}
+WARM_TAG = 9
+
+
+def log(text: str) -> None:
+    print(f"[realpath {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_DB)
+    parser.add_argument("--reuse", action="store_true", help="keep the database if it exists")
+    parser.add_argument("--server", default="uvicorn", choices=["uvicorn", "daphne", "granian"])
+    parser.add_argument("--workers", type=int, default=2, help="HTTP server processes")
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered webhooks/s")
+    parser.add_argument("--seconds", type=float, default=60.0, help="per webhook shape")
+    parser.add_argument("--shapes", default="api,whatsapp,telegram,flood")
+    parser.add_argument("--connections", type=int, default=256, help="generator connections")
+    parser.add_argument("--senders", type=int, default=1000, help="distinct customers per shape")
+    parser.add_argument("--flood", type=int, default=5000)
+    parser.add_argument("--skip-anchors", action="store_true")
+    parser.add_argument("--anchor-seconds", type=float, default=10.0)
+    parser.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    parser.add_argument(
+        "--extra-path",
+        default=os.environ.get("REALPATH_EXTRA_PATH", ""),
+        help="prepended to PYTHONPATH of the servers (a server installed outside the venv)",
+    )
+    return parser.parse_args(argv)
+
+
+def base_env(args) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=args.database_url,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=SECRET,
+        FIELD_ENCRYPTION_KEYS=SECRET,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        TRUSTED_PROXIES="127.0.0.1,::1",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="crm.settings",
+    )
+    if args.extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [args.extra_path, str(ROOT), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+    return env
+
+
+# --- the database and the fixtures ----------------------------------------------------------
+
+
+def prepare_database(args) -> None:
+    import psycopg
+
+    name = args.database_url.rsplit("/", 1)[1]
+    server = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(server, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not args.reuse:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django(args):
+    os.environ.update({k: v for k, v in base_env(args).items() if k != "PYTHONPATH"})
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    log("migrating")
+    call_command("migrate", verbosity=0)
+
+
+def make_fixtures() -> dict:
+    """Channels of the three kinds, a team seeing them, a manager's session cookie."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from communications.models import Channel
+    from crm.models import Team
+
+    tag = f"rp{int(time.time())}"
+    team = Team.objects.create(name=tag)
+    api = Channel.objects.create(
+        kind=Channel.Kind.API, name=f"{tag} api", secrets={"inbound_token": "tok-" + tag}
+    )
+    whatsapp = Channel.objects.create(
+        kind=Channel.Kind.WHATSAPP,
+        name=f"{tag} whatsapp",
+        config={"phone_number_id": "106540352242922"},
+        secrets={"app_secret": "app-" + tag, "access_token": "x", "verify_token": "v"},
+    )
+    telegram = Channel.objects.create(
+        kind=Channel.Kind.TELEGRAM,
+        name=f"{tag} telegram",
+        secrets={"bot_token": "1:x", "webhook_secret": "tg-" + tag},
+    )
+    for channel in (api, whatsapp, telegram):
+        channel.teams.add(team)
+    user = get_user_model().objects.create_user(username=tag, password=tag)
+    team.members.add(user)
+    client = Client()
+    client.force_login(user)
+    return {
+        "cookie": client.cookies[settings.SESSION_COOKIE_NAME].value,
+        "api": (api.pk, "tok-" + tag),
+        "whatsapp": (whatsapp.pk, "app-" + tag),
+        "telegram": (telegram.pk, "tg-" + tag),
+    }
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, process, name: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.2)
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    upstream switchboard_http {{
+{http_servers}
+        keepalive 128;
+    }}
+    upstream switchboard_ws {{
+        server 127.0.0.1:{ws_port};
+        keepalive 16;
+    }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; "" ""; }}
+    map $http_x_forwarded_proto $forwarded_proto {{ default $http_x_forwarded_proto; "" $scheme; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        client_max_body_size 50m;
+        proxy_http_version 1.1;
+        location /ws/ {{
+            proxy_pass http://switchboard_ws;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $forwarded_proto;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 3600s;
+            proxy_buffering off;
+        }}
+        location / {{
+            proxy_pass http://switchboard_http;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $forwarded_proto;
+            proxy_set_header Connection "";
+            proxy_read_timeout 60s;
+        }}
+    }}
+}}
+"""
+
+
+class Stack:
+    """nginx, the HTTP server(s), daphne for websockets, the webhook worker."""
+
+    def __init__(self, args):
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="realpath-"))
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.env = base_env(args)
+        python = sys.executable
+        bindir = Path(python).parent
+        ws_port = free_port()
+        self._spawn(
+            "daphne-ws",
+            [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(ws_port)]
+            + ["--websocket_timeout", "86400", "crm.asgi:application"],
+            ws_port,
+        )
+        http_ports = []
+        if args.server == "daphne":
+            for n in range(args.workers):
+                port = free_port()
+                self._spawn(
+                    f"daphne-{n}",
+                    [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+                    + ["crm.asgi:application"],
+                    port,
+                )
+                http_ports.append(port)
+        elif args.server == "uvicorn":
+            port = free_port()
+            self._spawn(
+                "uvicorn",
+                [python, "-m", "uvicorn", "crm.asgi:application", "--host", "127.0.0.1"]
+                + ["--port", str(port), "--workers", str(args.workers), "--http", "httptools"]
+                + ["--loop", "uvloop", "--no-proxy-headers", "--no-access-log"]
+                + ["--lifespan", "off", "--log-level", "warning", "--backlog", "4096"],
+                port,
+            )
+            http_ports.append(port)
+        else:
+            port = free_port()
+            self._spawn(
+                "granian",
+                [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
+                + ["--port", str(port), "--workers", str(args.workers), "--loop", "uvloop"]
+                + ["--no-ws", "--log-level", "warning", "crm.asgi:application"],
+                port,
+            )
+            http_ports.append(port)
+        self._spawn(
+            "worker-webhooks",
+            [str(bindir / "celery"), "-A", "crm", "worker", "-Q", "celery-webhooks"]
+            + ["--concurrency", "2", "--loglevel", "WARNING", "-n", f"rp-{os.getpid()}@%h"],
+            None,
+        )
+        self.port = free_port()
+        conf = NGINX_CONF.format(
+            tmp=self.tmp,
+            port=self.port,
+            ws_port=ws_port,
+            http_servers="\n".join(f"        server 127.0.0.1:{p};" for p in http_ports),
+        )
+        (self.tmp / "nginx.conf").write_text(conf)
+        self._spawn("nginx", [self.args.nginx, "-c", str(self.tmp / "nginx.conf")], self.port)
+        self.pids = {name: p.pid for name, p in self.processes}
+
+    def _spawn(self, name, command, port):
+        logfile = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append((name, process))
+        if port is not None:
+            wait_port(port, process, f"{name} (log: {logfile.name})")
+
+    def cpu_seconds(self) -> dict:
+        """CPU used so far by each started process and its children."""
+        out = {}
+        for name, process in self.processes:
+            total = 0.0
+            for pid in [process.pid, *_children(process.pid)]:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            out[name] = round(total, 2)
+        return out
+
+    def stop(self):
+        for _name, process in reversed(self.processes):
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for _name, process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found = [int(k) for k in kids]
+    for kid in list(found):
+        found += _children(kid)
+    return found
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def _wa_body(token: str, sender: int) -> bytes:
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": "106540352242922",
+                            },
+                            "contacts": [
+                                {
+                                    "profile": {"name": f"Customer {sender}"},
+                                    "wa_id": f"1555{sender:07d}",
+                                }
+                            ],
+                            "messages": [
+                                {
+                                    "from": f"1555{sender:07d}",
+                                    "id": f"wamid.{token}",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": f"Hello, is this in stock? {token}"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(payload).encode()
+
+
+def build_requests(
+    shape: str, fixtures: dict, count: int, senders: int, port: int, seed: int, tag: int = 0
+):
+    """Prepared request bytes and the token each carries; every tenth (after the first few)
+    repeats an earlier request byte for byte (a platform's redelivery)."""
+    import hashlib
+    import hmac
+
+    shape_id = tag or SHAPE_IDS[shape]
+    host = f"Host: 127.0.0.1:{port}\r\nX-Forwarded-Proto: https\r\n"
+    out: list[bytes] = []
+    tokens: list[str] = []
+    duplicate: list[bool] = []
+    for i in range(count):
+        if shape != "flood" and i >= 20 and i % 10 == 9:
+            j = (i * 7919 + seed) % (i - 1)
+            while duplicate[j]:
+                j -= 1
+            out.append(out[j])
+            tokens.append(tokens[j])
+            duplicate.append(True)
+            continue
+        token = f"rp{shape_id}x{i}"
+        sender = i % senders
+        if shape in ("api", "flood", "warm"):
+            prefix = "flood" if shape in ("flood", "warm") else "api"
+            channel_id, secret = fixtures["api"]
+            body = json.dumps(
+                {
+                    "external_id": token,
+                    "sender": {"id": f"{prefix}-cust-{sender}", "name": f"Customer {sender}"},
+                    "text": f"Hello, is this in stock? {token}",
+                }
+            ).encode()
+            head = (
+                f"POST /api/v1/channels/{channel_id}/inbound/ HTTP/1.1\r\n{host}"
+                f"Authorization: Bearer {secret}\r\nPrefer: respond-async\r\n"
+            )
+        elif shape == "whatsapp":
+            channel_id, secret = fixtures["whatsapp"]
+            body = _wa_body(token, sender)
+            signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            head = (
+                f"POST /webhooks/whatsapp/{channel_id}/ HTTP/1.1\r\n{host}"
+                f"X-Hub-Signature-256: sha256={signature}\r\n"
+            )
+        else:
+            channel_id, secret = fixtures["telegram"]
+            body = json.dumps(
+                {
+                    "update_id": 900_000_000 + shape_id * 10_000_000 + i,
+                    "message": {
+                        "message_id": shape_id * 10_000_000 + i + 1,
+                        "from": {"id": 5_000_000 + sender, "is_bot": False, "first_name": "C"},
+                        "chat": {"id": 5_000_000 + sender, "type": "private", "first_name": "C"},
+                        "date": int(time.time()),
+                        "text": f"Hello, is this in stock? {token}",
+                    },
+                }
+            ).encode()
+            head = (
+                f"POST /webhooks/telegram/{channel_id}/ HTTP/1.1\r\n{host}"
+                f"X-Telegram-Bot-Api-Secret-Token: {secret}\r\n"
+            )
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        out.append(head.encode() + body)
+        tokens.append(token)
+        duplicate.append(False)
+    return out, tokens, duplicate
+
+
+# --- the load generator (its own process) ---------------------------------------------------
+
+
+async def _read_response(reader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at >= 0:
+        end = lower.find(b"\r\n", at + 2)
+        await reader.readexactly(int(lower[at + 17 : end]))
+    elif b"transfer-encoding: chunked" in lower:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    return status, b"connection: close" in lower
+
+
+async def _generate(port, requests, rate, connections, closed_loop_seconds=0.0):
+    """Open loop: request i is due at start + i/rate. Closed loop (anchor): as fast as the
+    connections go, for closed_loop_seconds. Returns per request (due, sent, done, status)."""
+    loop = asyncio.get_running_loop()
+    n = len(requests)
+    due = [0.0] * n
+    sent = [0.0] * n
+    done = [0.0] * n
+    status = [0] * n
+    queue: asyncio.Queue = asyncio.Queue()
+    counter = {"next": 0}
+
+    async def worker():
+        reader = writer = None
+        while True:
+            if closed_loop_seconds:
+                i = counter["next"]
+                if i >= n or loop.time() > stop_at:
+                    return
+                counter["next"] += 1
+                due[i] = time.time()
+            else:
+                i = await queue.get()
+                if i is None:
+                    return
+            for _attempt in range(2):
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    sent[i] = time.time()
+                    writer.write(requests[i])
+                    status[i], close = await _read_response(reader)
+                    done[i] = time.time()
+                    if close:
+                        writer.close()
+                        reader = writer = None
+                    break
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    status[i] = -1
+                    done[i] = time.time()
+
+    start = time.time() + 0.2
+    stop_at = loop.time() + 0.2 + closed_loop_seconds
+    workers = [asyncio.ensure_future(worker()) for _ in range(connections)]
+    if not closed_loop_seconds:
+        interval = 1.0 / rate
+        for i in range(n):
+            due[i] = start + i * interval
+            delay = due[i] - time.time()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            queue.put_nowait(i)
+        for _ in workers:
+            queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    return due, sent, done, status
+
+
+def _generator_process(port, requests, rate, connections, closed_loop_seconds, results):
+    asyncio.events._set_running_loop(None)  # forked from inside the parent's running loop
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    results.put(asyncio.run(_generate(port, requests, rate, connections, closed_loop_seconds)))
+
+
+def run_generator(port, requests, rate, connections, closed_loop_seconds=0.0):
+    """Start the generator in its own process; returns a function that waits for its result."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    process = context.Process(
+        target=_generator_process,
+        args=(port, requests, rate, connections, closed_loop_seconds, results),
+    )
+    process.start()
+
+    def wait():
+        out = results.get()
+        process.join()
+        return out
+
+    return wait
+
+
+# --- the inbox websocket --------------------------------------------------------------------
+
+
+class Inbox:
+    """One manager's /ws/inbox/ through nginx: when each message (by its token) first shows."""
+
+    def __init__(self, port: int, cookie: str):
+        self.url = f"ws://127.0.0.1:{port}/ws/inbox/"
+        self.cookie = cookie
+        self.seen: dict[str, float] = {}
+        self.doubled: set[str] = set()
+        self.ids: dict[int, str] = {}
+        self.ready = asyncio.Event()
+        self.task = None
+        self.kinds: dict[str, int] = {}  # events by type (resync/stalled: the socket fell behind)
+
+    async def start(self):
+        self.task = asyncio.ensure_future(self._run())
+        await asyncio.wait_for(self.ready.wait(), 30)
+
+    async def _run(self):
+        import websockets
+
+        headers = {
+            "Cookie": f"sessionid={self.cookie}",
+            "Origin": f"http://127.0.0.1:{self.url.split(':')[2].split('/')[0]}",
+        }
+        async with websockets.connect(
+            self.url, additional_headers=headers, max_queue=None, ping_interval=None
+        ) as ws:
+            async for raw in ws:
+                now = time.time()
+                event = json.loads(raw)
+                kind = event.get("type")
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+                if kind == "message.created":
+                    data = event["data"]
+                    match = TOKEN_RE.search(data.get("content") or "")
+                    if match:
+                        token = match[0]
+                        if token in self.seen and self.ids.get(data["id"]) != token:
+                            self.doubled.add(token)
+                        self.seen.setdefault(token, now)
+                        self.ids[data["id"]] = token
+                elif kind == "ping":
+                    await ws.send(json.dumps({"type": "pong", "seq": event.get("seq")}))
+                elif kind == "ready":
+                    self.ready.set()
+
+    async def wait_for(self, tokens: set[str], seconds: float) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline and not tokens <= self.seen.keys():
+            await asyncio.sleep(0.1)
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def pct(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(len(values) * p / 100))], 1)
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def stored_counts(channel_id: int, tokens: set[str]) -> tuple[int, int]:
+    """(messages carrying one of the tokens, distinct tokens among them) in the database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT substring(content from 'rp[0-9]+x[0-9]+'))"
+            " FROM communications_message WHERE channel_id = %s AND direction = 'in'"
+            " AND substring(content from 'rp[0-9]+x[0-9]+') = ANY(%s)",
+            [channel_id, list(tokens)],
+        )
+        return cursor.fetchone()
+
+
+async def run_shape(shape, args, fixtures, stack, inbox) -> dict:
+    if shape == "flood":
+        count, rate = args.flood, args.rate * 2.5
+        senders = 50
+    else:
+        count, rate = int(args.rate * args.seconds), args.rate
+        senders = args.senders
+    requests, tokens, duplicate = build_requests(
+        shape, fixtures, count, senders, stack.port, seed=7
+    )
+    if shape == "flood":  # the 50 conversations exist before the flood
+        warm, warm_tokens, _ = build_requests("warm", fixtures, 50, 50, stack.port, seed=7)
+        await asyncio.to_thread(run_generator(stack.port, warm, 100, 10))
+        await inbox.wait_for(set(warm_tokens), 15)
+    channel_id = fixtures["api" if shape == "flood" else shape][0]
+    unique = {t for t, d in zip(tokens, duplicate, strict=True) if not d}
+    log(f"{shape}: {count} requests at {rate:.0f}/s ({len(unique)} distinct messages)")
+    load_before = loadavg()
+    cpu_before = stack.cpu_seconds()
+    kinds_before = dict(inbox.kinds)
+    wait = run_generator(stack.port, requests, rate, args.connections)
+    due, sent, done, status = await asyncio.to_thread(wait)
+    await inbox.wait_for(unique, 20)
+    cpu_after = stack.cpu_seconds()
+    accepted = [i for i in range(count) if 200 <= status[i] < 300]
+    window = max(done) - min(due)
+    latency_ms = [(done[i] - due[i]) * 1000 for i in accepted]
+    first_sent: dict[str, float] = {}
+    for i in range(count):
+        if sent[i]:
+            first_sent.setdefault(tokens[i], sent[i])
+    visible_ms = [
+        (inbox.seen[t] - first_sent[t]) * 1000
+        for t in unique
+        if t in inbox.seen and t in first_sent
+    ]
+    stored, stored_distinct = await asyncio.to_thread(stored_counts, channel_id, unique)
+    statuses: dict[str, int] = {}
+    for s in status:
+        statuses[str(s)] = statuses.get(str(s), 0) + 1
+    result = {
+        "requests": count,
+        "offered_per_s": round(rate, 1),
+        "duplicates_offered": count - len(unique),
+        "statuses": statuses,
+        "accepted_per_s": round(len(accepted) / window, 1) if window > 0 else None,
+        "acceptance_ms": {
+            "p50": pct(latency_ms, 50),
+            "p99": pct(latency_ms, 99),
+            "max": pct(latency_ms, 100),
+            "over_1s_pct": round(
+                100 * sum(x > 1000 for x in latency_ms) / max(1, len(latency_ms)), 2
+            ),
+        },
+        "visible_ms": {
+            "p50": pct(visible_ms, 50),
+            "p95": pct(visible_ms, 95),
+            "p99": pct(visible_ms, 99),
+            "max": pct(visible_ms, 100),
+        },
+        "messages": {
+            "expected": len(unique),
+            "stored": stored,
+            "stored_distinct": stored_distinct,
+            "visible": len(unique & inbox.seen.keys()),
+            "doubled_on_socket": len(unique & inbox.doubled),
+        },
+        "socket_events": {
+            k: v - kinds_before.get(k, 0)
+            for k, v in inbox.kinds.items()
+            if v != kinds_before.get(k, 0)
+        },
+        "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0), 1) for k in cpu_after},
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+    }
+    lost = len(unique) - stored_distinct
+    doubled = stored - stored_distinct + result["messages"]["doubled_on_socket"]
+    if shape == "flood":
+        last_visible = max((inbox.seen[t] for t in unique if t in inbox.seen), default=None)
+        absorbed = (
+            len(unique & inbox.seen.keys()) / (last_visible - min(sent)) if last_visible else 0
+        )
+        result["absorbed_per_s"] = round(absorbed, 1)
+        result["targets_met"] = {
+            "absorbed_ge_1000_per_s": absorbed >= TARGET_RATE,
+            "nothing_lost_or_doubled": lost == 0 and doubled == 0,
+        }
+    else:
+        sustained = len(accepted) >= 0.99 * (count - 0) and window <= args.seconds * 1.05 + 1
+        result["targets_met"] = {
+            "accepted_ge_1000_per_s_sustained": bool(
+                sustained and (result["accepted_per_s"] or 0) >= TARGET_RATE * 0.99
+            ),
+            "acceptance_p99_le_250ms": (pct(latency_ms, 99) or 1e9) <= TARGET_P99_MS,
+            "visible_p95_le_1s": len(visible_ms) == len(unique)
+            and (pct(visible_ms, 95) or 1e9) <= TARGET_VISIBLE_P95_MS,
+            "nothing_lost_or_doubled": lost == 0 and doubled == 0,
+        }
+    log(f"{shape}: {json.dumps(result)}")
+    return result
+
+
+def pgbench_anchor(args) -> dict:
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS realpath_anchor (id bigserial, payload text)")
+    script = Path(tempfile.mkstemp(suffix=".sql")[1])
+    script.write_text("INSERT INTO realpath_anchor (payload) VALUES ('x');\n")
+    name = args.database_url.rsplit("/", 1)[1]
+    rest = args.database_url.split("://", 1)[1].rsplit("/", 1)[0]
+    user, _, hostport = rest.rpartition("@")
+    host, _, dbport = hostport.partition(":")
+    command = [
+        shutil.which("pgbench") or "pgbench",
+        "-n", "-c", "8", "-j", "2", "-T", str(int(args.anchor_seconds)),
+        "-h", host, "-p", dbport or "5432", "-U", user.split(":")[0] or "postgres",
+        "-f", str(script), name,
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    match = re.search(r"tps = ([0-9.]+)", out)
+    return {"single_row_insert_commits_per_s": float(match[1]) if match else None, "clients": 8}
+
+
+async def trivial_anchor(args, stack) -> dict:
+    request = (
+        f"GET /health/live/ HTTP/1.1\r\nHost: 127.0.0.1:{stack.port}\r\n"
+        "X-Forwarded-Proto: https\r\n\r\n"
+    ).encode()
+    requests = [request] * 2_000_000
+    wait = run_generator(stack.port, requests, 0, 64, closed_loop_seconds=args.anchor_seconds)
+    due, sent, done, status = await asyncio.to_thread(wait)
+    ok = [i for i, s in enumerate(status) if s == 200]
+    window = max(done[i] for i in ok) - min(due[i] for i in ok) if ok else 0
+    latency = [(done[i] - due[i]) * 1000 for i in ok]
+    return {
+        "endpoint": "GET /health/live/ (ASGI, no Django view)",
+        "requests_per_s": round(len(ok) / window, 1) if window else None,
+        "p99_ms": pct(latency, 99),
+        "connections": 64,
+        "loadavg": loadavg(),
+    }
+
+
+async def main_async(args, fixtures, stack) -> dict:
+    inbox = Inbox(stack.port, fixtures["cookie"])
+    await inbox.start()
+    result = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": loadavg()},
+        "stack": {
+            "nginx": "1 worker, generated from nginx/switchboard.conf's locations",
+            "http_server": f"{args.server} × {args.workers}",
+            "websockets": "daphne × 1",
+            "worker": "celery -Q celery-webhooks --concurrency 2",
+            "pids": stack.pids,
+        },
+        "offered_rate": args.rate,
+        "seconds_per_shape": args.seconds,
+        "anchors": {},
+        "shapes": {},
+    }
+    if not args.skip_anchors:
+        log("anchor: pgbench")
+        result["anchors"]["pgbench"] = await asyncio.to_thread(pgbench_anchor, args)
+        log("anchor: trivial endpoint")
+        result["anchors"]["trivial_endpoint"] = await trivial_anchor(args, stack)
+        log(f"anchors: {json.dumps(result['anchors'])}")
+    trivial = (result["anchors"].get("trivial_endpoint") or {}).get("requests_per_s")
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    # Warm every server process (imports, pools, channel caches) before anything is measured.
+    for kind in {"api" if s == "flood" else s for s in shapes}:
+        warm, _, _ = build_requests(kind, fixtures, 300, 300, stack.port, seed=3, tag=WARM_TAG)
+        await asyncio.to_thread(run_generator(stack.port, warm, 150, 32))
+    await asyncio.sleep(2)
+    for shape in shapes:
+        figures = await run_shape(shape, args, fixtures, stack, inbox)
+        if trivial and "accepted_per_s" in figures and shape != "flood":
+            share = (figures["accepted_per_s"] or 0) / trivial
+            figures["share_of_trivial_rate"] = round(share, 3)
+            figures["targets_met"]["ge_50pct_of_trivial_rate"] = share >= 0.5
+        result["shapes"][shape] = figures
+    result["targets_met"] = {
+        shape: all(figures["targets_met"].values()) for shape, figures in result["shapes"].items()
+    }
+    result["machine"]["loadavg_at_end"] = loadavg()
+    inbox.task.cancel()
+    return result
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("REDIS_URL must be set: the channel layer, the broker and the throttles need it")
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    prepare_database(args)
+    setup_django(args)
+    fixtures = make_fixtures()
+    from django.db import connection
+
+    connection.close()
+    log("starting nginx, the servers and the worker")
+    stack = Stack(args)
+    try:
+        result = asyncio.run(main_async(args, fixtures, stack))
+    finally:
+        stack.stop()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
