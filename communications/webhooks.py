@@ -34,6 +34,10 @@ Outcome = WebhookDelivery.Outcome
 # A rejected delivery is kept for inspection, but only its head: anyone can post garbage.
 REJECTED_BODY_BYTES = 4096
 KICK_KEY = "switchboard:webhooks:kick"
+# PostgreSQL LISTEN/NOTIFY channel: every INSERT of an accepted delivery signals it in its own
+# transaction (delivered at COMMIT, folded into one per transaction), which wakes the drainers
+# (communications/drainer.py, `manage.py drain_webhooks`) at once.
+NOTIFY_CHANNEL = "switchboard_webhooks"
 
 
 class WebhookRejected(Exception):
@@ -141,12 +145,17 @@ def log_accepted(
     ops = connection.ops
     lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS) if claim else None
     table = WebhookDelivery._meta.db_table
+    # The drainers are woken in the same statement (pg_notify of the stored row, none for a
+    # duplicate); SQLite has no NOTIFY and its tests drain by hand or through Celery.
+    notify = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict,"
+            ("WITH stored AS (" if notify else "")
+            + f"INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict,"
             " reason, dedup_key, outcome, attempts, lease_until, processed_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s, %s, %s, NULL)"
-            " ON CONFLICT DO NOTHING RETURNING id",
+            " ON CONFLICT DO NOTHING RETURNING id"
+            + (f") SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored" if notify else ""),
             [
                 channel.pk,
                 source,
@@ -365,8 +374,16 @@ def replay(ids) -> int:
         id__in=list(ids), verdict__in=[Verdict.ACCEPTED, Verdict.DUPLICATE]
     ).update(outcome=Outcome.PENDING, lease_until=None, reason="", processed_at=None)
     if count:
+        notify_drainers()
         transaction.on_commit(kick)
     return count
+
+
+def notify_drainers() -> None:
+    """Wake the drainers when the current transaction commits (now, in autocommit)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
 
 
 def waiting_count() -> int:
