@@ -4,7 +4,7 @@
 own (webhooks.NOTIFY_CHANNEL); every INSERT of an accepted delivery — the fast door's group
 commit, the Django view, a replay — signals that channel in its own transaction, so the
 drainer wakes at the COMMIT, claims a batch with the same leased SKIP LOCKED claim as the
-Celery drain (webhooks.claim_batch) and processes it at once, then claims again until the log
+Celery drain (webhooks.claim_deliveries) and processes it at once, then claims again until the log
 is empty. While it works, arrivals gather; the next claim takes all of them (up to
 WEBHOOK_BATCH_SIZE), so batches grow with the load and a quiet system answers a lone message
 in one round trip.
@@ -84,11 +84,11 @@ class Drainer:
         """Claim and process batches until none is waiting; returns deliveries processed."""
         done = 0
         while not self.stop.is_set():
-            ids = webhooks.claim_batch()
-            if not ids:
+            claimed = webhooks.claim_deliveries()
+            if not claimed:
                 break
             self.batches += 1
-            processed = webhooks.process_claimed(ids)
+            processed = webhooks.process_deliveries(claimed)
             self.processed += processed
             done += processed
         return done
