@@ -134,6 +134,20 @@ def test_without_a_notification_the_poll_takes_an_expired_lease_again(wa_channel
         drainer.stop()
 
 
+def test_a_lost_listen_connection_is_opened_again(wa_channel, no_celery, monkeypatch):
+    monkeypatch.setattr(webhooks, "kick", lambda: True)
+    drainer = DrainerThread(poll_seconds=60).start()
+    try:
+        first = drainer.drainer.listener
+        with connection.cursor() as cursor:  # the database drops the drainer's LISTEN session
+            cursor.execute("SELECT pg_terminate_backend(%s)", [first.info.backend_pid])
+        wait_for(lambda: drainer.drainer.listener not in (None, first), 15, "a new LISTEN")
+        webhooks.log_accepted(wa_channel, "whatsapp", {}, text_delivery("wamid.R1"))
+        wait_for(lambda: Message.objects.filter(external_id="wamid.R1").exists(), 10, "ingest")
+    finally:
+        drainer.stop()
+
+
 class CountingReceiver(webhooks.WebhookReceiver):
     source = "counting"
     channel_kinds = (Channel.Kind.API,)
