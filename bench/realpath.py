@@ -8,7 +8,8 @@ inbox websocket, driven open-loop from another process. Prints one JSON document
 What runs (as docker-compose.yml runs it, on loopback): nginx on a free port with a config
 generated from the same locations as nginx/switchboard.conf; the HTTP app server (`uvicorn`
 with httptools/uvloop, N workers — or `--server daphne`/`granian`) behind it; one daphne for
-/ws/; the webhook worker (`celery -Q celery-webhooks`); PostgreSQL and Redis already running.
+/ws/; the webhook drainer(s) (`manage.py drain_webhooks`, `--drainers`) and the Celery
+fallback (`celery -Q celery-webhooks`); PostgreSQL and Redis already running.
 The database (`--database-url`, default switchboard_realpath on 127.0.0.1) is dropped and
 created anew unless `--reuse`.
 
@@ -77,6 +78,12 @@ def parse_args(argv=None):
     parser.add_argument("--rate", type=float, default=1000.0, help="offered webhooks/s")
     parser.add_argument("--seconds", type=float, default=60.0, help="per webhook shape")
     parser.add_argument("--shapes", default="api,whatsapp,telegram,flood")
+    parser.add_argument(
+        "--drainers",
+        type=int,
+        default=1,
+        help="`manage.py drain_webhooks` processes (0: only the Celery drain, as before)",
+    )
     parser.add_argument("--connections", type=int, default=256, help="generator connections")
     parser.add_argument("--senders", type=int, default=1000, help="distinct customers per shape")
     parser.add_argument("--flood", type=int, default=5000)
@@ -297,10 +304,15 @@ class Stack:
                 port,
             )
             http_ports.append(port)
+        for n in range(args.drainers):
+            self._spawn(f"drainer-{n}", [python, "manage.py", "drain_webhooks"], None)
+        # The Celery fallback as docker-compose.yml runs it (one process; two without drainers,
+        # as before the drainer existed).
         self._spawn(
             "worker-webhooks",
             [str(bindir / "celery"), "-A", "crm", "worker", "-Q", "celery-webhooks"]
-            + ["--concurrency", "2", "--loglevel", "WARNING", "-n", f"rp-{os.getpid()}@%h"],
+            + ["--concurrency", "1" if args.drainers else "2", "--loglevel", "WARNING"]
+            + ["-n", f"rp-{os.getpid()}@%h"],
             None,
         )
         self.port = free_port()
@@ -827,7 +839,8 @@ async def main_async(args, fixtures, stack) -> dict:
             "nginx": "1 worker, generated from nginx/switchboard.conf's locations",
             "http_server": f"{args.server} × {args.workers}",
             "websockets": "daphne × 1",
-            "worker": "celery -Q celery-webhooks --concurrency 2",
+            "worker": f"drain_webhooks × {args.drainers}, celery -Q celery-webhooks "
+            f"--concurrency {1 if args.drainers else 2}",
             "pids": stack.pids,
         },
         "offered_rate": args.rate,

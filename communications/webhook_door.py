@@ -124,7 +124,10 @@ class _Item:
         self.future = future
 
 
+# The stored rows also wake the drainers: pg_notify in the same statement, delivered at COMMIT
+# and folded by PostgreSQL into one notification per transaction (no extra round trip).
 _INSERT_ACCEPTED = """
+WITH stored AS (
 INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict, reason,
                      dedup_key, outcome, attempts, lease_until, processed_at)
 SELECT c, s, %(now)s, h::jsonb, b, 'accepted', '', k, 'pending', 0, NULL, NULL
@@ -133,6 +136,8 @@ SELECT c, s, %(now)s, h::jsonb, b, 'accepted', '', k, 'pending', 0, NULL, NULL
  ORDER BY n
 ON CONFLICT DO NOTHING
 RETURNING id, channel_id, dedup_key
+)
+SELECT id, channel_id, dedup_key, pg_notify('{channel}', '') FROM stored
 """
 
 _INSERT_DUPLICATES = """
@@ -235,7 +240,7 @@ class DeliveryWriter:
         async with await self._connection() as conn:
             async with conn.transaction():
                 cursor = await conn.execute(
-                    _INSERT_ACCEPTED.format(table=table),
+                    _INSERT_ACCEPTED.format(table=table, channel=webhooks.NOTIFY_CHANNEL),
                     {
                         "now": now,
                         "channels": [i.channel_id for i in batch],

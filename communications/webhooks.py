@@ -34,6 +34,10 @@ Outcome = WebhookDelivery.Outcome
 # A rejected delivery is kept for inspection, but only its head: anyone can post garbage.
 REJECTED_BODY_BYTES = 4096
 KICK_KEY = "switchboard:webhooks:kick"
+# PostgreSQL LISTEN/NOTIFY channel: every INSERT of an accepted delivery signals it in its own
+# transaction (delivered at COMMIT, folded into one per transaction), which wakes the drainers
+# (communications/drainer.py, `manage.py drain_webhooks`) at once.
+NOTIFY_CHANNEL = "switchboard_webhooks"
 
 
 class WebhookRejected(Exception):
@@ -81,8 +85,9 @@ class WebhookReceiver:
         """Check the body's shape quickly; raise Malformed with a reason a human can act on."""
         raise NotImplementedError
 
-    def process(self, channel: Channel, deliveries: list[WebhookDelivery]) -> None:
-        """In the worker: turn the deliveries (oldest first) into ingest calls, statuses and
+    def process(self, channel: Channel, deliveries: list["ClaimedDelivery"]) -> None:
+        """In the worker: turn the deliveries (oldest first; `.pk`, `.body`, `.attempts`, not
+        model instances) into ingest calls, statuses and
         edits — ideally one `ingest_messages` batch for all of them. Must be idempotent: a
         delivery can be processed again (replay, a worker killed mid-batch)."""
         raise NotImplementedError
@@ -141,12 +146,17 @@ def log_accepted(
     ops = connection.ops
     lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS) if claim else None
     table = WebhookDelivery._meta.db_table
+    # The drainers are woken in the same statement (pg_notify of the stored row, none for a
+    # duplicate); SQLite has no NOTIFY and its tests drain by hand or through Celery.
+    notify = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict,"
+            ("WITH stored AS (" if notify else "")
+            + f"INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict,"
             " reason, dedup_key, outcome, attempts, lease_until, processed_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s, %s, %s, NULL)"
-            " ON CONFLICT DO NOTHING RETURNING id",
+            " ON CONFLICT DO NOTHING RETURNING id"
+            + (f") SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored" if notify else ""),
             [
                 channel.pk,
                 source,
@@ -228,10 +238,65 @@ def _claimable(now) -> Q:
     return Q(outcome=Outcome.PENDING) | Q(outcome=Outcome.PROCESSING, lease_until__lt=now)
 
 
-def claim_batch(limit: int | None = None) -> list[int]:
-    """Claim up to `limit` waiting deliveries, oldest first, for one lease. Concurrent workers
-    skip each other's rows (SKIP LOCKED on PostgreSQL)."""
+class ClaimedDelivery:
+    """What a receiver gets of a claimed delivery: the columns the worker needs, not the model
+    (no headers, no per-row channel: `process` is handed the channel once per group)."""
+
+    __slots__ = ("pk", "source", "channel_id", "body", "attempts")
+
+    def __init__(self, pk: int, source: str, channel_id: int, body, attempts: int):
+        self.pk = pk
+        self.source = source
+        self.channel_id = channel_id
+        self.body = body
+        self.attempts = attempts
+
+    @property
+    def id(self) -> int:
+        return self.pk
+
+
+_CLAIM_SQL = """
+UPDATE {table} SET outcome = %s, lease_until = %s, attempts = attempts + 1
+ WHERE id IN (SELECT id FROM {table}
+               WHERE outcome = %s OR (outcome = %s AND lease_until < %s)
+               ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id, source, channel_id, body, attempts
+"""
+
+
+def claim_deliveries(limit: int | None = None) -> list[ClaimedDelivery]:
+    """Claim up to `limit` waiting deliveries, oldest first, for one lease, and return them.
+    Concurrent workers skip each other's rows (SKIP LOCKED). On PostgreSQL one statement:
+    the claim returns the rows it took."""
     limit = limit or settings.WEBHOOK_BATCH_SIZE
+    if connection.vendor != "postgresql":
+        return _load(claim_batch(limit))
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL.format(table=WebhookDelivery._meta.db_table),
+            [
+                Outcome.PROCESSING,
+                ops.adapt_datetimefield_value(lease),
+                Outcome.PENDING,
+                Outcome.PROCESSING,
+                ops.adapt_datetimefield_value(now),
+                limit,
+            ],
+        )
+        rows = cursor.fetchall()
+    rows.sort()  # RETURNING keeps no order: oldest first
+    return [ClaimedDelivery(*row) for row in rows]
+
+
+def claim_batch(limit: int | None = None) -> list[int]:
+    """Claim up to `limit` waiting deliveries, oldest first, for one lease; returns their ids."""
+    limit = limit or settings.WEBHOOK_BATCH_SIZE
+    if connection.vendor == "postgresql":
+        return [delivery.pk for delivery in claim_deliveries(limit)]
     now = timezone.now()
     with transaction.atomic():
         ids = list(
@@ -249,25 +314,38 @@ def claim_batch(limit: int | None = None) -> list[int]:
     return ids
 
 
-def process_claimed(ids: list[int]) -> int:
-    """Process claimed deliveries, a channel's share at a time; returns how many succeeded.
-    A failing batch is retried delivery by delivery, so one bad delivery fails alone."""
-    deliveries = list(
+def _load(ids: list[int]) -> list[ClaimedDelivery]:
+    rows = (
         WebhookDelivery.objects.filter(id__in=ids, outcome=Outcome.PROCESSING)
-        .select_related("channel")
         .order_by("id")
+        .values_list("id", "source", "channel_id", "body", "attempts")
     )
-    groups: dict[tuple[str, int], list[WebhookDelivery]] = {}
+    return [ClaimedDelivery(*row) for row in rows]
+
+
+def process_claimed(ids: list[int]) -> int:
+    """Process claimed deliveries (by id); returns how many succeeded."""
+    return process_deliveries(_load(ids)) if ids else 0
+
+
+def process_deliveries(deliveries: list[ClaimedDelivery]) -> int:
+    """Process claimed deliveries, a channel's share at a time; returns how many succeeded.
+    A failing batch is retried delivery by delivery, so one bad delivery fails alone. The
+    successful ones are settled in one UPDATE at the end."""
+    if not deliveries:
+        return 0
+    groups: dict[tuple[str, int], list[ClaimedDelivery]] = {}
     for delivery in deliveries:
         groups.setdefault((delivery.source, delivery.channel_id), []).append(delivery)
-    done = 0
-    for (source, _channel_id), group in groups.items():
+    channels = Channel.objects.in_bulk({channel_id for _source, channel_id in groups})
+    done: list[ClaimedDelivery] = []
+    for (source, channel_id), group in groups.items():
         receiver = receiver_for(source)
-        channel = group[0].channel
+        channel = channels.get(channel_id)
         if receiver is None:
             _settle(group, Outcome.FAILED, f"no webhook receiver is registered for '{source}'")
             continue
-        if not channel.is_active:
+        if channel is None or not channel.is_active:
             _settle(group, Outcome.SKIPPED, "the channel is disabled")
             continue
         try:
@@ -283,12 +361,12 @@ def process_claimed(ids: list[int]) -> int:
                 except Exception:
                     _failed(delivery)
                 else:
-                    _settle([delivery], Outcome.DONE)
-                    done += 1
+                    done.append(delivery)
         else:
-            _settle(group, Outcome.DONE)
-            done += len(group)
-    return done
+            done.extend(group)
+    if done:
+        _settle(done, Outcome.DONE)
+    return len(done)
 
 
 def _settle(deliveries, outcome: str, reason: str = "") -> None:
@@ -297,7 +375,7 @@ def _settle(deliveries, outcome: str, reason: str = "") -> None:
     )
 
 
-def _failed(delivery: WebhookDelivery) -> None:
+def _failed(delivery: ClaimedDelivery) -> None:
     """Retry later with backoff (the lease doubles as the retry time), then give up visibly."""
     logger.exception("webhook delivery %s failed", delivery.pk)
     import traceback
@@ -328,11 +406,11 @@ def drain(max_seconds: float = 50.0) -> int:
     looked_again = False
     helped = False
     while timezone.now() < deadline:
-        ids = claim_batch()
-        if ids:
-            if not helped and len(ids) >= settings.WEBHOOK_BATCH_SIZE:
+        claimed = claim_deliveries()
+        if claimed:
+            if not helped and len(claimed) >= settings.WEBHOOK_BATCH_SIZE:
                 helped = _ask_for_help()
-            total += process_claimed(ids)
+            total += process_deliveries(claimed)
             looked_again = False
             continue
         if looked_again:
@@ -365,8 +443,16 @@ def replay(ids) -> int:
         id__in=list(ids), verdict__in=[Verdict.ACCEPTED, Verdict.DUPLICATE]
     ).update(outcome=Outcome.PENDING, lease_until=None, reason="", processed_at=None)
     if count:
+        notify_drainers()
         transaction.on_commit(kick)
     return count
+
+
+def notify_drainers() -> None:
+    """Wake the drainers when the current transaction commits (now, in autocommit)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
 
 
 def waiting_count() -> int:

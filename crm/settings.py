@@ -273,6 +273,8 @@ WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=300)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
 WEBHOOK_KICK_SECONDS = env.int("WEBHOOK_KICK_SECONDS", default=5)
+# `manage.py drain_webhooks` wakes on NOTIFY; without one it looks this often (expired leases).
+WEBHOOK_DRAINER_POLL_SECONDS = env.float("WEBHOOK_DRAINER_POLL_SECONDS", default=1.0)
 WEBHOOK_STALL_SECONDS = env.int("WEBHOOK_STALL_SECONDS", default=120)
 WEBHOOK_AUTH_FAILURE_LIMIT = env("WEBHOOK_AUTH_FAILURE_LIMIT", default="30/minute")
 # The fast door (communications/webhook_door.py): rows per group commit, and how long a

@@ -76,19 +76,35 @@ def _lock_key(identity: ContactIdentity) -> str:
 def _queue(due: list[tuple[int, str]]) -> None:
     from ..tasks import refresh_profile
 
-    for identity_id, key in due:
-        try:
-            if not cache.add(key, 1, REFRESH_LOCK_SECONDS):
-                continue  # another message of this sender queued it already
-        except Exception:
-            logger.warning("profile refresh of identity %s not queued: cache down", identity_id)
-            continue
+    try:
+        taken = _take_keys([key for _identity_id, key in due])
+    except Exception:
+        logger.warning("profile refreshes of %s identities not queued: cache down", len(due))
+        return
+    for (identity_id, key), first in zip(due, taken, strict=True):
+        if not first:
+            continue  # another message of this sender queued it already
         try:
             refresh_profile.apply_async((identity_id,))
         except Exception:
             # The broker is down: the message is stored; the next message asks again.
             cache.delete(key)
             logger.warning("profile refresh of identity %s not queued: broker down", identity_id)
+
+
+def _take_keys(keys: list[str]) -> list[bool]:
+    """`cache.add(key, 1, REFRESH_LOCK_SECONDS)` for every key; on Redis in one round trip (a
+    webhook batch meets hundreds of senders: one round trip each was a fifth of its drain)."""
+    from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+    from django.core.cache.backends.redis import RedisCache
+
+    if not isinstance(caches[DEFAULT_CACHE_ALIAS], RedisCache) or len(keys) < 2:
+        return [cache.add(key, 1, REFRESH_LOCK_SECONDS) for key in keys]
+    full = [cache.make_and_validate_key(key) for key in keys]
+    pipe = cache._cache.get_client(full[0], write=True).pipeline(transaction=False)
+    for name in full:
+        pipe.set(name, 1, ex=REFRESH_LOCK_SECONDS, nx=True)
+    return [bool(result) for result in pipe.execute()]
 
 
 def retry_delay(attempt: int) -> int:

@@ -416,3 +416,37 @@ def test_demo_data_has_customers_with_pictures(
     for contact in with_pictures:
         with Image.open(contact.avatar.path) as stored:
             assert stored.size == (128, 128)
+
+
+# --- a batch of many senders takes its refresh keys in one round trip -------------------------
+
+
+def test_a_batch_of_many_new_senders_fetches_each_profile_once(
+    channel, platform, django_capture_on_commit_callbacks
+):
+    batch = [inbound(sender=f"many-{n % 12}", external_id=f"b-{n}") for n in range(30)]
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_messages(channel, batch)
+    assert sorted(platform.calls) == sorted(f"many-{n}" for n in range(12))
+
+
+def test_refresh_keys_are_taken_once_each(db):
+    _forget_refresh_keys()
+    keys = [f"switchboard:profile-refresh:test-{n}:0" for n in range(5)]
+    assert profiles._take_keys(keys[:3]) == [True, True, True]
+    assert profiles._take_keys(keys) == [False, False, False, True, True]
+    assert profiles._take_keys(keys[:1]) == [False]  # one key: the plain cache.add
+    _forget_refresh_keys()
+
+
+def test_with_the_cache_down_the_batch_is_stored_and_no_refresh_queued(
+    channel, platform, monkeypatch, django_capture_on_commit_callbacks
+):
+    def down(keys):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(profiles, "_take_keys", down)
+    batch = [inbound(sender=f"down-{n}", external_id=f"d-{n}") for n in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_messages(channel, batch)
+    assert Message.objects.count() == 3 and platform.calls == []
