@@ -132,15 +132,11 @@ class ConversationMergeView(APIView):
         serializer = ConversationMergeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         other_id = serializer.validated_data["conversation_id"]
-        visible = set(
-            conversations_for(request.user)
-            .filter(pk__in=[conversation_id, other_id])
-            .values_list("pk", flat=True)
+        missing = _not_both_visible(
+            conversations_for(request.user), conversation_id, other_id, "conversation"
         )
-        if conversation_id not in visible:
-            return Response({"detail": "conversation not found"}, status=404)
-        if other_id != conversation_id and other_id not in visible:
-            return Response({"detail": f"conversation {other_id} not found"}, status=404)
+        if missing:
+            return missing
         try:
             result = merge_conversations(
                 conversation_id,
@@ -307,15 +303,9 @@ class ContactMergeView(APIView):
         serializer = ContactMergeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         other_id = serializer.validated_data["contact_id"]
-        visible = set(
-            visible_contacts(request.user)
-            .filter(pk__in=[contact_id, other_id])
-            .values_list("pk", flat=True)
-        )
-        if contact_id not in visible:
-            return Response({"detail": "contact not found"}, status=404)
-        if other_id != contact_id and other_id not in visible:
-            return Response({"detail": f"contact {other_id} not found"}, status=404)
+        missing = _not_both_visible(visible_contacts(request.user), contact_id, other_id, "contact")
+        if missing:
+            return missing
         try:
             merge = merge_contacts(contact_id, other_id, actor=request.user)
         except (MergeRejected, MergeConflict) as exc:
@@ -354,3 +344,13 @@ class ContactUnmergeView(APIView):
 
 
 __all__ = ["OpenApiResponse"]
+
+
+def _not_both_visible(visible_rows, this_id: int, other_id: int, noun: str) -> Response | None:
+    """A 404 naming the one of the two the user may not see (one query), else None."""
+    visible = set(visible_rows.filter(pk__in=[this_id, other_id]).values_list("pk", flat=True))
+    if this_id not in visible:
+        return Response({"detail": f"{noun} not found"}, status=404)
+    if other_id != this_id and other_id not in visible:
+        return Response({"detail": f"{noun} {other_id} not found"}, status=404)
+    return None
