@@ -51,6 +51,7 @@ class Drainer:
         self.stop = stop or threading.Event()
         self.heartbeat_file = heartbeat_file  # touched every loop: the container healthcheck
         self.listener = None
+        self.next_beat = 0.0
         self.processed = 0  # deliveries processed successfully (tests and logs read these)
         self.batches = 0
         self.wakeups = 0  # notifications that woke it (not the poll)
@@ -88,12 +89,20 @@ class Drainer:
             if not claimed:
                 break
             self.batches += 1
+            self._beat()  # a long backlog must not look like a dead drainer
             processed = webhooks.process_deliveries(claimed)
             self.processed += processed
             done += processed
         return done
 
     def _beat(self) -> None:
+        """At most once a second: the container healthcheck's file, and the key that tells the
+        web processes a drainer runs (so they stop kicking the Celery drain)."""
+        now = time.monotonic()
+        if now < self.next_beat:
+            return
+        self.next_beat = now + 1.0
+        webhooks.drainer_beat()
         if self.heartbeat_file:
             with open(self.heartbeat_file, "a"):
                 os.utime(self.heartbeat_file)

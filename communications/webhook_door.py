@@ -130,9 +130,9 @@ _INSERT_ACCEPTED = """
 WITH stored AS (
 INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict, reason,
                      dedup_key, outcome, attempts, lease_until, processed_at)
-SELECT c, s, %(now)s, h::jsonb, b, 'accepted', '', k, 'pending', 0, NULL, NULL
-  FROM unnest(%(channels)s::bigint[], %(sources)s::text[], %(headers)s::text[],
-              %(bodies)s::bytea[], %(keys)s::text[]) WITH ORDINALITY AS t(c, s, h, b, k, n)
+SELECT c, s, %(now)b, h::jsonb, b, 'accepted', '', k, 'pending', 0, NULL, NULL
+  FROM unnest(%(channels)b::bigint[], %(sources)b::text[], %(headers)b::text[],
+              %(bodies)b::bytea[], %(keys)b::text[]) WITH ORDINALITY AS t(c, s, h, b, k, n)
  ORDER BY n
 ON CONFLICT DO NOTHING
 RETURNING id, channel_id, dedup_key
@@ -143,9 +143,9 @@ SELECT id, channel_id, dedup_key, pg_notify('{channel}', '') FROM stored
 _INSERT_DUPLICATES = """
 INSERT INTO {table} (channel_id, source, received_at, headers, body, verdict, reason,
                      dedup_key, outcome, attempts, lease_until, processed_at)
-SELECT c, s, %(now)s, h::jsonb, b, 'duplicate', r, '', 'skipped', 0, NULL, NULL
-  FROM unnest(%(channels)s::bigint[], %(sources)s::text[], %(headers)s::text[],
-              %(bodies)s::bytea[], %(reasons)s::text[]) WITH ORDINALITY AS t(c, s, h, b, r, n)
+SELECT c, s, %(now)b, h::jsonb, b, 'duplicate', r, '', 'skipped', 0, NULL, NULL
+  FROM unnest(%(channels)b::bigint[], %(sources)b::text[], %(headers)b::text[],
+              %(bodies)b::bytea[], %(reasons)b::text[]) WITH ORDINALITY AS t(c, s, h, b, r, n)
  ORDER BY n
 RETURNING id
 """
@@ -281,7 +281,7 @@ class DeliveryWriter:
             self.statements += 1  # the COMMIT
         # Committed: every row of the batch is safe. Wake the worker, then answer.
         self.batches += 1
-        if firsts:
+        if firsts and not webhooks.drainer_seen_lately():  # else a drainer is on its way
             await asyncio.to_thread(_kick, [delivery_id for _, delivery_id in firsts])
         for item, delivery_id in firsts:
             if not item.future.done():
@@ -408,12 +408,8 @@ class WebhookDoor:
         if api_async:
             payload = json.dumps({"delivery_id": delivery_id, "duplicate": duplicate}).encode()
             return await _answer(send, 202, payload, b"application/json")
-        response = receiver.respond(WebhookDelivery(pk=delivery_id, channel=channel), duplicate)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
-        await send({"type": "http.response.body", "body": response.content})
+        status, payload = receiver.answer(duplicate)
+        return await _answer(send, status, payload, b"application/json")
 
 
 async def _read_body(receive) -> tuple[bytes, bool]:

@@ -6,7 +6,7 @@ authentication and per channel, never per source address of authentic deliveries
 Telegram deliver from a handful of addresses (webhook_guard.py).
 """
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import webhook_guard, webhooks
@@ -66,4 +66,5 @@ def _receive(request, receiver: webhooks.WebhookReceiver, channel_id: int):
     )
     if not duplicate:
         webhooks.accepted(delivery_id)
-    return receiver.respond(WebhookDelivery(pk=delivery_id, channel=channel), duplicate)
+    status, body = receiver.answer(duplicate)
+    return HttpResponse(body, status=status, content_type="application/json")

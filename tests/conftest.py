@@ -41,6 +41,20 @@ def fresh_rate_counters():
     yield
 
 
+@pytest.fixture(autouse=True)
+def no_drainer_heartbeat():
+    """A drainer's heartbeat (webhooks.DRAINER_KEY) outlives its test by a few seconds and
+    would stop the next test's kicks: every test starts with no drainer seen."""
+    from django.core.cache import cache
+
+    from communications import webhooks
+
+    webhooks._drainer_seen_until = 0.0
+    cache.delete(webhooks.DRAINER_KEY)
+    yield
+    webhooks._drainer_seen_until = 0.0
+
+
 @pytest.fixture
 def channel(db):
     return factories.ChannelFactory()

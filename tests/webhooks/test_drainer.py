@@ -86,6 +86,11 @@ async def test_the_drainer_processes_what_the_fast_door_commits_without_celery(
             await asyncio.sleep(0.05)
         assert await sync_to_async(Message.objects.filter(external_id="wamid.N1").exists)()
         assert time.monotonic() - started < 10
+        # The message commits a moment before the drainer counts it: wait for the count too.
+        for _ in range(100):
+            if drainer.drainer.processed:
+                break
+            await asyncio.sleep(0.02)
         assert drainer.drainer.wakeups >= 1 and drainer.drainer.processed == 1
         [(outcome, attempts)] = await sync_to_async(
             lambda: list(WebhookDelivery.objects.values_list("outcome", "attempts"))
@@ -113,6 +118,30 @@ def test_a_django_door_delivery_and_a_replay_wake_the_drainer(client, wa_channel
         assert delivery.outcome == "done" and delivery.attempts == 2
     finally:
         drainer.stop()
+
+
+def test_while_a_drainer_beats_no_celery_drain_is_queued_and_once_it_is_gone_one_is(
+    client, wa_channel, no_celery, monkeypatch
+):
+    from django.core.cache import cache
+
+    from tests.whatsapp_cloud.conftest import post_signed
+
+    monkeypatch.setattr(webhooks, "DRAINER_ALIVE_SECONDS", 1)
+    drainer = DrainerThread(poll_seconds=60).start()
+    try:
+        wait_for(lambda: cache.get(webhooks.DRAINER_KEY) is not None, 5, "the heartbeat")
+        cache.delete(webhooks.KICK_KEY)
+        assert post_signed(client, wa_channel, text_delivery("wamid.B1")).status_code == 200
+        wait_for(lambda: Message.objects.filter(external_id="wamid.B1").exists(), 10, "ingest")
+        assert no_celery == []  # the drainer took it; the Celery drain was not asked
+    finally:
+        drainer.stop()
+    # The drainer is gone: its key runs out, and so does this process's memory of it.
+    time.sleep(1.2)
+    assert not webhooks.drainer_running()
+    assert post_signed(client, wa_channel, text_delivery("wamid.B2")).status_code == 200
+    assert no_celery == [1]  # the Celery drain is kicked again
 
 
 def test_without_a_notification_the_poll_takes_an_expired_lease_again(wa_channel, monkeypatch):
