@@ -7,6 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from integrations.whatsapp_cloud.parse import parse_payload
+from integrations.whatsapp_cloud.schema import shape_error
 from tests.reliability.fuzzing import bent, stored_counts
 
 from .conftest import PHONE_NUMBER_ID, post_signed
@@ -129,3 +131,25 @@ def test_hostile_json_is_a_400(client, wa_channel, body):
     response = post_signed(client, wa_channel, body)
     assert response.status_code == 400, response.content
     assert response.json()["detail"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=bent(KITCHEN_SINK))
+def test_what_the_schema_admits_parses(payload):
+    """The door checks only the schema (webhook.inspect): whatever it admits, parse.py must
+    read without a PayloadError, or an accepted delivery would fail in the worker."""
+    if shape_error(payload) is None:
+        parse_payload(payload, phone_number_id=PHONE_NUMBER_ID)
+
+
+@pytest.mark.parametrize("kind", ["image", "video", "audio", "document", "sticker"])
+def test_a_media_message_without_its_media_is_a_400(client, wa_channel, kind):
+    payload = json.loads(json.dumps(KITCHEN_SINK))
+    payload["entry"][0]["changes"][0]["value"]["messages"] = [
+        {**MESSAGE_BASE, "id": "wamid.M", "type": kind}
+    ]
+    before = stored_counts()
+    response = post_signed(client, wa_channel, json.dumps(payload).encode())
+    assert response.status_code == 400
+    assert kind in response.json()["detail"]
+    assert stored_counts() == before
