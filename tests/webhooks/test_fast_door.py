@@ -139,6 +139,31 @@ async def test_distinct_concurrent_deliveries_share_a_commit(door, wa_channel):
     assert await sync_to_async(Message.objects.filter(channel=wa_channel).count)() == 40
 
 
+async def test_batches_after_the_first_open_no_redis_connection(door, wa_channel, monkeypatch):
+    """The throttle counters run on the writer's own thread, which keeps its cache: a thread
+    hop per batch used to build a new cache, pool and Redis connection every time."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+    from redis.connection import AbstractConnection
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the embedded mode's cache is in memory")
+    made = []
+    original = AbstractConnection.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "__init__", counting)
+    assert (await post_wa(door, wa_channel, text_delivery("wamid.R0"))).status_code == 200
+    made.clear()
+    for i in range(1, 6):
+        assert (await post_wa(door, wa_channel, text_delivery(f"wamid.R{i}"))).status_code == 200
+    assert webhook_door.writer.batches == 6
+    assert made == []
+
+
 async def test_refusals_are_answered_by_the_django_view(door, wa_channel):
     body = text_delivery("wamid.BAD")
     response = await post_wa(door, wa_channel, body, {"X-Hub-Signature-256": "sha256=00"})
