@@ -27,4 +27,7 @@ RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-only-build-step-key-not-used-
 
 USER switchboard
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "crm.asgi:application"]
+# Plain HTTP as compose's web services run it (uvicorn; docs/ARCHITECTURE.md has the figures).
+# The websocket service overrides this with daphne; the drainer and workers with their own.
+CMD ["uvicorn", "--host", "0.0.0.0", "--port", "8000", "--http", "httptools", "--loop", "uvloop", \
+     "--no-proxy-headers", "--no-access-log", "--lifespan", "off", "crm.asgi:application"]

@@ -805,8 +805,10 @@ async def capacity_shape(shape, args, fixtures, stack, inbox, trivial) -> dict:
     )
     log(f"{shape} capacity: closed loop, 64 connections, {args.anchor_seconds:.0f} s")
     load_before = loadavg()
+    cpu_before = stack.cpu_seconds()
     wait = run_generator(stack.port, requests, 0, 64, closed_loop_seconds=args.anchor_seconds)
     due, sent, done, status = await asyncio.to_thread(wait)
+    cpu_after = stack.cpu_seconds()
     taken = [i for i in range(count) if done[i]]
     accepted = [i for i in taken if 200 <= status[i] < 300]
     window = max(done[i] for i in taken) - min(due[i] for i in taken) if taken else 0
@@ -827,6 +829,9 @@ async def capacity_shape(shape, args, fixtures, stack, inbox, trivial) -> dict:
         "messages_accepted": len(unique),
         "visible_on_socket": len(unique & inbox.seen.keys()),
         "backlog_visible_after_s": round(time.time() - drain_started, 1),
+        "cpu_seconds_while_accepting": {
+            k: round(cpu_after[k] - cpu_before.get(k, 0), 1) for k in cpu_after
+        },
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
     }
