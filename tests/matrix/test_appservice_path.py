@@ -7,12 +7,19 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from communications.models import Attachment, Contact, Conversation, Message, RealtimeEvent
+from communications.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    Message,
+    RealtimeEvent,
+    WebhookDelivery,
+)
 from communications.services.send import retry_failed_message, send_message
 from communications.tasks import deliver_message
 from integrations.matrix import appservice, settings_cache
 from integrations.matrix import client as matrix_client
-from integrations.matrix.models import MatrixRoom, ProcessedTransaction
+from integrations.matrix.models import MatrixRoom
 from tests.matrix_harness.bridge_emulator import solid_png
 
 from .conftest import connect_manager, whatsapp_channel
@@ -254,7 +261,7 @@ def test_hs_token_checked_and_transactions_idempotent(stack, manager):
     assert not messages("$made-up-event-1").exists()
     # Refused requests record nothing. The key is the txn id plus a body digest, so look for
     # any key of this txn (Synapse's own txns, from the login above, have numeric ids).
-    assert not ProcessedTransaction.objects.filter(txn_id__startswith="x-1:").exists()
+    assert not WebhookDelivery.objects.filter(dedup_key__startswith="x-1:").exists()
 
     assert _txn(stack, "x-1", body, stack.crm.hs_token).status_code == 200
     assert _txn(stack, "x-1", body, stack.crm.hs_token).status_code == 200
@@ -306,9 +313,9 @@ def test_reused_txn_id_with_a_new_body_is_processed_and_a_true_resend_is_not(
     assert _txn(stack, "reuse-7", second, stack.crm.hs_token).status_code == 200
     assert len(handled) == 2
     keys = set(
-        ProcessedTransaction.objects.filter(txn_id__startswith="reuse-7:").values_list(
-            "txn_id", flat=True
-        )
+        WebhookDelivery.objects.filter(
+            source="matrix", verdict="accepted", dedup_key__startswith="reuse-7:"
+        ).values_list("dedup_key", flat=True)
     )
     assert keys == {
         appservice.transaction_key("reuse-7", json.dumps(first).encode()),
