@@ -36,6 +36,7 @@ class FakeHomeserver:
 
     def __init__(self):
         self.down_for: set[str] = set()
+        self.paths: list[str] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +49,9 @@ class FakeHomeserver:
                 self.wfile.write(data)
 
             def do_GET(self):
+                fake.paths.append(self.path)
+                if "/media/" in self.path:
+                    return self._answer(200, {"not": "really an image"})
                 if "/profile/" in self.path:
                     if any(user in self.path for user in fake.down_for):
                         return self._answer(503, {"errcode": "M_UNKNOWN", "error": "busy"})
@@ -240,6 +244,35 @@ def test_matrix_unavailable_leaves_the_delivery_to_be_retried_and_stores_once(
     liked = Message.objects.get(external_id="$a")
     assert liked.metadata["reactions"][ghost(1)]["key"] == "👍"
     assert RealtimeEvent.objects.filter(type="message.updated", payload__id=liked.pk).count() == 1
+
+
+def test_a_stored_message_is_not_downloaded_again(homeserver, wa_channel, matrix_connection, kicks):
+    """The same image event again (a retried or re-sent transaction, the sync feeder's copy):
+    skipped by event id before its media is fetched a second time."""
+    room = portal(matrix_connection, wa_channel, 1)
+    image = {
+        "type": "m.room.message",
+        "room_id": room,
+        "sender": ghost(1),
+        "event_id": "$photo",
+        "origin_server_ts": 1750000000000,
+        "content": {
+            "msgtype": "m.image",
+            "body": "label.png",
+            "url": f"mxc://{SERVER}/label",
+            "info": {"mimetype": "image/png"},
+        },
+    }
+    assert put("5", {"events": [image]}).status_code == 200
+    assert webhooks.drain() == 1
+    downloads = [path for path in homeserver.paths if "/media/" in path]
+    assert len(downloads) == 1
+
+    assert put("6", {"events": [image]}).status_code == 200
+    assert webhooks.drain() == 1
+
+    assert [path for path in homeserver.paths if "/media/" in path] == downloads
+    assert Message.objects.filter(external_id="$photo").count() == 1
 
 
 def test_bad_or_missing_hs_token_is_refused_and_stores_nothing(
