@@ -15,7 +15,7 @@ from communications.models import Contact, Conversation, Message, WebhookDeliver
 from communications.services.send import send_message
 from communications.tasks import deliver_message
 from integrations.base import TemporaryDeliveryError
-from integrations.matrix import appservice
+from integrations.matrix import mapper
 from integrations.matrix.client import MatrixUnavailable
 from integrations.matrix.models import MatrixConnection, MatrixRoom
 from integrations.matrix.provider import MatrixProvider
@@ -67,7 +67,7 @@ def test_homeserver_restart_loses_nothing_and_doubles_nothing(stack, monkeypatch
     def unavailable(*args, **kwargs):
         raise MatrixUnavailable("simulated outage")
 
-    monkeypatch.setattr(appservice.mapper, "handle_events", unavailable)
+    monkeypatch.setattr(mapper, "handle_events", unavailable)
     queued = stack.bridge.send_text(room, CUSTOMER, "sent while Switchboard was failing")
     waiting = WebhookDelivery.objects.filter(
         source="matrix", outcome="processing", reason__contains="simulated outage"
