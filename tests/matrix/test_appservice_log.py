@@ -3,6 +3,7 @@ endpoint stores ONE delivery per transaction and answers; the worker maps its ev
 (one ingest per channel, a fixed number of statements). No Synapse: a fake homeserver answers
 the few client-API calls the mapper makes (profiles), or fails them on demand."""
 
+import html
 import json
 import threading
 from datetime import timedelta
@@ -332,3 +333,15 @@ def test_the_generic_webhook_door_does_not_serve_matrix(wa_channel, client):
     )
     assert response.status_code == 404
     assert not WebhookDelivery.objects.exists()
+
+
+def test_staff_read_a_transaction_in_the_webhook_log(admin_client, wa_channel, kicks):
+    assert put("4", {"events": []}).status_code == 200
+    delivery = matrix_deliveries().get()
+
+    listing = admin_client.get("/admin/communications/webhookdelivery/?source=matrix")
+    detail = admin_client.get(f"/admin/communications/webhookdelivery/{delivery.pk}/change/")
+
+    assert listing.status_code == 200 and f">{delivery.pk}<" in listing.content.decode()
+    assert detail.status_code == 200
+    assert '"events": []' in html.unescape(detail.content.decode())  # the body, for reading
