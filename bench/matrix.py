@@ -7,7 +7,8 @@ Starts a real Synapse and the bridge emulator (tests/matrix_harness, via tests/m
 Switchboard under daphne (PostgreSQL, the Redis channel layer), one connected manager with a
 websocket to /ws/inbox/, then:
 
-- appservice path: Synapse pushes to /matrix/appservice/ (no matrix_sync running); emulated
+- appservice path: Synapse pushes to /matrix/appservice/, which stores each transaction in the
+  webhook log; `manage.py drain_webhooks` processes it (no matrix_sync running); emulated
   ghosts post `--rate` messages/s for `--seconds`; latency = the manager's websocket receiving
   `message.created` minus the event's origin_server_ts (the homeserver accepting it). The time
   from the ghost's send call returning is reported too (`from_send_return_ms`; it can be
@@ -67,7 +68,10 @@ def main() -> None:
     from tests.matrix.stack import start_stack
 
     server = Server()
-    processes: list[Process] = []
+    # Appservice transactions are stored in the webhook log and processed by the drainer.
+    processes: list[Process] = [
+        Process("drainer", [sys.executable, "manage.py", "drain_webhooks", "--poll", "1"])
+    ]
     try:
         with start_stack(f"http://127.0.0.1:{server.port}/matrix/appservice") as stack:
             result = Bench(args, server, stack, processes).run()
@@ -79,7 +83,7 @@ def main() -> None:
 
 
 class Process:
-    """A Switchboard side process (matrix_sync, the Celery worker), logged to /tmp."""
+    """A Switchboard side process (the drainer, matrix_sync, the Celery worker), logged to /tmp."""
 
     def __init__(self, name: str, argv: list[str]):
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-matrix-{name}.log", "w")

@@ -483,15 +483,20 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "processing failed"
         SKIPPED = "skipped", "not processed"
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    # Empty for a delivery that serves no one channel: a Matrix appservice transaction carries
+    # the events of every connected number (integrations/matrix/webhook.py).
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
     source = models.CharField(max_length=32)
     received_at = models.DateTimeField(default=timezone.now)
     headers = models.JSONField(default=dict, blank=True)
     body = models.BinaryField()
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     reason = models.TextField(blank=True)
-    # What makes two deliveries the same one (Telegram's update_id, the API's external_id, else
-    # the body's SHA-256); unique per channel among accepted deliveries.
+    # What makes two deliveries the same one (Telegram's update_id, the API's external_id, a
+    # Matrix txn id with its body digest, else the body's SHA-256); unique per channel (per
+    # source for deliveries of no channel) among accepted deliveries.
     dedup_key = models.CharField(max_length=128, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -514,7 +519,12 @@ class WebhookDelivery(models.Model):
                 fields=["channel", "dedup_key"],
                 name="webhook_delivery_once",
                 condition=Q(verdict="accepted"),
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["source", "dedup_key"],
+                name="webhook_delivery_once_unbound",
+                condition=Q(verdict="accepted", channel__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,10 @@ when it runs out, and ingest is idempotent. Staff read and replay deliveries in 
 A provider registers one `WebhookReceiver` per URL segment in its AppConfig.ready():
 
     register_receiver(TelegramReceiver())        # serves /webhooks/telegram/<channel_id>/
+
+A delivery may belong to no channel (the Matrix appservice's transactions carry every
+connected number's events, and arrive at their own URL): it is stored with `channel=None`,
+deduplicated per source, and its receiver's `process` is handed `None` for the channel.
 """
 
 import hashlib
@@ -95,9 +99,10 @@ class WebhookReceiver:
         """Check the body's shape quickly; raise Malformed with a reason a human can act on."""
         raise NotImplementedError
 
-    def process(self, channel: Channel, deliveries: list["ClaimedDelivery"]) -> None:
+    def process(self, channel: Channel | None, deliveries: list["ClaimedDelivery"]) -> None:
         """In the worker: turn the deliveries (oldest first; `.pk`, `.body`, `.attempts`, not
-        model instances) into ingest calls, statuses and
+        model instances; `channel` None for deliveries stored without one) into ingest calls,
+        statuses and
         edits — ideally one `ingest_messages` batch for all of them. Must be idempotent: a
         delivery can be processed again (replay, a worker killed mid-batch)."""
         raise NotImplementedError
@@ -146,7 +151,7 @@ def log_rejected(channel, source, headers, body, verdict, reason) -> WebhookDeli
 
 
 def log_accepted(
-    channel: Channel,
+    channel: Channel | None,
     source: str,
     headers: dict,
     body: bytes,
@@ -154,7 +159,8 @@ def log_accepted(
     claim: bool = False,
 ) -> tuple[int, bool]:
     """Store an authentic delivery; returns (delivery id, duplicate). One INSERT: the unique
-    constraint on (channel, dedup_key) decides duplicates, also between concurrent requests.
+    constraint on (channel, dedup_key) — (source, dedup_key) without a channel — decides
+    duplicates, also between concurrent requests.
     `claim` stores it already claimed by the caller, who processes it now (`process_claimed`)."""
     import json
 
@@ -175,7 +181,7 @@ def log_accepted(
             " ON CONFLICT DO NOTHING RETURNING id"
             + (f") SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored" if notify else ""),
             [
-                channel.pk,
+                channel.pk if channel is not None else None,
                 source,
                 ops.adapt_datetimefield_value(now),
                 json.dumps(headers),
@@ -385,7 +391,8 @@ def process_deliveries(deliveries: list[ClaimedDelivery]) -> int:
     groups: dict[tuple[str, int], list[ClaimedDelivery]] = {}
     for delivery in deliveries:
         groups.setdefault((delivery.source, delivery.channel_id), []).append(delivery)
-    channels = Channel.objects.in_bulk({channel_id for _source, channel_id in groups})
+    channel_ids = {channel_id for _source, channel_id in groups if channel_id is not None}
+    channels = Channel.objects.in_bulk(channel_ids) if channel_ids else {}
     done: list[ClaimedDelivery] = []
     for (source, channel_id), group in groups.items():
         receiver = receiver_for(source)
@@ -393,7 +400,7 @@ def process_deliveries(deliveries: list[ClaimedDelivery]) -> int:
         if receiver is None:
             _settle(group, Outcome.FAILED, f"no webhook receiver is registered for '{source}'")
             continue
-        if channel is None or not channel.is_active:
+        if channel_id is not None and (channel is None or not channel.is_active):
             _settle(group, Outcome.SKIPPED, "the channel is disabled")
             continue
         try:

@@ -6,6 +6,5 @@ from .matrix.models import (  # noqa: F401
     MatrixConnection,
     MatrixRoom,
     MatrixSettings,
-    ProcessedTransaction,
 )
 from .whatsapp_cloud.models import WhatsAppTemplate  # noqa: F401, E402

@@ -60,6 +60,7 @@ def register_providers() -> None:
     from communications.webhooks import register_receiver
 
     from .api.views import RECEIVER as api_receiver
+    from .matrix.webhook import MatrixReceiver
     from .meta.webhook import MetaReceiver
     from .telegram.webhook import TelegramReceiver
     from .whatsapp_cloud.webhook import WhatsAppCloudReceiver
@@ -68,6 +69,7 @@ def register_providers() -> None:
     register_receiver(WhatsAppCloudReceiver())
     register_receiver(MetaReceiver())
     register_receiver(TelegramReceiver())
+    register_receiver(MatrixReceiver())  # stored by the appservice endpoint, not at /webhooks/
     for kind, provider_class in PROVIDERS.items():
         register_provider(kind, provider_class)
     register_provider(Channel.Kind.WHATSAPP, _whatsapp_provider)

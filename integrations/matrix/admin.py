@@ -12,7 +12,6 @@ from .models import (
     MatrixConnection,
     MatrixRoom,
     MatrixSettings,
-    ProcessedTransaction,
     WhatsAppNumber,
 )
 from .numbers import pretty_phone
@@ -233,11 +232,6 @@ class WhatsAppNumberAdmin(SuperuserOnly, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(ProcessedTransaction)
-class ProcessedTransactionAdmin(SuperuserOnly, admin.ModelAdmin):
-    list_display = ["txn_id", "event_count", "processed_at"]
 
 
 @admin.register(BackfillJob)

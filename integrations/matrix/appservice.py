@@ -1,26 +1,25 @@
 """The appservice endpoint Synapse pushes to: PUT .../_matrix/app/v1/transactions/<txnId>.
 
-Synapse re-sends a transaction until it gets a 200, so a txn already processed answers 200 at
-once; a txn is marked processed only after all its events went through the mapper (a crash
-half-way means Synapse sends it again and the event-id dedup absorbs the repeats).
+It does the least that makes a transaction safe, like every webhook: checks the hs_token and
+the transaction's shape, stores it as ONE delivery in the webhook log (communications/
+webhooks.py; source "matrix", no channel — a transaction carries every number's events) and
+answers 200 once that is committed. The worker maps its events (webhook.py). Synapse re-sends a
+transaction until it gets a 200: a re-send has the same key and is logged as a duplicate.
 """
 
 import hashlib
 import hmac
 import logging
 
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from crm.safe_json import JSONRejected, load_json
+from communications import webhooks
+from communications.models import WebhookDelivery
 
-from . import mapper
-from .client import MatrixUnavailable
-from .models import ProcessedTransaction
-from .schema import transaction_shape_error
 from .settings_cache import get_config
+from .webhook import SOURCE, parse_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -64,34 +63,24 @@ def transaction_key(txn_id: str, body: bytes) -> str:
 def transaction_view(request: HttpRequest, txn_id: str) -> JsonResponse:
     refused = check_hs_token(request)
     if refused is not None:
-        return refused
-    key = transaction_key(txn_id, request.body)
-    if ProcessedTransaction.objects.filter(txn_id=key).exists():
-        return JsonResponse({})
+        return refused  # nothing stored: anyone can knock
+    body = request.body
+    receiver = webhooks.receiver_for(SOURCE)
+    headers = webhooks.kept_headers(receiver, request)
     try:
-        body = load_json(request.body or b"{}")
-    except JSONRejected as exc:
-        return _error(400, "M_BAD_JSON", str(exc))
-    # The whole transaction is checked before any event is used: a bad one stores nothing.
-    problem = transaction_shape_error(body)
-    if problem:
-        return _error(400, "M_BAD_JSON", f"not an appservice transaction: {problem}")
-    events = body.get("events") or []
-    ephemeral = body.get("ephemeral") or body.get("de.sorunome.msc2409.ephemeral") or []
-    try:
-        mapper.handle_events(events, source="appservice")
-        mapper.handle_ephemeral(ephemeral)
-    except MatrixUnavailable as exc:
-        # We could not fetch media or room state: have Synapse send the txn again later.
-        logger.warning("appservice txn %s deferred: %s", txn_id, exc)
-        return _error(503, "M_UNKNOWN", f"try again: {exc}")
-    try:
-        with transaction.atomic():
-            ProcessedTransaction.objects.create(
-                txn_id=key, event_count=len(events) + len(ephemeral)
-            )
-    except IntegrityError:
-        pass  # processed concurrently
+        # The whole transaction is checked before any event is used: a bad one stores nothing
+        # but its log row, for staff to read.
+        parse_transaction(body)
+    except webhooks.Malformed as malformed:
+        webhooks.log_rejected(
+            None, SOURCE, headers, body, WebhookDelivery.Verdict.MALFORMED, malformed.reason
+        )
+        return _error(400, "M_BAD_JSON", malformed.reason)
+    delivery_id, duplicate = webhooks.log_accepted(
+        None, SOURCE, headers, body, transaction_key(txn_id, body)
+    )
+    if not duplicate:
+        webhooks.accepted(delivery_id)
     return JsonResponse({})
 
 

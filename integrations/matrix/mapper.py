@@ -1,8 +1,13 @@
 """Matrix events → the ingest path, message changes and statuses. One mapper, two feeders.
 
-`handle_events` is called by the sync loop (`manage.py matrix_sync`) and by the appservice
-endpoint alike; everything it does is idempotent by Matrix event id, so running both paths
-stores each message once.
+`handle_events` is called by the sync loop (`manage.py matrix_sync`) and by the appservice's
+webhook-log receiver (webhook.py) alike; everything it does is idempotent by Matrix event id,
+so running both paths stores each message once. It stores a batch's new messages with one
+`ingest_messages` call per channel (a fixed number of statements however many there are): the
+message events gather until an event that may refer to them (an edit, a reaction, a deletion,
+a status, a membership change) or the end of the batch, then go in together, so every event
+still sees those before it stored. Messages already stored are skipped before their media is
+downloaded again (a retried or re-sent transaction, the other feeder).
 
 - portal room → conversation (external_id = room id); a ghost → the chat's contact (identity
   keyed by the room for direct chats, so LID and phone ghosts of one person stay one contact);
@@ -23,13 +28,14 @@ from datetime import UTC, datetime
 from django.core.cache import cache
 
 from communications import events as realtime
-from communications.models import ContactIdentity, Conversation, Message
+from communications.models import Channel, ContactIdentity, Conversation, Message
 from communications.services import edits
 from communications.services.ingest import (
     InboundAttachment,
     InboundMessage,
     InboundSender,
     ingest_message,
+    ingest_messages,
 )
 from communications.services.receipts import apply_receipt
 from communications.services.send import update_status_by_external_id
@@ -66,33 +72,117 @@ STATUS_FAILURES = ("FAIL_PERMANENT", "FAIL_RETRIABLE")
 
 
 def handle_events(events: list[dict], *, source: str) -> int:
-    """Map a batch of room events (each carrying its `room_id`); returns how many were used."""
+    """Map a batch of room events (each carrying its `room_id`); returns how many were used.
+
+    MatrixUnavailable propagates (the caller retries the whole batch: what was stored is
+    skipped then); a MatrixError skips only its event."""
     config = get_config()
+    events = [event for event in events if _well_shaped(event)]
+    batch = _Batch(events)
     used = 0
     for event in events:
-        problem = event_shape_error(event)
-        if problem:
-            # The appservice refuses such a transaction whole; sync and backfill skip the event.
-            logger.warning("matrix event of an unexpected shape skipped: %s", problem)
-            continue
+        batchable = _is_new_message(event)
+        if not batchable:
+            used += batch.flush()  # this event may refer to the messages before it
         try:
-            used += bool(handle_event(event, config=config, source=source))
+            used += bool(
+                handle_event(
+                    event, config=config, source=source, batch=batch if batchable else None
+                )
+            )
         except MatrixError:
             logger.exception("matrix event %s skipped", event.get("event_id"))
-    return used
+        if not batchable:
+            batch.forget_rooms()  # it may have learnt or changed a room
+    return used + batch.flush()
 
 
-def handle_event(event: dict, *, config: MatrixConfig, source: str = "") -> bool:
+def _well_shaped(event) -> bool:
+    problem = event_shape_error(event)
+    if problem:
+        # The appservice refuses such a transaction whole; sync and backfill skip the event.
+        logger.warning("matrix event of an unexpected shape skipped: %s", problem)
+    return not problem
+
+
+def _is_new_message(event: dict) -> bool:
+    """A message event that is not an edit: stored by the batch (if it is one to store)."""
+    if event.get("type") not in ("m.room.message", "m.sticker"):
+        return False
+    relates = (event.get("content") or {}).get("m.relates_to") or {}
+    return relates.get("rel_type") != "m.replace"
+
+
+class _Batch:
+    """The new messages of one `handle_events` call, gathered per channel until `flush`, and
+    what the batch read once for all of them: the rooms named and the event ids already
+    stored."""
+
+    def __init__(self, events: list[dict]):
+        self.pending: dict[int, tuple[Channel, list[InboundMessage]]] = {}
+        message_events = [event for event in events if _is_new_message(event)]
+        room_ids = {event.get("room_id") for event in message_events} - {"", None}
+        self.rooms: dict[str, MatrixRoom] = {}
+        if room_ids:
+            self.rooms = {
+                room.room_id: room
+                for room in MatrixRoom.objects.select_related("connection", "channel").filter(
+                    room_id__in=room_ids
+                )
+            }
+        channel_ids = {room.channel_id for room in self.rooms.values() if room.channel_id}
+        event_ids = {event.get("event_id") for event in message_events} - {"", None}
+        self.known: set[str] = set()
+        if channel_ids and event_ids:
+            self.known = set(
+                Message.objects.filter(
+                    channel_id__in=channel_ids, external_id__in=event_ids
+                ).values_list("external_id", flat=True)
+            )
+
+    def room(self, room_id: str) -> MatrixRoom | None:
+        if room_id not in self.rooms:
+            room = room_for(room_id)
+            if room is None:
+                return None
+            self.rooms[room_id] = room
+        return self.rooms[room_id]
+
+    def forget_rooms(self) -> None:
+        self.rooms = {}
+
+    def add(self, channel: Channel, item: InboundMessage) -> None:
+        self.pending.setdefault(channel.pk, (channel, []))[1].append(item)
+        if item.external_id:
+            self.known.add(item.external_id)
+
+    def flush(self) -> int:
+        """Store what gathered: one ingest batch per channel; returns how many were new."""
+        created = 0
+        pending, self.pending = self.pending, {}
+        for channel, items in pending.values():
+            _adopt_known_contacts(channel, [item.sender for item in items])
+            created += sum(result.created for result in ingest_messages(channel, items))
+        return created
+
+
+def handle_event(
+    event: dict, *, config: MatrixConfig, source: str = "", batch: _Batch | None = None
+) -> bool:
+    """One event. With a `batch` a new message is added to it (stored at its flush, and
+    counted then) instead of being stored at once."""
     room_id = event.get("room_id", "")
     event_type = event.get("type", "")
     if event_type == "m.room.member":
         return _on_member(event, config)
-    room = room_for(room_id)
+    room = batch.room(room_id) if batch is not None else room_for(room_id)
     if room is None:
         return False
     if room.kind == MatrixRoom.Kind.MANAGEMENT:
         from .connect import handle_management_event
 
+        if batch is not None:
+            batch.forget_rooms()  # the login dialogue may change the connection they hold
         return handle_management_event(room.connection, event, config=config)
     if room.kind != MatrixRoom.Kind.PORTAL:
         if event_type in ("m.bridge", "uk.half-shot.bridge"):
@@ -120,7 +210,7 @@ def handle_event(event: dict, *, config: MatrixConfig, source: str = "") -> bool
             redaction_id=event.get("event_id", ""),
         )
     if event_type in ("m.room.message", "m.sticker"):
-        return _on_message(room, event, config, historical=source == "backfill")
+        return _on_message(room, event, config, historical=source == "backfill", batch=batch)
     return False
 
 
@@ -238,33 +328,58 @@ def _learn_contact_details(room: MatrixRoom, sender: InboundSender, config: Matr
         Contact.objects.filter(pk=contact.pk).update(**updates)
 
 
-def _adopt_known_contact(room: MatrixRoom, sender: InboundSender, config: MatrixConfig) -> None:
-    """A new chat with a phone we already know (the same person under a new JID): same contact."""
-    if not sender.phone or room.is_group:
+def _adopt_known_contacts(channel: Channel, senders: list[InboundSender]) -> None:
+    """New chats with a phone we already know (the same person under a new JID): same contact.
+    At most three statements for any number of senders. (Group chats' senders carry no phone.)"""
+    by_chat = {sender.external_id: sender for sender in senders if sender.phone}
+    if not by_chat:
         return
-    channel = room_channel(room)
-    if ContactIdentity.objects.filter(channel=channel, external_id=sender.external_id).exists():
-        return
-    known = (
-        Contact.objects.filter(phone=sender.phone, identities__channel=channel)
-        .order_by("pk")
-        .first()
-    )
-    if known is not None:
-        ContactIdentity.objects.get_or_create(
-            channel=channel,
-            external_id=sender.external_id,
-            defaults={"contact": known, "display_name": sender.name, "username": sender.username},
+    existing = set(
+        ContactIdentity.objects.filter(channel=channel, external_id__in=by_chat).values_list(
+            "external_id", flat=True
         )
+    )
+    new = {chat: sender for chat, sender in by_chat.items() if chat not in existing}
+    if not new:
+        return
+    known: dict[str, int] = {}
+    for contact_id, phone in (
+        Contact.objects.filter(
+            phone__in={sender.phone for sender in new.values()}, identities__channel=channel
+        )
+        .order_by("pk")
+        .values_list("pk", "phone")
+    ):
+        known.setdefault(phone, contact_id)
+    adopted = [
+        ContactIdentity(
+            channel=channel,
+            external_id=chat,
+            contact_id=known[sender.phone],
+            display_name=sender.name,
+            username=sender.username,
+        )
+        for chat, sender in new.items()
+        if sender.phone in known
+    ]
+    if adopted:
+        ContactIdentity.objects.bulk_create(adopted, ignore_conflicts=True)
 
 
 # -- messages -------------------------------------------------------------------------------
 def _on_message(
-    room: MatrixRoom, event: dict, config: MatrixConfig, *, historical: bool = False
+    room: MatrixRoom,
+    event: dict,
+    config: MatrixConfig,
+    *,
+    historical: bool = False,
+    batch: _Batch | None = None,
 ) -> bool:
     content = event.get("content") or {}
     relates = content.get("m.relates_to") or {}
     channel = room_channel(room)
+    if batch is not None and event.get("event_id") in batch.known:
+        return False  # stored already: nothing to download or store again
     if relates.get("rel_type") == "m.replace":
         new = content.get("m.new_content") or {}
         return edits.apply_edit(
@@ -282,7 +397,6 @@ def _on_message(
         if contact_ghost
         else InboundSender(external_id=room.room_id, name="" if not room.is_group else room.name)
     )
-    _adopt_known_contact(room, inbound_sender, config)
     if event.get("type") == "m.sticker":
         kind = Message.Kind.STICKER
     else:
@@ -292,24 +406,25 @@ def _on_message(
     if room.is_group and contact_ghost:
         metadata["sender_name"] = _profile(room, sender, config).get("displayname", "")
     reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
-    result = ingest_message(
-        channel,
-        InboundMessage(
-            sender=inbound_sender,
-            content=text,
-            kind=kind,
-            external_id=event.get("event_id"),
-            conversation_external_id=room.room_id,
-            subject=room.name if room.is_group else "",
-            timestamp=_timestamp(event),
-            attachments=attachments,
-            reply_to_external_id=reply_to,
-            direction=Message.Direction.OUTBOUND if outbound else Message.Direction.INBOUND,
-            metadata=metadata,
-            historical=historical,
-        ),
+    item = InboundMessage(
+        sender=inbound_sender,
+        content=text,
+        kind=kind,
+        external_id=event.get("event_id"),
+        conversation_external_id=room.room_id,
+        subject=room.name if room.is_group else "",
+        timestamp=_timestamp(event),
+        attachments=attachments,
+        reply_to_external_id=reply_to,
+        direction=Message.Direction.OUTBOUND if outbound else Message.Direction.INBOUND,
+        metadata=metadata,
+        historical=historical,
     )
-    return result.created
+    if batch is not None:
+        batch.add(channel, item)
+        return False  # counted when the batch is stored
+    _adopt_known_contacts(channel, [inbound_sender])
+    return ingest_message(channel, item).created
 
 
 def _content_of(

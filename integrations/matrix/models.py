@@ -156,21 +156,6 @@ class WhatsAppNumber(models.Model):
         )
 
 
-class ProcessedTransaction(models.Model):
-    """Appservice transactions already handled: Synapse re-sends a txn until it gets a 200."""
-
-    txn_id = models.CharField(max_length=255, unique=True)
-    event_count = models.PositiveIntegerField(default=0)
-    processed_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = []
-        indexes = [models.Index(fields=["processed_at"], name="matrix_txn_processed_at")]
-
-    def __str__(self) -> str:
-        return self.txn_id
-
-
 class BackfillJob(models.Model):
     """One history import of a portal room (R14): queued → running → done | failed.
 

@@ -7,12 +7,19 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from communications.models import Attachment, Contact, Conversation, Message, RealtimeEvent
+from communications.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    Message,
+    RealtimeEvent,
+    WebhookDelivery,
+)
 from communications.services.send import retry_failed_message, send_message
 from communications.tasks import deliver_message
-from integrations.matrix import appservice, settings_cache
+from integrations.matrix import appservice, mapper, settings_cache
 from integrations.matrix import client as matrix_client
-from integrations.matrix.models import MatrixRoom, ProcessedTransaction
+from integrations.matrix.models import MatrixRoom
 from tests.matrix_harness.bridge_emulator import solid_png
 
 from .conftest import connect_manager, whatsapp_channel
@@ -223,7 +230,17 @@ def test_receipts_move_status_forward_only_even_out_of_order(stack, manager):
         HTTP_AUTHORIZATION=f"Bearer {stack.crm.hs_token}",
     )
     assert response.status_code == 200
+    wait_until(lambda: processed("late-1", body), what="the late receipt drained")
     assert Message.objects.get(pk=message.pk).status == "read"
+
+
+def processed(txn_id: str, body: dict) -> bool:
+    """The transaction's delivery was processed: a 200 means only that it was stored, and a
+    drain running on another thread (Synapse's own pushes) may be the one that takes it."""
+    key = appservice.transaction_key(txn_id, json.dumps(body).encode())
+    return WebhookDelivery.objects.filter(
+        source="matrix", verdict="accepted", dedup_key=key, outcome="done"
+    ).exists()
 
 
 def _txn(stack, txn_id, body, token):
@@ -254,11 +271,12 @@ def test_hs_token_checked_and_transactions_idempotent(stack, manager):
     assert not messages("$made-up-event-1").exists()
     # Refused requests record nothing. The key is the txn id plus a body digest, so look for
     # any key of this txn (Synapse's own txns, from the login above, have numeric ids).
-    assert not ProcessedTransaction.objects.filter(txn_id__startswith="x-1:").exists()
+    assert not WebhookDelivery.objects.filter(dedup_key__startswith="x-1:").exists()
 
     assert _txn(stack, "x-1", body, stack.crm.hs_token).status_code == 200
     assert _txn(stack, "x-1", body, stack.crm.hs_token).status_code == 200
     assert _txn(stack, "x-2", body, stack.crm.hs_token).status_code == 200  # same event again
+    wait_until(lambda: processed("x-1", body) and processed("x-2", body), what="both drained")
     assert messages("$made-up-event-1").count() == 1
     assert Message.objects.filter(conversation__external_id=room).count() == 1
 
@@ -283,7 +301,7 @@ def test_reused_txn_id_with_a_new_body_is_processed_and_a_true_resend_is_not(
         }
 
     handled = []
-    real_handle = appservice.mapper.handle_events
+    real_handle = mapper.handle_events
 
     def counting(events, *, source):
         # Synapse's own pushes (the live server) go through here too: count only ours.
@@ -292,23 +310,30 @@ def test_reused_txn_id_with_a_new_body_is_processed_and_a_true_resend_is_not(
             handled.append(ours)
         return real_handle(events, source=source)
 
-    monkeypatch.setattr(appservice.mapper, "handle_events", counting)
+    monkeypatch.setattr(mapper, "handle_events", counting)
     first = {"events": [event(1)]}
     assert _txn(stack, "reuse-7", first, stack.crm.hs_token).status_code == 200
+    wait_until(lambda: processed("reuse-7", first), what="the first txn drained")
     assert _txn(stack, "reuse-7", first, stack.crm.hs_token).status_code == 200  # a true re-send
-    assert handled == [["$reused-txn-event-1"]]  # …not handed to the mapper again
+    assert handled == [["$reused-txn-event-1"]]
 
     # After a homeserver restart the txn id comes again, carrying a new event.
     second = {"events": [event(2)]}
     assert _txn(stack, "reuse-7", second, stack.crm.hs_token).status_code == 200
+    wait_until(lambda: processed("reuse-7", second), what="the second txn drained")
+    # The re-send was logged as a duplicate and never handed to the mapper.
     assert handled == [["$reused-txn-event-1"], ["$reused-txn-event-2"]]
     assert messages("$reused-txn-event-1", "$reused-txn-event-2").count() == 2
     assert _txn(stack, "reuse-7", second, stack.crm.hs_token).status_code == 200
+    duplicates = WebhookDelivery.objects.filter(
+        source="matrix", verdict="duplicate", reason__contains="reuse-7:"
+    )
+    assert duplicates.count() == 2
     assert len(handled) == 2
     keys = set(
-        ProcessedTransaction.objects.filter(txn_id__startswith="reuse-7:").values_list(
-            "txn_id", flat=True
-        )
+        WebhookDelivery.objects.filter(
+            source="matrix", verdict="accepted", dedup_key__startswith="reuse-7:"
+        ).values_list("dedup_key", flat=True)
     )
     assert keys == {
         appservice.transaction_key("reuse-7", json.dumps(first).encode()),

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from communications.models import Attachment, Conversation, Message
-from integrations.matrix import appservice, backfill, tasks
+from integrations.matrix import backfill, mapper, tasks
 from integrations.matrix.models import BackfillJob, MatrixRoom
 from tests import factories
 
@@ -54,7 +54,7 @@ def portal(stack, connection, ghost=CUSTOMER, name="Erin"):
 def partly_ingested(monkeypatch, keep_every: int = 4):
     """Switchboard 'misses' most of the room's messages: the appservice path stores only
     `history #n` with n % keep_every == 0 (and room membership), drops everything else."""
-    real = appservice.mapper.handle_events
+    real = mapper.handle_events
 
     def keep(event) -> bool:
         if event.get("type") not in ("m.room.message", "m.sticker", "m.reaction"):
@@ -65,7 +65,7 @@ def partly_ingested(monkeypatch, keep_every: int = 4):
     def filtered(events, *, source):
         return real([e for e in events if keep(e)], source=source)
 
-    monkeypatch.setattr(appservice.mapper, "handle_events", filtered)
+    monkeypatch.setattr(mapper, "handle_events", filtered)
 
 
 def test_backfill_stores_every_message_once_in_order(stack, manager, monkeypatch):

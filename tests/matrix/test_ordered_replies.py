@@ -14,6 +14,7 @@ from communications.models import Conversation, Message
 from communications.services.send import send_message
 from integrations.matrix.models import MatrixRoom
 from tests.reliability.conftest import broker_queue, worker_factory  # noqa: F401
+from tests.webhooks.test_drainer import DrainerThread
 
 from .conftest import connect_manager
 from .stack import wait_until
@@ -23,9 +24,19 @@ pytestmark = [pytest.mark.matrix, pytest.mark.django_db(transaction=True)]
 CUSTOMER = "15557650020"
 
 
+@pytest.fixture
+def drainer(transactional_db, worker_factory):  # noqa: F811
+    """With a real worker Celery is not eager: the appservice's transactions (the QR code, the
+    bridge's statuses and receipts) wait in the webhook log for a drainer, as in production."""
+    thread = DrainerThread(poll_seconds=0.5).start()
+    yield thread
+    thread.stop()
+
+
 def test_a_burst_with_a_homeserver_restart_arrives_in_order_once(
     stack,
     worker_factory,  # noqa: F811
+    drainer,
     monkeypatch,
 ):
     # The head of the line retries through the outage (~0.2 s doubling, up to ~6 s apart).

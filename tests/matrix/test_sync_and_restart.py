@@ -1,20 +1,21 @@
 """The sync path (`manage.py matrix_sync`'s service), and a homeserver restart under both paths.
 
 Synapse is stopped for a few seconds rather than 30: what matters is that it was down while
-events were queued and requests failed; the behaviour (Synapse keeps un-acked appservice
-transactions in its database and re-sends them; the sync resumes from the stored next_batch)
-does not depend on the length of the outage.
+events were queued and requests failed; the behaviour (a transaction Switchboard could not
+process stays in its webhook log and is retried; Synapse keeps what it could not push; the sync
+resumes from the stored next_batch) does not depend on the length of the outage.
 """
 
 import time
 
 import pytest
+from django.utils import timezone
 
-from communications.models import Contact, Conversation, Message
+from communications.models import Contact, Conversation, Message, WebhookDelivery
 from communications.services.send import send_message
 from communications.tasks import deliver_message
 from integrations.base import TemporaryDeliveryError
-from integrations.matrix import appservice
+from integrations.matrix import mapper
 from integrations.matrix.client import MatrixUnavailable
 from integrations.matrix.models import MatrixConnection, MatrixRoom
 from integrations.matrix.provider import MatrixProvider
@@ -61,13 +62,17 @@ def test_homeserver_restart_loses_nothing_and_doubles_nothing(stack, monkeypatch
         before = stack.bridge.send_text(room, CUSTOMER, "before the outage")
         wait_until(lambda: Message.objects.filter(external_id=before).exists())
 
-    # Sync stopped; the appservice endpoint fails: Synapse must keep the transaction.
+    # Sync stopped; processing the appservice's transactions fails: the webhook log keeps the
+    # transaction (Synapse got its 200) and retries it after a backoff.
     def unavailable(*args, **kwargs):
         raise MatrixUnavailable("simulated outage")
 
-    monkeypatch.setattr(appservice.mapper, "handle_events", unavailable)
+    monkeypatch.setattr(mapper, "handle_events", unavailable)
     queued = stack.bridge.send_text(room, CUSTOMER, "sent while Switchboard was failing")
-    time.sleep(1.0)
+    waiting = WebhookDelivery.objects.filter(
+        source="matrix", outcome="processing", reason__contains="simulated outage"
+    )
+    wait_until(waiting.exists, what="the transaction kept for a retry")
     assert not Message.objects.filter(external_id=queued).exists()
 
     stack.synapse.stop()
@@ -81,14 +86,15 @@ def test_homeserver_restart_loses_nothing_and_doubles_nothing(stack, monkeypatch
     time.sleep(3)
     stack.synapse.start()
     monkeypatch.undo()
+    waiting.update(lease_until=timezone.now())  # its backoff is over: the next drain retries it
     # Synapse starts its appservice recoverers with the first new event after a restart.
     after = stack.bridge.send_text(room, CUSTOMER, "after the outage")
     stack.kick_appservice()
 
-    # Synapse re-sends the failed transaction to the appservice endpoint, then the new one.
+    # The new transaction's drain takes the kept one too, oldest first.
     wait_until(
         lambda: Message.objects.filter(external_id__in=[queued, after]).count() == 2,
-        what="the re-sent transaction and the new one",
+        what="the retried transaction and the new one",
     )
     assert deliver_message(message.pk) == "sent"  # the retry after the outage
     with SyncRunner():  # resumes from the stored next_batch: sees everything again

@@ -1,0 +1,347 @@
+"""Appservice transactions go through the webhook log (integrations/matrix/webhook.py): the
+endpoint stores ONE delivery per transaction and answers; the worker maps its events as a batch
+(one ingest per channel, a fixed number of statements). No Synapse: a fake homeserver answers
+the few client-API calls the mapper makes (profiles), or fails them on demand."""
+
+import html
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from communications import webhooks
+from communications.models import Channel, Message, RealtimeEvent, WebhookDelivery
+from integrations.matrix import appservice, settings_cache
+from integrations.matrix.models import MatrixConnection, MatrixRoom, MatrixSettings
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+SERVER = "example.org"
+HS_TOKEN = "hs-secret"
+# The claim (1), the rooms and the event ids already stored (2), adopting known contacts (2),
+# ingest_messages' batch (11, savepoint to release), the verdicts (1), and the two empty claims
+# that end a drain (2): the same for 2 messages in 2 chats as for 20 in 20.
+DRAIN_STATEMENTS = 19
+
+
+class FakeHomeserver:
+    """Profiles answer; a ghost in `down_for` gets a 503 (the homeserver is overloaded)."""
+
+    def __init__(self):
+        self.down_for: set[str] = set()
+        self.paths: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: dict):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                fake.paths.append(self.path)
+                if "/media/" in self.path:
+                    return self._answer(200, {"not": "really an image"})
+                if "/profile/" in self.path:
+                    if any(user in self.path for user in fake.down_for):
+                        return self._answer(503, {"errcode": "M_UNKNOWN", "error": "busy"})
+                    return self._answer(200, {"displayname": "Customer (WA)"})
+                self._answer(404, {"errcode": "M_NOT_FOUND", "error": "not here"})
+
+            do_PUT = do_POST = do_GET
+
+            def log_message(self, *args):
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def homeserver(db):
+    cache.clear()
+    fake = FakeHomeserver()
+    MatrixSettings.objects.create(
+        pk=1,
+        whatsapp_mode="matrix",
+        homeserver_url=fake.url,
+        server_name=SERVER,
+        auth_mode=MatrixSettings.AuthMode.APPSERVICE,
+        secrets={"as_token": "as", "hs_token": HS_TOKEN},
+    )
+    settings_cache.invalidate()
+    yield fake
+    settings_cache.invalidate()
+    fake.close()
+
+
+@pytest.fixture
+def wa_channel(homeserver):
+    return Channel.objects.create(kind=Channel.Kind.WHATSAPP, name="WhatsApp +1 555 000 0000")
+
+
+@pytest.fixture
+def matrix_connection(homeserver):
+    return MatrixConnection.objects.create(
+        user=factories.UserFactory(),
+        matrix_user_id=f"@manager:{SERVER}",
+        secrets={"access_token": "t"},
+    )
+
+
+@pytest.fixture
+def kicks(monkeypatch):
+    """The door's kick only counts: each test drains by hand, where it counts statements."""
+    kicked = []
+    monkeypatch.setattr(webhooks, "kick", lambda: kicked.append(1) or True)
+    return kicked
+
+
+def portal(connection_, channel, n: int) -> str:
+    room_id = f"!chat{n}:{SERVER}"
+    MatrixRoom.objects.create(
+        room_id=room_id,
+        connection=connection_,
+        kind=MatrixRoom.Kind.PORTAL,
+        receiver="15550000000",
+        channel=channel,
+    )
+    return room_id
+
+
+def ghost(n: int) -> str:
+    return f"@whatsapp_1555123{n:04d}:{SERVER}"
+
+
+def text(room_id: str, n: int, event_id: str, body: str = "") -> dict:
+    return {
+        "type": "m.room.message",
+        "room_id": room_id,
+        "sender": ghost(n),
+        "event_id": event_id,
+        "origin_server_ts": 1750000000000 + n,
+        "content": {"msgtype": "m.text", "body": body or f"message {event_id}"},
+    }
+
+
+def put(txn_id: str, body: dict, token: str | None = HS_TOKEN):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    return Client().put(
+        f"/matrix/appservice/_matrix/app/v1/transactions/{txn_id}",
+        data=json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
+
+
+def matrix_deliveries():
+    return WebhookDelivery.objects.filter(source="matrix")
+
+
+@pytest.mark.parametrize("n", [2, 20])
+def test_a_transaction_is_one_delivery_and_one_ingest_batch(
+    n, wa_channel, matrix_connection, kicks
+):
+    rooms = [portal(matrix_connection, wa_channel, i) for i in range(n)]
+    body = {"events": [text(room, i, f"$m{i}") for i, room in enumerate(rooms)]}
+
+    response = put("41", body)
+
+    assert response.status_code == 200 and response.json() == {}
+    assert kicks == [1]
+    delivery = matrix_deliveries().get()
+    assert (delivery.channel_id, delivery.verdict, delivery.outcome) == (
+        None,
+        "accepted",
+        "pending",
+    )
+    assert delivery.dedup_key == appservice.transaction_key("41", json.dumps(body).encode())
+    assert Message.objects.count() == 0  # the endpoint stored the transaction, nothing else
+
+    with CaptureQueriesContext(connection) as queries:
+        assert webhooks.drain() == 1
+    sql = "\n".join(q["sql"][:200] for q in queries)
+    assert len(queries) == DRAIN_STATEMENTS, sql
+    assert Message.objects.filter(channel=wa_channel, direction="in").count() == n
+    delivery.refresh_from_db()
+    assert (delivery.outcome, delivery.attempts) == ("done", 1)
+
+
+def test_a_resent_transaction_is_a_duplicate_and_nothing_is_doubled(
+    wa_channel, matrix_connection, kicks
+):
+    room = portal(matrix_connection, wa_channel, 1)
+    body = {"events": [text(room, 1, "$once-1"), text(room, 1, "$once-2")]}
+
+    assert put("7", body).status_code == 200
+    assert put("7", body).status_code == 200  # Synapse did not see our first 200
+
+    accepted, duplicate = (
+        matrix_deliveries().filter(verdict=verdict) for verdict in ("accepted", "duplicate")
+    )
+    assert (accepted.count(), duplicate.count()) == (1, 1)
+    assert duplicate.get().outcome == "skipped"
+    assert kicks == [1]
+    assert webhooks.drain() == 1
+    # The same events in another transaction (the sync feeder's, a homeserver restart's):
+    # stored once, by event id.
+    assert put("8", body).status_code == 200
+    assert webhooks.drain() == 1
+    assert Message.objects.filter(external_id__in=["$once-1", "$once-2"]).count() == 2
+
+
+def test_matrix_unavailable_leaves_the_delivery_to_be_retried_and_stores_once(
+    homeserver, wa_channel, matrix_connection, kicks, settings
+):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    first, second = (
+        portal(matrix_connection, wa_channel, 1),
+        portal(matrix_connection, wa_channel, 2),
+    )
+    reaction = {
+        "type": "m.reaction",
+        "room_id": first,
+        "sender": ghost(1),
+        "event_id": "$like",
+        "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$a", "key": "👍"}},
+    }
+    body = {"events": [text(first, 1, "$a"), reaction, text(second, 2, "$b")]}
+    homeserver.down_for.add(ghost(2))  # its profile cannot be read: the homeserver is busy
+
+    assert put("90", body).status_code == 200
+    assert webhooks.drain() == 0
+
+    delivery = matrix_deliveries().get()
+    assert (delivery.outcome, delivery.attempts) == ("processing", 1)  # waiting for its retry
+    assert "MatrixUnavailable" in delivery.reason
+    assert delivery.lease_until > timezone.now() + timedelta(seconds=30)
+    # What came before the failure is stored (the reaction needed its message first)…
+    assert list(Message.objects.values_list("external_id", flat=True)) == ["$a"]
+    assert webhooks.drain() == 0  # …and the delivery is not retried before its backoff ends
+
+    homeserver.down_for.clear()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now())
+    assert webhooks.drain() == 1
+
+    delivery.refresh_from_db()
+    assert (delivery.outcome, delivery.attempts) == ("done", 2)
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == ["$a", "$b"]
+    liked = Message.objects.get(external_id="$a")
+    assert liked.metadata["reactions"][ghost(1)]["key"] == "👍"
+    assert RealtimeEvent.objects.filter(type="message.updated", payload__id=liked.pk).count() == 1
+
+
+def test_a_stored_message_is_not_downloaded_again(homeserver, wa_channel, matrix_connection, kicks):
+    """The same image event again (a retried or re-sent transaction, the sync feeder's copy):
+    skipped by event id before its media is fetched a second time."""
+    room = portal(matrix_connection, wa_channel, 1)
+    image = {
+        "type": "m.room.message",
+        "room_id": room,
+        "sender": ghost(1),
+        "event_id": "$photo",
+        "origin_server_ts": 1750000000000,
+        "content": {
+            "msgtype": "m.image",
+            "body": "label.png",
+            "url": f"mxc://{SERVER}/label",
+            "info": {"mimetype": "image/png"},
+        },
+    }
+    assert put("5", {"events": [image]}).status_code == 200
+    assert webhooks.drain() == 1
+    downloads = [path for path in homeserver.paths if "/media/" in path]
+    assert len(downloads) == 1
+
+    assert put("6", {"events": [image]}).status_code == 200
+    assert webhooks.drain() == 1
+
+    assert [path for path in homeserver.paths if "/media/" in path] == downloads
+    assert Message.objects.filter(external_id="$photo").count() == 1
+
+
+def test_bad_or_missing_hs_token_is_refused_and_stores_nothing(
+    wa_channel, matrix_connection, kicks
+):
+    room = portal(matrix_connection, wa_channel, 1)
+    body = {"events": [text(room, 1, "$knock")]}
+
+    assert put("1", body, token="wrong").status_code == 403
+    assert put("1", body, token=None).status_code == 401
+
+    assert not WebhookDelivery.objects.exists()
+    assert kicks == []
+    webhooks.drain()
+    assert not Message.objects.exists()
+
+
+def test_a_malformed_transaction_is_a_400_kept_for_inspection(wa_channel, kicks):
+    response = put("2", {"events": {"not": "a list"}})
+
+    assert response.status_code == 400 and response.json()["errcode"] == "M_BAD_JSON"
+    delivery = matrix_deliveries().get()
+    assert (delivery.verdict, delivery.outcome) == ("malformed", "skipped")
+    assert kicks == []
+
+
+def test_events_see_the_messages_before_them_in_the_batch(wa_channel, matrix_connection, kicks):
+    """An edit in the same transaction as its message applies to it: the gathered messages are
+    stored before any event that may refer to them."""
+    room = portal(matrix_connection, wa_channel, 1)
+    edit = {
+        "type": "m.room.message",
+        "room_id": room,
+        "sender": ghost(1),
+        "event_id": "$edit",
+        "content": {
+            "msgtype": "m.text",
+            "body": "* 3 boxes",
+            "m.new_content": {"msgtype": "m.text", "body": "3 boxes"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$order"},
+        },
+    }
+    body = {"events": [text(room, 1, "$order", "2 boxes"), edit, text(room, 1, "$thanks")]}
+
+    assert put("3", body).status_code == 200
+    assert webhooks.drain() == 1
+
+    order = Message.objects.get(external_id="$order")
+    assert (order.content, order.is_edited) == ("3 boxes", True)
+    assert Message.objects.filter(external_id="$thanks").exists()
+    assert Message.objects.count() == 2
+
+
+def test_the_generic_webhook_door_does_not_serve_matrix(wa_channel, client):
+    response = client.post(
+        f"/webhooks/matrix/{wa_channel.pk}/", data=b"{}", content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_staff_read_a_transaction_in_the_webhook_log(admin_client, wa_channel, kicks):
+    assert put("4", {"events": []}).status_code == 200
+    delivery = matrix_deliveries().get()
+
+    listing = admin_client.get("/admin/communications/webhookdelivery/?source=matrix")
+    detail = admin_client.get(f"/admin/communications/webhookdelivery/{delivery.pk}/change/")
+
+    assert listing.status_code == 200 and f">{delivery.pk}<" in listing.content.decode()
+    assert detail.status_code == 200
+    assert '"events": []' in html.unescape(detail.content.decode())  # the body, for reading
