@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/email.py is named like the stdlib package: this folder must not come first.
+# Run as a script, this folder comes first on the path: the project root must.
 sys.path[0] = str(ROOT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 

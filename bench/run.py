@@ -85,8 +85,7 @@ def _dsn(url: str) -> str:
 
 
 def main(argv=None) -> int:
-    # Run as a script, this folder comes first on the path, and bench/email.py would shadow
-    # the standard library's email package (as in bench/search.py).
+    # Run as a script, this folder comes first on the path: the project root must instead.
     here = Path(__file__).resolve().parent
     sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     args = parse_args(argv if argv is not None else sys.argv[1:])

@@ -112,8 +112,7 @@ def search_cases(info: dict) -> dict[str, list[str]]:
 
 
 def main(argv=None) -> int:
-    # Run as a script, this folder comes first on the path, and bench/email.py would shadow
-    # the standard library's email package.
+    # Run as a script, this folder comes first on the path: the project root must instead.
     here = Path(__file__).resolve().parent
     sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     args = parse_args(argv if argv is not None else sys.argv[1:])

@@ -1,6 +1,6 @@
 """Email benchmark: import mails from the in-process IMAP server into an empty channel.
 
-    DATABASE_URL=postgres://…/scratch .venv/bin/python bench/email.py [--mails 10000]
+    DATABASE_URL=postgres://…/scratch .venv/bin/python bench/mail.py [--mails 10000]
 
 Starts pymap (dict backend) in a child process, APPENDs `--mails` customer mails (a third of
 them replies threading onto earlier ones), then times `poll_account` — fetch by UID, parse,
