@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# This file is named like the stdlib's `email`: its folder must not shadow the package.
+# Run as a script, this folder comes first on the path: the project root must instead.
 sys.path[0] = str(ROOT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
