@@ -26,7 +26,8 @@ Anchors in the same run: raw PostgreSQL single-row INSERT+COMMIT rate (pgbench, 
 and the rate of a trivial endpoint (`GET /health/live/`) through the same nginx and servers,
 closed-loop over 64 connections; beside it, each webhook shape's capacity (the same closed
 loop, same connections, same seconds: `capacity`, `share_of_trivial_rate`), measured after
-the open-loop shapes. `os.getloadavg()` before and after each shape: on a shared machine compare each
+the open-loop shapes, as deployed and with the drainers paused (the accept path alone).
+`os.getloadavg()` before and after each shape: on a shared machine compare each
 figure with its same-run anchors, not with another run's absolute numbers.
 
 The load generator is a raw asyncio HTTP/1.1 client over kept-alive connections, not httpx or
@@ -795,15 +796,34 @@ async def run_shape(shape, args, fixtures, stack, inbox) -> dict:
 
 
 async def capacity_shape(shape, args, fixtures, stack, inbox, trivial) -> dict:
+    """As deployed (drainers running), and then the accept path alone: the drainers paused
+    (SIGSTOP) while the closed loop runs, resumed after — the door's own ceiling."""
+    deployed = await _capacity_run(shape, args, fixtures, stack, inbox, trivial, seed=11)
+    drainers = [pid for name, pid in stack.pids.items() if name.startswith("drainer")]
+    for pid in drainers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        alone = await _capacity_run(
+            shape, args, fixtures, stack, inbox, trivial, seed=13, resume=drainers
+        )
+    finally:
+        for pid in drainers:
+            os.kill(pid, signal.SIGCONT)
+    return deployed | {"accept_path_alone": alone}
+
+
+async def _capacity_run(shape, args, fixtures, stack, inbox, trivial, seed, resume=()) -> dict:
     """The most webhooks of this shape the stack accepts: closed loop over the same 64
     connections as the trivial-endpoint anchor, for --anchor-seconds, so the two rates
     compare (issue 11: ≥ 50 % of the trivial rate). Then waits until the backlog is on the
     socket, so the next shape starts on an empty log, and reports how long that took."""
     count = int(20_000 * args.anchor_seconds)
+    tag = SHAPE_IDS[shape] + (40 if resume else 20)
     requests, tokens, duplicate = build_requests(
-        shape, fixtures, count, args.senders, stack.port, seed=11, tag=SHAPE_IDS[shape] + 20
+        shape, fixtures, count, args.senders, stack.port, seed=seed, tag=tag
     )
-    log(f"{shape} capacity: closed loop, 64 connections, {args.anchor_seconds:.0f} s")
+    what = "drainers paused" if resume else "as deployed"
+    log(f"{shape} capacity ({what}): closed loop, 64 connections, {args.anchor_seconds:.0f} s")
     load_before = loadavg()
     cpu_before = stack.cpu_seconds()
     wait = run_generator(stack.port, requests, 0, 64, closed_loop_seconds=args.anchor_seconds)
@@ -817,6 +837,8 @@ async def capacity_shape(shape, args, fixtures, stack, inbox, trivial) -> dict:
     for i in taken:
         statuses[str(status[i])] = statuses.get(str(status[i]), 0) + 1
     unique = {tokens[i] for i in accepted if not duplicate[i]}
+    for pid in resume:
+        os.kill(pid, signal.SIGCONT)
     drain_started = time.time()
     await inbox.wait_for(unique, 300)
     rate = len(accepted) / window if window else 0
@@ -837,7 +859,7 @@ async def capacity_shape(shape, args, fixtures, stack, inbox, trivial) -> dict:
     }
     if trivial:
         result["share_of_trivial_rate"] = round(rate / trivial, 3)
-    log(f"{shape} capacity: {json.dumps(result)}")
+    log(f"{shape} capacity ({what}): {json.dumps(result)}")
     return result
 
 
