@@ -13,6 +13,10 @@ Not served at /webhooks/matrix/<id>/ (no channel kinds): the hs_token check and 
 live in appservice.py, at the URL the registration names.
 """
 
+import contextlib
+
+from django.db import connection
+
 from communications.webhooks import Inspection, Malformed, WebhookReceiver, WebhookRejected
 from crm.safe_json import JSONRejected, load_json
 
@@ -20,6 +24,9 @@ from . import mapper
 from .schema import transaction_shape_error
 
 SOURCE = "matrix"
+# PostgreSQL advisory lock key ("matrx"): one Matrix batch is mapped at a time, whichever
+# drainer or worker claimed it.
+ORDER_LOCK = 0x6D61747278
 
 
 def parse_transaction(body: bytes) -> dict:
@@ -50,7 +57,26 @@ class MatrixReceiver(WebhookReceiver):
         return Inspection()
 
     def process(self, channel, deliveries) -> None:
-        process_transactions([parse_transaction(bytes(d.body)) for d in deliveries])
+        payloads = [parse_transaction(bytes(d.body)) for d in deliveries]
+        with one_batch_at_a_time():
+            process_transactions(payloads)
+
+
+@contextlib.contextmanager
+def one_batch_at_a_time():
+    """Synapse's transactions must be mapped in its order (an edit after the message it edits).
+    Two drainers can each claim some of them: the one that claimed later waits here until the
+    earlier batch is mapped. A session lock (released by PostgreSQL if the process dies)."""
+    if connection.vendor != "postgresql":  # the embedded mode: one process drains
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [ORDER_LOCK])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ORDER_LOCK])
 
 
 def process_transactions(payloads: list[dict]) -> int:

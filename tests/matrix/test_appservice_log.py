@@ -27,9 +27,10 @@ pytestmark = pytest.mark.django_db
 SERVER = "example.org"
 HS_TOKEN = "hs-secret"
 # The claim (1), the rooms and the event ids already stored (2), adopting known contacts (2),
-# ingest_messages' batch (11, savepoint to release), the verdicts (1), and the two empty claims
-# that end a drain (2): the same for 2 messages in 2 chats as for 20 in 20.
-DRAIN_STATEMENTS = 19
+# ingest_messages' batch (11, savepoint to release), the verdicts (1), the ordering lock and its
+# release (2), and the two empty claims that end a drain (2): the same for 2 messages in 2
+# chats as for 20 in 20.
+DRAIN_STATEMENTS = 21
 
 
 class FakeHomeserver:
@@ -345,3 +346,43 @@ def test_staff_read_a_transaction_in_the_webhook_log(admin_client, wa_channel, k
     assert listing.status_code == 200 and f">{delivery.pk}<" in listing.content.decode()
     assert detail.status_code == 200
     assert '"events": []' in html.unescape(detail.content.decode())  # the body, for reading
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="advisory locks")
+def test_a_batch_waits_while_another_drainer_maps_an_earlier_one(
+    wa_channel, matrix_connection, kicks
+):
+    import psycopg
+    from django.db import connections
+
+    from integrations.matrix.webhook import ORDER_LOCK
+
+    room = portal(matrix_connection, wa_channel, 1)
+    assert put("51", {"events": [text(room, 1, "$late")]}).status_code == 200
+    settings_ = connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings_["NAME"],
+        user=settings_["USER"],
+        host=settings_["HOST"],
+        port=settings_["PORT"] or 5432,
+        password=settings_["PASSWORD"] or None,
+        autocommit=True,
+    )
+    other.execute("SELECT pg_advisory_lock(%s)", [ORDER_LOCK])  # another drainer is mapping
+    drained = []
+
+    def drain():
+        try:
+            drained.append(webhooks.drain())
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=drain)
+    worker.start()
+    worker.join(1.0)
+    assert worker.is_alive() and not Message.objects.filter(external_id="$late").exists()
+    other.execute("SELECT pg_advisory_unlock(%s)", [ORDER_LOCK])
+    worker.join(10)
+    other.close()
+    assert drained == [1] and Message.objects.filter(external_id="$late").exists()
