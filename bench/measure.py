@@ -339,9 +339,9 @@ def _raw_worker(args) -> tuple[int, float]:
             conn.execute(
                 "INSERT INTO bench_raw_message (conversation_id, channel_id, direction, kind,"
                 " content, status, failure_reason, external_id, metadata, is_edited,"
-                " is_deleted, created_at, updated_at, send_attempts)"
+                " is_deleted, created_at, updated_at, send_attempts, version)"
                 " VALUES (%s, %s, 'in', 'text', %s, 'received', '', %s, %s, false, false,"
-                " now(), now(), 0)",
+                " now(), now(), 0, 1)",
                 (
                     conversation_id,
                     channel_id,
