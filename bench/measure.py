@@ -46,10 +46,10 @@ def _time_get(client: APIClient, url: str, params: dict, iterations: int) -> dic
     }
 
 
-def conversation_list(info: dict, iterations: int) -> dict:
+def conversation_list_cases(info: dict) -> tuple[str, dict, int]:
+    """The list's URL, its cases (parameters by name) and the deep cursor's offset."""
     from communications.models import Conversation
 
-    client = _client(info["manager_token"])
     url = "/api/v1/conversations/"
     visible = info["visible_channels"]
     # A deep page: the cursor of a conversation about half-way down the manager's inbox.
@@ -81,6 +81,12 @@ def conversation_list(info: dict, iterations: int) -> dict:
             "to_date": anchor[0].date().isoformat(),
         },
     }
+    return url, cases, depth
+
+
+def conversation_list(info: dict, iterations: int) -> dict:
+    client = _client(info["manager_token"])
+    url, cases, depth = conversation_list_cases(info)
     results = {name: _time_get(client, url, params, iterations) for name, params in cases.items()}
     counts = {r["queries"] for r in results.values()}
     return {
@@ -92,10 +98,10 @@ def conversation_list(info: dict, iterations: int) -> dict:
     }
 
 
-def message_pages(info: dict, iterations: int) -> dict:
+def message_page_cases(info: dict) -> tuple[str, dict]:
+    """The biggest thread's messages URL and its cases (parameters by name)."""
     from communications.models import Message
 
-    client = _client(info["manager_token"])
     thread = info["huge_threads"][0]
     url = f"/api/v1/conversations/{thread}/messages/"
     middle = (
@@ -114,6 +120,15 @@ def message_pages(info: dict, iterations: int) -> dict:
         "older_page_50_middle": {"before": encode_cursor(*middle)},
         "older_page_50_oldest": {"before": encode_cursor(*oldest)},
     }
+    return url, cases
+
+
+def message_pages(info: dict, iterations: int) -> dict:
+    from communications.models import Message
+
+    client = _client(info["manager_token"])
+    url, cases = message_page_cases(info)
+    thread = info["huge_threads"][0]
     results = {name: _time_get(client, url, params, iterations) for name, params in cases.items()}
     counts = {r["queries"] for r in results.values()}
     return {
@@ -124,6 +139,43 @@ def message_pages(info: dict, iterations: int) -> dict:
         "query_count_constant": len(counts) == 1,
         "p95_max_ms": max(r["p95_ms"] for r in results.values()),
     }
+
+
+def _count(client: APIClient, url: str, params: dict) -> int:
+    client.get(url, params)  # warm: the first request pays for what later ones find cached
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, params)
+    assert response.status_code == 200, (url, params, response.status_code, response.content)
+    return len(queries.captured_queries)
+
+
+def query_counts(info: dict) -> dict[str, int | list[int]]:
+    """Queries per request of every list, thread, search and report case the latency phase
+    times (the list at 25 and 100 rows, the thread at 50 and 200, search at its default 10
+    and 50), without timing: comparing the counts at two data sizes shows an N+1 (a count
+    that grows with the data) that one size cannot. A search case rotates through several
+    queries: its value is their count if they all cost the same, else the sorted counts."""
+    from bench.reports import one_year
+    from bench.search import search_cases
+    from reports.selectors import REPORTS
+
+    client = _client(info["manager_token"])
+    counts: dict[str, int | list[int]] = {}
+    url, cases, _ = conversation_list_cases(info)
+    for name, params in cases.items():
+        counts[f"list_{name}"] = _count(client, url, params)
+    url, cases = message_page_cases(info)
+    for name, params in cases.items():
+        counts[f"thread_{name}"] = _count(client, url, params)
+    for name, queries in search_cases(info).items():
+        for size in (10, 50):
+            found = {
+                _count(client, "/api/v1/search/", {"q": q, "page_size": size}) for q in queries
+            }
+            counts[f"search_{name}_{size}"] = found.pop() if len(found) == 1 else sorted(found)
+    for name in REPORTS:
+        counts[f"report_{name}"] = _count(client, f"/api/v1/reports/{name}/", one_year())
+    return counts
 
 
 # --- throughput: each worker is a fresh process (Django set up there), started together ------
@@ -287,9 +339,9 @@ def _raw_worker(args) -> tuple[int, float]:
             conn.execute(
                 "INSERT INTO bench_raw_message (conversation_id, channel_id, direction, kind,"
                 " content, status, failure_reason, external_id, metadata, is_edited,"
-                " is_deleted, created_at, updated_at, send_attempts)"
+                " is_deleted, created_at, updated_at, send_attempts, version)"
                 " VALUES (%s, %s, 'in', 'text', %s, 'received', '', %s, %s, false, false,"
-                " now(), now(), 0)",
+                " now(), now(), 0, 1)",
                 (
                     conversation_id,
                     channel_id,

@@ -7,6 +7,10 @@
 Without DATABASE_URL it (re)creates the database `switchboard_bench` on
 postgres://postgres@127.0.0.1:5432, runs the migrations and loads the data with COPY.
 `--reuse` keeps an already loaded bench database (same sizes) and only measures.
+Query counts are compared at two data sizes (`--sizes`, by default a tenth of
+--conversations and --conversations): each smaller size is loaded by the same generator, with
+messages in proportion, into a database of its own (the main one's name + `_<size>`), where
+only the counts are taken (no timing), before the main run.
 The channel layer is whatever REDIS_URL says (unset: in-memory), as in production settings.
 Progress goes to stderr, the JSON document to stdout.
 """
@@ -44,7 +48,80 @@ def parse_args(argv):
     parser.add_argument("--flood-workers", type=int, default=2, help="processes in the flood")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--seed", type=int, default=42)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--sizes",
+        default="",
+        help="conversation counts at which query counts are compared "
+        "(default: a tenth of --conversations, and --conversations)",
+    )
+    parser.add_argument(
+        "--counts-only",
+        action="store_true",
+        help="load (or --reuse) and print only the query counts (the smaller sizes' runs)",
+    )
+    args = parser.parse_args(argv)
+    extra = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not args.sizes:
+        extra = [max(1, args.conversations // 10)]
+    args.sizes = sorted(set(extra) | {args.conversations})
+    return args
+
+
+def size_label(conversations: int) -> str:
+    """10000 → "10k": the key of a size in query_counts_by_size."""
+    return f"{conversations // 1000}k" if conversations % 1000 == 0 else str(conversations)
+
+
+def page_size_differences(counts: dict) -> list[str]:
+    """The requests whose count moves with the page size: every list case (25 or 100 rows)
+    costs the same, every thread case (50 or 200), each search case at 10 and at 50."""
+
+    def group(case: str) -> str:
+        if case.startswith(("list_", "thread_")):
+            return case.split("_", 1)[0]
+        return case.rsplit("_", 1)[0] if case.startswith("search_") else case
+
+    groups: dict[str, set] = {}
+    for case, count in counts.items():
+        groups.setdefault(group(case), set()).add(json.dumps(count))
+    return sorted(name for name, found in groups.items() if len(found) > 1)
+
+
+def counts_at_size(args, size: int) -> dict:
+    """Load `size` conversations (messages in proportion) into a database of their own in a
+    child process (`--counts-only`), and return the query counts it prints."""
+    import subprocess
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    main = urlsplit(args.database_url or f"{DEFAULT_SERVER}/{DEFAULT_DB}")
+    name = f"{main.path.lstrip('/')}_{size}"
+    url = urlunsplit(main._replace(path=f"/{name}"))
+    with psycopg.connect(
+        _dsn(urlunsplit(main._replace(path="/postgres"))), autocommit=True
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not args.reuse:
+            log(f"dropping database {name}")
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    messages = round(args.messages * size / args.conversations)
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--counts-only",
+        f"--conversations={size}",
+        f"--messages={messages}",
+        f"--database-url={url}",
+        f"--seed={args.seed}",
+    ] + (["--reuse"] if args.reuse else [])
+    log(f"query counts at {size:,} conversations / {messages:,} messages in {name}")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def prepare_database(args) -> tuple[str, bool]:
@@ -93,8 +170,13 @@ def main(argv=None) -> int:
     iterations = args.iterations or (40 if small else 100)
     seconds = args.ingest_seconds or (3.0 if small else 10.0)
     workers = [int(w) for w in args.workers.split(",") if w]
-
     url, needs_load = prepare_database(args)
+    # The other sizes first, each in its own process and database: only their query counts.
+    others = {}
+    if not args.counts_only:
+        for size in args.sizes:
+            if size != args.conversations:
+                others[size] = counts_at_size(args, size)
     os.environ["DATABASE_URL"] = url
     # Production-like settings: no DEBUG query log; the test client talks plain HTTP.
     os.environ["DJANGO_DEBUG"] = "0"
@@ -134,6 +216,12 @@ def main(argv=None) -> int:
 
     log("preparing the reports' rollups")
     rollups = bench_reports.prepare(log)
+    if args.counts_only:
+        log("counting the queries of every case")
+        keys = ("conversations", "messages", "huge_thread_size")
+        counts = measure.query_counts(info)
+        print(json.dumps({"dataset": {k: info[k] for k in keys}, "query_counts": counts}))
+        return 0
     log("measuring one-year reports")
     report_latency = bench_reports.measure(info, iterations)
     log("measuring message search")
@@ -201,12 +289,29 @@ def main(argv=None) -> int:
             " current_setting('synchronous_commit')"
         )
         pg_version, shared_buffers, sync_commit = cursor.fetchone()
+    log("counting the queries of every case")
+    by_size = {size: r["query_counts"] for size, r in others.items()}
+    by_size[args.conversations] = measure.query_counts(info)
+    query_counts_by_size = {size_label(size): by_size[size] for size in sorted(by_size)}
+    differ = sorted(
+        case
+        for case in set().union(*by_size.values())
+        if len({json.dumps(counts.get(case)) for counts in by_size.values()}) > 1
+    )
     targets = {
         "list_p95_le_25ms": conversation_list["p95_max_ms"] <= 25,
         "thread_p95_le_25ms": message_pages["p95_max_ms"] <= 25,
         "list_query_count_constant": conversation_list["query_count_constant"],
         "thread_query_count_constant": message_pages["query_count_constant"],
     }
+    by_page_size = {
+        size_label(size): page_size_differences(counts) for size, counts in sorted(by_size.items())
+    }
+    if len(by_size) > 1:
+        # Every list, thread, search and report case costs the same number of queries at every
+        # data size, and each page's count does not move with the page size either.
+        same = not differ and not any(by_page_size.values())
+        targets[f"query_counts_same_at_{'_and_'.join(query_counts_by_size)}"] = same
     targets["report_one_year_p95_le_300ms"] = report_latency["one_year_report_p95_max_ms"] <= 300
     for case in ("one_word", "two_words", "phone"):
         targets[f"search_{case}_p95_le_100ms"] = search_latency["latency"][case]["p95_ms"] <= 100
@@ -248,6 +353,12 @@ def main(argv=None) -> int:
         },
         "conversation_list": conversation_list,
         "message_page": message_pages,
+        "query_counts_by_size": query_counts_by_size,
+        "query_counts_differing_by_size": differ,
+        "query_counts_differing_by_page_size": by_page_size,
+        "query_count_datasets": {
+            size_label(size): r["dataset"] for size, r in sorted(others.items())
+        },
         "throughput": throughput,
         "reports": {"rollups": rollups, **report_latency},
         "search": search_latency,
