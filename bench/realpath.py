@@ -64,7 +64,8 @@ TARGET_P99_MS = 250
 TARGET_VISIBLE_P95_MS = 1000
 SECRET = "realpath-" + "k" * 40
 TOKEN_RE = re.compile(r"\brp(\d+)x(\d+)\b")
-SHAPE_IDS = {"api": 1, "whatsapp": 2, "telegram": 3, "flood": 4, "warm": 5}
+SHAPE_IDS = {"api": 1, "whatsapp": 2, "telegram": 3, "flood": 4, "warm": 5, "reads": 6}
+TARGET_READ_P95_MS = 25
 WARM_TAG = 9
 
 
@@ -90,6 +91,17 @@ def parse_args(argv=None):
     parser.add_argument("--connections", type=int, default=256, help="generator connections")
     parser.add_argument("--senders", type=int, default=1000, help="distinct customers per shape")
     parser.add_argument("--flood", type=int, default=5000)
+    parser.add_argument(
+        "--conversations", type=int, default=100_000, help="dataset size for `reads`"
+    )
+    parser.add_argument("--messages", type=int, default=2_000_000, help="dataset size for `reads`")
+    parser.add_argument(
+        "--reads-rate", type=float, default=50.0, help="`reads`: list/thread GETs per second"
+    )
+    parser.add_argument(
+        "--reads-ingest-rate", type=float, default=20.0, help="`reads`: webhooks/s meanwhile"
+    )
+    parser.add_argument("--sockets", type=int, default=200, help="`reads`: inbox websockets")
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument(
         "--skip-capacity",
@@ -151,6 +163,39 @@ def setup_django(args):
 
     log("migrating")
     call_command("migrate", verbosity=0)
+
+
+def ensure_dataset(args) -> dict:
+    """The bench/dataset.py inbox (as bench/run.py loads it, with the same `bench_meta` row, so
+    either tool can `--reuse` the other's database): loaded unless the database holds one of
+    the requested size already."""
+    from django.db import connection
+
+    from bench import dataset
+
+    wanted = [args.conversations, args.messages]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('bench_meta')")
+        if cursor.fetchone()[0]:
+            cursor.execute("SELECT info FROM bench_meta")
+            info = json.loads(cursor.fetchone()[0])
+            if info["requested"] != wanted:
+                raise SystemExit(
+                    f"the database holds a dataset of {info['requested']}, not {wanted}: "
+                    "drop it (run without --reuse) or ask for the same sizes"
+                )
+            log(f"reusing the loaded dataset {wanted}")
+            return info
+        cursor.execute("SELECT 1 FROM communications_message LIMIT 1")
+        if cursor.fetchone():
+            raise SystemExit("the database has messages but no dataset: run without --reuse")
+    log(f"loading {args.conversations:,} conversations / {args.messages:,} messages")
+    info = dataset.load(args.conversations, args.messages, log=log)
+    info["requested"] = wanted
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_meta (info text)")
+        cursor.execute("INSERT INTO bench_meta VALUES (%s)", [json.dumps(info)])
+    return info
 
 
 def make_fixtures() -> dict:
@@ -863,6 +908,426 @@ async def _capacity_run(shape, args, fixtures, stack, inbox, trivial, seed, resu
     return result
 
 
+# --- reads: the list and the thread through HTTP, with sockets open and messages arriving ----
+
+READS_TAG = 7  # token tag of the warm-up webhooks of `reads` (not counted)
+
+
+def reads_fixtures(info: dict, args) -> dict:
+    """For `reads` on the bench/dataset.py inbox: the API channel's inbound secret (set anew,
+    so a dataset loaded under other keys works), conversations of that channel to write into,
+    `--sockets` managers of the bench team with a session each, and the read cases: the
+    requests of bench/measure.py's conversation_list and message_pages, same parameters."""
+    from urllib.parse import urlencode
+
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from communications.api.params import encode_cursor
+    from communications.models import Channel, ContactIdentity, Conversation, Message
+    from crm.models import Team
+
+    api = Channel.objects.get(pk__in=info["channels"], kind=Channel.Kind.API)
+    secret = f"reads-{int(time.time())}"
+    api.secrets = {**api.secrets, "inbound_token": secret}
+    api.save(update_fields=["secrets"])
+    targets = list(
+        ContactIdentity.objects.filter(channel=api)
+        .exclude(contact_id__in=info["huge_threads"])
+        .order_by("contact_id")
+        .values_list("external_id", flat=True)[:1000]
+    )
+    # One manager per socket, all in the team that sees the API channel: every message that
+    # arrives is an event on every socket (the heaviest fan-out 200 open inboxes can get).
+    team = Team.objects.get(name="Bench team")
+    User = get_user_model()
+    cookies = []
+    for n in range(args.sockets):
+        user, _ = User.objects.get_or_create(username=f"reads-ws-{n}")
+        team.members.add(user)
+        client = Client()
+        client.force_login(user)
+        cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+    visible = info["visible_channels"]
+    depth = info["conversations"] // 4
+    anchor = (
+        Conversation.objects.filter(channel_id__in=visible, is_archived=False)
+        .order_by("-last_message_at", "-id")
+        .values_list("last_message_at", "id")[depth]
+    )
+    deep = encode_cursor(*anchor)
+    thread = info["huge_threads"][0]
+    newest = Message.objects.filter(conversation_id=thread).order_by("-created_at", "-id")
+    middle = newest.values_list("created_at", "id")[info["huge_thread_size"] // 2]
+    oldest = newest.values_list("created_at", "id")[info["huge_thread_size"] - 60]
+    # An ordinary thread: the top of the manager's inbox that is not one of the huge ones.
+    ordinary = (
+        Conversation.objects.filter(channel_id__in=visible, is_archived=False)
+        .exclude(pk__in=info["huge_threads"])
+        .order_by("-last_message_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    day = anchor[0].date().isoformat()
+    lists = {
+        "first_page_25": {"page_size": 25},
+        "first_page_100": {"page_size": 100},
+        "deep_page_25": {"page_size": 25, "cursor": deep},
+        "deep_page_100": {"page_size": 100, "cursor": deep},
+        "status_open_25": {"page_size": 25, "status": "open"},
+        "channel_25": {"page_size": 25, "channel": visible[0]},
+        "channel_open_deep_100": {
+            "page_size": 100,
+            "channel": visible[0],
+            "status": "open",
+            "cursor": deep,
+        },
+        "unread_25": {"page_size": 25, "unread": "1"},
+        "assignee_me_25": {"page_size": 25, "assignee": "me"},
+        "from_to_date_100": {"page_size": 100, "from_date": day, "to_date": day},
+    }
+    threads = {
+        "newest_page_50": (thread, {}),
+        "newest_page_200": (thread, {"page_size": 200}),
+        "older_page_50_middle": (thread, {"before": encode_cursor(*middle)}),
+        "older_page_50_oldest": (thread, {"before": encode_cursor(*oldest)}),
+        "ordinary_thread_newest_50": (ordinary, {}),
+    }
+    cases = {f"list.{k}": ("/api/v1/conversations/", v) for k, v in lists.items()}
+    cases |= {
+        f"thread.{k}": (f"/api/v1/conversations/{c}/messages/", p) for k, (c, p) in threads.items()
+    }
+    return {
+        "api": (api.pk, secret),
+        "targets": targets,
+        "cookies": cookies,
+        "token": info["manager_token"],
+        "cases": {
+            name: f"{path}?{urlencode(params)}" if params else path
+            for name, (path, params) in cases.items()
+        },
+        "huge_thread": thread,
+        "huge_thread_messages": info["huge_thread_size"],
+        "ordinary_thread": ordinary,
+        "deep_cursor_offset": depth,
+    }
+
+
+def reads_get_requests(reads: dict, port: int, count: int):
+    """`count` prepared GETs, the cases in turn (so each is spread over the whole run)."""
+    names = list(reads["cases"])
+    head = (
+        f"Host: 127.0.0.1:{port}\r\nX-Forwarded-Proto: https\r\n"
+        f"Authorization: Token {reads['token']}\r\nAccept: application/json\r\n\r\n"
+    )
+    prepared = {n: f"GET {reads['cases'][n]} HTTP/1.1\r\n{head}".encode() for n in names}
+    order = [names[i % len(names)] for i in range(count)]
+    return [prepared[n] for n in order], order
+
+
+def reads_ingest_requests(reads: dict, port: int, count: int, tag: str):
+    """API-channel inbound webhooks (one message each) into existing conversations."""
+    channel_id, secret = reads["api"]
+    out, tokens = [], []
+    for i in range(count):
+        token = f"rp{tag}x{i}"
+        body = json.dumps(
+            {
+                "external_id": token,
+                "sender": {"id": reads["targets"][i % len(reads["targets"])], "name": "Customer"},
+                "text": f"Is my order on its way? {token}",
+            }
+        ).encode()
+        out.append(
+            (
+                f"POST /api/v1/channels/{channel_id}/inbound/ HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\nX-Forwarded-Proto: https\r\n"
+                f"Authorization: Bearer {secret}\r\nPrefer: respond-async\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+        tokens.append(token)
+    return out, tokens
+
+
+class Watcher:
+    """One of the `reads` inbox sockets, as a raw RFC 6455 client over asyncio streams.
+
+    200 sockets each told of 20 messages/s receive ~8,000 frames/s; through the `websockets`
+    library (per-frame objects, UTF-8 decoding, a task switch each) that took most of a core of
+    this 2-core machine in the generator's process, i.e. the benchmark measured itself. Here a
+    read takes whatever frames have arrived, and a frame is only looked into for the message
+    tokens it carries, or answered (the inbox's `ping`, the protocol's ping); no compression
+    is offered, as autobahn (daphne) would not accept it. It records when each token first
+    shows on this socket."""
+
+    def __init__(self, port: int, cookie: str):
+        self.port = port
+        self.cookie = cookie
+        self.seen: dict[str, float] = {}
+        self.frames = 0
+        self.ready = asyncio.Event()
+        self.closed: str | None = None
+        self.task = None
+        self.writer = None
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        size = len(payload)
+        head = bytes([0x80 | opcode])
+        if size < 126:
+            head += bytes([0x80 | size])
+        else:
+            head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(head + mask + masked)
+
+    async def _run(self):
+        import base64
+
+        try:
+            reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            key = base64.b64encode(os.urandom(16)).decode()
+            self.writer.write(
+                (
+                    f"GET /ws/inbox/ HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                    f"Origin: http://127.0.0.1:{self.port}\r\n"
+                    f"Cookie: sessionid={self.cookie}\r\n\r\n"
+                ).encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head[9:12] != b"101":
+                raise ConnectionError(head[:12].decode(errors="replace"))
+            buffer = bytearray()
+            while True:
+                chunk = await reader.read(262144)
+                if not chunk:
+                    self.closed = "connection closed"
+                    break
+                now = time.time()
+                buffer += chunk
+                at = 0
+                while len(buffer) - at >= 2:
+                    opcode = buffer[at] & 0x0F
+                    size = buffer[at + 1] & 0x7F
+                    start = at + 2
+                    if size == 126:
+                        if len(buffer) - at < 4:
+                            break
+                        size = int.from_bytes(buffer[at + 2 : at + 4], "big")
+                        start = at + 4
+                    elif size == 127:
+                        if len(buffer) - at < 10:
+                            break
+                        size = int.from_bytes(buffer[at + 2 : at + 10], "big")
+                        start = at + 10
+                    if len(buffer) < start + size:
+                        break
+                    payload = bytes(buffer[start : start + size])
+                    at = start + size
+                    self.frames += 1
+                    if opcode in (0, 1):  # text (autobahn does not fragment these)
+                        self._text(payload, now)
+                    elif opcode == 9:
+                        self._send(0xA, payload)
+                    elif opcode == 8:
+                        code = int.from_bytes(payload[:2], "big") if payload else None
+                        self.closed = f"closed {code}"
+                        return
+                del buffer[:at]
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            self.closed = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            self.ready.set()
+
+    def _text(self, payload: bytes, now: float) -> None:
+        if b'"message.created"' in payload:
+            for match in TOKEN_RE.finditer(payload.decode()):
+                self.seen.setdefault(match[0], now)
+        elif b'"ping"' in payload[:40]:
+            seq = json.loads(payload).get("seq")
+            self._send(0x1, json.dumps({"type": "pong", "seq": seq}).encode())
+        elif b'"ready"' in payload[:40]:
+            self.ready.set()
+
+
+def bench_cpu_seconds() -> dict:
+    """CPU of this process (the sockets) and of its finished generator processes."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "bench_sockets": own.ru_utime + own.ru_stime,
+        "bench_generators": kids.ru_utime + kids.ru_stime,
+    }
+
+
+async def open_watchers(port: int, cookies: list[str]) -> list[Watcher]:
+    """Connect them 20 at a time (as 200 tabs would not all open in the same millisecond)."""
+    watchers = [Watcher(port, c) for c in cookies]
+    gate = asyncio.Semaphore(20)
+
+    async def start(w: Watcher):
+        async with gate:
+            w.task = asyncio.ensure_future(w._run())
+            try:
+                await asyncio.wait_for(w.ready.wait(), 60)
+            except TimeoutError:
+                pass
+
+    await asyncio.gather(*(start(w) for w in watchers))
+    return watchers
+
+
+async def run_reads(args, reads: dict, stack) -> dict:
+    port = stack.port
+    log(f"reads: opening {len(reads['cookies'])} inbox sockets")
+    watchers = await open_watchers(port, reads["cookies"])
+    ready = sum(w.ready.is_set() and w.closed is None for w in watchers)
+    log(f"reads: {ready} sockets ready")
+    # Warm: every case a few times on every server process, and the webhook path; not counted.
+    warm, _ = reads_get_requests(reads, port, len(reads["cases"]) * 6)
+    await asyncio.to_thread(run_generator(port, warm, 20, 8))
+    # Tokens (the messages' external ids) are new on every run, or a `--reuse` run's
+    # webhooks would all be recognised as redeliveries of the last run's and stored once.
+    stamp = int(time.time())
+    warm, _ = reads_ingest_requests(reads, port, 20, f"{READS_TAG}{stamp}")
+    await asyncio.to_thread(run_generator(port, warm, 10, 4))
+    await asyncio.sleep(2)
+
+    count = int(args.reads_rate * args.seconds)
+    gets, order = reads_get_requests(reads, port, count)
+    ingest_count = int(args.reads_ingest_rate * args.seconds)
+    posts, tokens = reads_ingest_requests(reads, port, ingest_count, f"{SHAPE_IDS['reads']}{stamp}")
+    log(
+        f"reads: {count} GETs at {args.reads_rate:g}/s and {ingest_count} webhooks at "
+        f"{args.reads_ingest_rate:g}/s for {args.seconds:g} s, {ready} sockets open"
+    )
+    load_before = loadavg()
+    cpu_before = stack.cpu_seconds() | bench_cpu_seconds()
+    frames_before = sum(w.frames for w in watchers)
+    wait_posts = run_generator(port, posts, args.reads_ingest_rate, 8)
+    wait_gets = run_generator(port, gets, args.reads_rate, 16)
+    g_due, _g_sent, g_done, g_status = await asyncio.to_thread(wait_gets)
+    p_due, p_sent, p_done, p_status = await asyncio.to_thread(wait_posts)
+    load_after = loadavg()
+    cpu_after = stack.cpu_seconds() | bench_cpu_seconds()
+    wanted = set(tokens)
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(
+        wanted <= w.seen.keys() for w in watchers if w.closed is None
+    ):
+        await asyncio.sleep(0.2)
+
+    cases: dict[str, dict] = {}
+    for name in reads["cases"]:
+        idx = [i for i, n in enumerate(order) if n == name]
+        ok = [i for i in idx if 200 <= g_status[i] < 300]
+        ms = [(g_done[i] - g_due[i]) * 1000 for i in ok]
+        statuses: dict[str, int] = {}
+        for i in idx:
+            statuses[str(g_status[i])] = statuses.get(str(g_status[i]), 0) + 1
+        cases[name] = {
+            "requests": len(idx),
+            "non_2xx": len(idx) - len(ok),
+            "statuses": statuses,
+            "p50_ms": pct(ms, 50),
+            "p95_ms": pct(ms, 95),
+            "p99_ms": pct(ms, 99),
+            "max_ms": pct(ms, 100),
+        }
+
+    def endpoint(prefix: str) -> dict:
+        mine = {k: v for k, v in cases.items() if k.startswith(prefix)}
+        idx = [i for i, n in enumerate(order) if n.startswith(prefix)]
+        ms = [(g_done[i] - g_due[i]) * 1000 for i in idx if 200 <= g_status[i] < 300]
+        return {
+            "requests": len(idx),
+            "non_2xx": sum(v["non_2xx"] for v in mine.values()),
+            "p50_ms": pct(ms, 50),
+            "p95_ms": pct(ms, 95),
+            "p99_ms": pct(ms, 99),
+            "worst_case_p95_ms": max((v["p95_ms"] or 1e9) for v in mine.values()),
+        }
+
+    list_figures, thread_figures = endpoint("list."), endpoint("thread.")
+    accepted = [i for i in range(ingest_count) if 200 <= p_status[i] < 300]
+    p_statuses: dict[str, int] = {}
+    for st in p_status:
+        p_statuses[str(st)] = p_statuses.get(str(st), 0) + 1
+    open_now = [w for w in watchers if w.closed is None]
+    visible_ms = [
+        (w.seen[t] - p_sent[i]) * 1000
+        for w in open_now
+        for i, t in enumerate(tokens)
+        if t in w.seen and p_sent[i]
+    ]
+    seen_counts = sorted(len(wanted & w.seen.keys()) for w in watchers)
+    closed_reasons: dict[str, int] = {}
+    for w in watchers:
+        if w.closed is not None:
+            closed_reasons[w.closed] = closed_reasons.get(w.closed, 0) + 1
+    for w in watchers:
+        if w.task:
+            w.task.cancel()
+    window = max(g_done) - min(g_due) if count else 0
+    result = {
+        "dataset": {
+            "huge_thread": reads["huge_thread"],
+            "huge_thread_messages": reads["huge_thread_messages"],
+            "ordinary_thread": reads["ordinary_thread"],
+            "deep_cursor_offset": reads["deep_cursor_offset"],
+        },
+        "offered_reads_per_s": args.reads_rate,
+        "served_reads_per_s": round(sum(200 <= x < 300 for x in g_status) / window, 1)
+        if window
+        else None,
+        "list": list_figures,
+        "thread": thread_figures,
+        "cases": cases,
+        "ingest": {
+            "offered_per_s": args.reads_ingest_rate,
+            "requests": ingest_count,
+            "statuses": p_statuses,
+            "acceptance_p95_ms": pct([(p_done[i] - p_due[i]) * 1000 for i in accepted], 95),
+        },
+        "sockets": {
+            "asked": len(watchers),
+            "ready_at_start": ready,
+            "open_at_end": len(open_now),
+            "received_every_message": sum(wanted <= w.seen.keys() for w in watchers),
+            "messages_received_min_median": [
+                seen_counts[0] if seen_counts else 0,
+                seen_counts[len(seen_counts) // 2] if seen_counts else 0,
+            ],
+            "messages_sent": len(wanted),
+            "frames_received": sum(w.frames for w in watchers) - frames_before,
+            "visible_ms": {"p50": pct(visible_ms, 50), "p95": pct(visible_ms, 95)},
+            "closed": closed_reasons,
+        },
+        "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0), 1) for k in cpu_after},
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+    }
+    everyone_heard = result["sockets"]["received_every_message"] == len(watchers) == args.sockets
+    result["targets_met"] = {
+        "list_p95_le_25ms": list_figures["non_2xx"] == 0
+        and list_figures["worst_case_p95_ms"] <= TARGET_READ_P95_MS,
+        "thread_p95_le_25ms": thread_figures["non_2xx"] == 0
+        and thread_figures["worst_case_p95_ms"] <= TARGET_READ_P95_MS,
+        "sockets_all_open_and_receiving": everyone_heard,
+        "ingest_all_accepted": len(accepted) == ingest_count,
+    }
+    log(f"reads: {json.dumps(result)}")
+    return result
+
+
 def pgbench_anchor(args) -> dict:
     import psycopg
 
@@ -933,11 +1398,21 @@ async def main_async(args, fixtures, stack) -> dict:
     trivial = (result["anchors"].get("trivial_endpoint") or {}).get("requests_per_s")
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     # Warm every server process (imports, pools, channel caches) before anything is measured.
-    for kind in {"api" if s == "flood" else s for s in shapes}:
+    for kind in {"api" if s == "flood" else s for s in shapes if s != "reads"}:
         warm, _, _ = build_requests(kind, fixtures, 300, 300, stack.port, seed=3, tag=WARM_TAG)
         await asyncio.to_thread(run_generator(stack.port, warm, 150, 32))
     await asyncio.sleep(2)
     for shape in shapes:
+        if shape == "reads":
+            figures = await run_reads(args, fixtures["reads"], stack)
+            figures["anchors"] = {
+                "trivial_endpoint_per_s": trivial,
+                "pgbench_insert_commits_per_s": (result["anchors"].get("pgbench") or {}).get(
+                    "single_row_insert_commits_per_s"
+                ),
+            }
+            result["shapes"][shape] = figures
+            continue
         result["shapes"][shape] = await run_shape(shape, args, fixtures, stack, inbox)
     # After the open-loop shapes, so their backlogs cannot disturb those figures.
     for shape in [s for s in shapes if s in ("api", "whatsapp", "telegram")]:
@@ -969,6 +1444,8 @@ def main(argv=None) -> None:
     prepare_database(args)
     setup_django(args)
     fixtures = make_fixtures()
+    if "reads" in args.shapes.split(","):
+        fixtures["reads"] = reads_fixtures(ensure_dataset(args), args)
     from django.db import connection
 
     connection.close()
