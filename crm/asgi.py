@@ -2,10 +2,12 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
-django_asgi_app = get_asgi_application()
+
+from crm.asgi_handler import get_one_hop_asgi_application  # noqa: E402
+
+# Django's handler, its sync middleware chain and view in one thread hop (crm/asgi_handler.py).
+django_asgi_app = get_one_hop_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
