@@ -308,6 +308,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "crm.renderers.FastJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     # JSON nested too deep or holding NULs is a 400 naming the problem (crm/safe_json.py).
     "DEFAULT_PARSER_CLASSES": [
         "crm.safe_json.SafeJSONParser",
