@@ -924,8 +924,8 @@ def reads_fixtures(info: dict, args) -> dict:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from communications.api.params import encode_cursor
-    from communications.models import Channel, ContactIdentity, Conversation, Message
+    from bench.measure import conversation_list_cases, message_page_cases
+    from communications.models import Channel, ContactIdentity, Conversation
     from crm.models import Team
 
     api = Channel.objects.get(pk__in=info["channels"], kind=Channel.Kind.API)
@@ -950,55 +950,21 @@ def reads_fixtures(info: dict, args) -> dict:
         client.force_login(user)
         cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
 
-    visible = info["visible_channels"]
-    depth = info["conversations"] // 4
-    anchor = (
-        Conversation.objects.filter(channel_id__in=visible, is_archived=False)
-        .order_by("-last_message_at", "-id")
-        .values_list("last_message_at", "id")[depth]
-    )
-    deep = encode_cursor(*anchor)
+    # The cases of bench/measure.py's conversation_list and message_pages, same parameters.
+    list_url, lists, depth = conversation_list_cases(info)
+    thread_url, threads = message_page_cases(info)
     thread = info["huge_threads"][0]
-    newest = Message.objects.filter(conversation_id=thread).order_by("-created_at", "-id")
-    middle = newest.values_list("created_at", "id")[info["huge_thread_size"] // 2]
-    oldest = newest.values_list("created_at", "id")[info["huge_thread_size"] - 60]
     # An ordinary thread: the top of the manager's inbox that is not one of the huge ones.
     ordinary = (
-        Conversation.objects.filter(channel_id__in=visible, is_archived=False)
+        Conversation.objects.filter(channel_id__in=info["visible_channels"], is_archived=False)
         .exclude(pk__in=info["huge_threads"])
         .order_by("-last_message_at", "-id")
         .values_list("id", flat=True)
         .first()
     )
-    day = anchor[0].date().isoformat()
-    lists = {
-        "first_page_25": {"page_size": 25},
-        "first_page_100": {"page_size": 100},
-        "deep_page_25": {"page_size": 25, "cursor": deep},
-        "deep_page_100": {"page_size": 100, "cursor": deep},
-        "status_open_25": {"page_size": 25, "status": "open"},
-        "channel_25": {"page_size": 25, "channel": visible[0]},
-        "channel_open_deep_100": {
-            "page_size": 100,
-            "channel": visible[0],
-            "status": "open",
-            "cursor": deep,
-        },
-        "unread_25": {"page_size": 25, "unread": "1"},
-        "assignee_me_25": {"page_size": 25, "assignee": "me"},
-        "from_to_date_100": {"page_size": 100, "from_date": day, "to_date": day},
-    }
-    threads = {
-        "newest_page_50": (thread, {}),
-        "newest_page_200": (thread, {"page_size": 200}),
-        "older_page_50_middle": (thread, {"before": encode_cursor(*middle)}),
-        "older_page_50_oldest": (thread, {"before": encode_cursor(*oldest)}),
-        "ordinary_thread_newest_50": (ordinary, {}),
-    }
-    cases = {f"list.{k}": ("/api/v1/conversations/", v) for k, v in lists.items()}
-    cases |= {
-        f"thread.{k}": (f"/api/v1/conversations/{c}/messages/", p) for k, (c, p) in threads.items()
-    }
+    cases = {f"list.{k}": (list_url, v) for k, v in lists.items()}
+    cases |= {f"thread.{k}": (thread_url, v) for k, v in threads.items()}
+    cases["thread.ordinary_thread_newest_50"] = (f"/api/v1/conversations/{ordinary}/messages/", {})
     return {
         "api": (api.pk, secret),
         "targets": targets,
