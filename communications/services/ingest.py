@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.bulk_sql import delete_rows, insert_new_rows, insert_rows, update_rows
@@ -403,36 +404,49 @@ def _locked_conversations(
 
 
 def _lock_conversations(channel: Channel, chat_ids: list[str]) -> dict[str, Conversation]:
-    # Lock only the conversation rows (a bare FOR UPDATE would also lock the joined channel and
-    # contact rows and serialise every ingest of a channel); the channel is known, and joining
-    # it would decrypt its secrets once per row.
-    found = (
+    """The chats' rows locked, and for a chat merged into another conversation
+    (services/merge.py) its survivor's row instead: its messages go there.
+
+    Chats and survivors are locked by one statement in id order, the order merge, split and
+    undo lock in, so an ingest racing an undo waits rather than deadlocks. Only the
+    conversation rows are locked (a bare FOR UPDATE would also lock the joined channel and
+    contact rows and serialise every ingest of a channel); the channel's secrets are not
+    loaded (joining them would decrypt them once per row)."""
+    ours = Conversation.objects.filter(channel=channel, external_id__in=chat_ids)
+    # A UNION, not an OR: PostgreSQL scans the whole table for `id = … OR id IN (subquery)`.
+    chats_and_survivors = ours.values("pk").union(
+        ours.filter(merged_into__isnull=False).values("merged_into_id"), all=True
+    )
+    found = {
+        conversation.pk: conversation
+        for conversation in _locked_rows(Q(pk__in=chats_and_survivors))
+    }
+    # A chat merged after that statement began names a survivor it did not lock: lock it
+    # after (rare; should it deadlock, the batch is retried).
+    late = {c.merged_into_id for c in found.values() if c.merged_into_id} - set(found)
+    if late:
+        found |= {conversation.pk: conversation for conversation in _locked_rows(Q(pk__in=late))}
+    wanted = set(chat_ids)
+    conversations = {}
+    for conversation in found.values():
+        if conversation.channel_id == channel.pk:
+            conversation.channel = channel
+            if conversation.external_id in wanted:
+                conversations[conversation.external_id] = conversation
+    for chat_id, conversation in list(conversations.items()):
+        if conversation.merged_into_id is not None:
+            conversations[chat_id] = found[conversation.merged_into_id]
+    return conversations
+
+
+def _locked_rows(where: Q) -> list[Conversation]:
+    return list(
         with_label_ids(Conversation.objects.select_for_update(of=("self",)))  # saved views
-        .select_related("contact", "assignee")
-        .filter(channel=channel, external_id__in=chat_ids)
+        .select_related("contact", "assignee", "channel")
+        .defer("channel__secrets")
+        .filter(where)
         .order_by("id")
     )
-    conversations = {}
-    for conversation in found:
-        conversation.channel = channel
-        conversations[conversation.external_id] = conversation
-    merged = {c.merged_into_id for c in conversations.values() if c.merged_into_id is not None}
-    if merged:
-        # A chat merged into another conversation (services/merge.py): its messages go to the
-        # survivor, locked after the chat (a concurrent undo takes them in id order; one of
-        # the two may be picked as a deadlock victim and retried).
-        survivors = {
-            survivor.pk: survivor
-            for survivor in Conversation.objects.select_for_update(of=("self",))
-            .select_related("contact", "assignee", "channel")
-            .defer("channel__secrets")
-            .filter(pk__in=merged)
-            .order_by("id")
-        }
-        for chat_id, conversation in list(conversations.items()):
-            if conversation.merged_into_id in survivors:
-                conversations[chat_id] = survivors[conversation.merged_into_id]
-    return conversations
 
 
 def _reply_targets(channel: Channel, items: list[InboundMessage]) -> dict[str | None, int]:
