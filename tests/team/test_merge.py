@@ -443,9 +443,7 @@ def _deadlocks_so_far() -> int:
     ends: _race closes its threads' connections)."""
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_stat_force_next_flush(), pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
-        )
+        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         return cursor.fetchone()[0]
 
 
