@@ -511,6 +511,11 @@ class WebhookDelivery(models.Model):
                 name="webhook_delivery_waiting",
                 condition=Q(outcome__in=["pending", "processing"]),
             ),
+            models.Index(  # the claim's look for an unfinished in-order delivery (Matrix)
+                fields=["source", "channel", "id"],
+                name="webhook_delivery_in_flight",
+                condition=Q(outcome="processing"),
+            ),
             models.Index(fields=["channel", "-received_at"], name="webhook_delivery_by_channel"),
             models.Index(fields=["received_at"], name="webhook_delivery_by_age"),
         ]

@@ -27,7 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -85,6 +85,11 @@ class WebhookReceiver:
     source = ""  # the URL segment: /webhooks/<source>/<channel_id>/
     channel_kinds: tuple[str, ...] = ()
     kept_headers: tuple[str, ...] = ()  # stored with the body, for staff reading the log
+    # True: a channel's deliveries are processed strictly in the order they arrived (Matrix:
+    # an edit or a deletion must find the message an earlier transaction carried). While one
+    # waits for its retry, the later ones are not claimed; the queue moves on once it is done
+    # or has failed for good.
+    in_order = False
 
     def handshake(self, channel: Channel, request) -> HttpResponse:
         """A GET (Meta's subscription challenge). Default: not allowed."""
@@ -128,6 +133,10 @@ def register_receiver(receiver: WebhookReceiver) -> None:
 
 def receiver_for(source: str) -> WebhookReceiver | None:
     return _receivers.get(source)
+
+
+def _in_order_sources() -> list[str]:
+    return [source for source, receiver in _receivers.items() if receiver.in_order]
 
 
 # --- the door -------------------------------------------------------------------------------
@@ -292,6 +301,21 @@ def _claimable(now) -> Q:
     return Q(outcome=Outcome.PENDING) | Q(outcome=Outcome.PROCESSING, lease_until__lt=now)
 
 
+def _behind_an_unfinished_one(now) -> Q:
+    """A delivery of an in-order source with an earlier one of its channel still being
+    processed or waiting for its retry."""
+    earlier = WebhookDelivery.objects.filter(
+        source=OuterRef("source"),
+        id__lt=OuterRef("id"),
+        outcome=Outcome.PROCESSING,
+        lease_until__gte=now,
+    )
+    same_channel = Q(Exists(earlier.filter(channel_id=OuterRef("channel_id")))) | Q(
+        Q(channel__isnull=True) & Exists(earlier.filter(channel__isnull=True))
+    )
+    return Q(source__in=_in_order_sources()) & same_channel
+
+
 class ClaimedDelivery:
     """What a receiver gets of a claimed delivery: the columns the worker needs, not the model
     (no headers, no per-row channel: `process` is handed the channel once per group)."""
@@ -311,9 +335,17 @@ class ClaimedDelivery:
 
 
 _CLAIM_SQL = """
+WITH unfinished AS (
+  SELECT source, channel_id, min(id) AS id FROM {table}
+   WHERE source = ANY(%s) AND outcome = %s AND lease_until >= %s
+   GROUP BY source, channel_id)
 UPDATE {table} SET outcome = %s, lease_until = %s, attempts = attempts + 1
- WHERE id IN (SELECT id FROM {table}
-               WHERE outcome = %s OR (outcome = %s AND lease_until < %s)
+ WHERE id IN (SELECT id FROM {table} AS waiting
+               WHERE (outcome = %s OR (outcome = %s AND lease_until < %s))
+                 AND NOT EXISTS (SELECT FROM unfinished
+                                  WHERE unfinished.source = waiting.source
+                                    AND unfinished.channel_id IS NOT DISTINCT FROM waiting.channel_id
+                                    AND unfinished.id < waiting.id)
                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id, source, channel_id, body, attempts
 """
@@ -321,7 +353,8 @@ RETURNING id, source, channel_id, body, attempts
 
 def claim_deliveries(limit: int | None = None) -> list[ClaimedDelivery]:
     """Claim up to `limit` waiting deliveries, oldest first, for one lease, and return them.
-    Concurrent workers skip each other's rows (SKIP LOCKED). On PostgreSQL one statement:
+    Concurrent workers skip each other's rows (SKIP LOCKED); an in-order source's delivery
+    waits while an earlier one of its channel is unfinished. On PostgreSQL one statement:
     the claim returns the rows it took."""
     limit = limit or settings.WEBHOOK_BATCH_SIZE
     if connection.vendor != "postgresql":
@@ -333,6 +366,9 @@ def claim_deliveries(limit: int | None = None) -> list[ClaimedDelivery]:
         cursor.execute(
             _CLAIM_SQL.format(table=WebhookDelivery._meta.db_table),
             [
+                _in_order_sources(),
+                Outcome.PROCESSING,
+                ops.adapt_datetimefield_value(now),
                 Outcome.PROCESSING,
                 ops.adapt_datetimefield_value(lease),
                 Outcome.PENDING,
@@ -356,6 +392,7 @@ def claim_batch(limit: int | None = None) -> list[int]:
         ids = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True)
             .filter(_claimable(now))
+            .exclude(_behind_an_unfinished_one(now))
             .order_by("id")
             .values_list("id", flat=True)[:limit]
         )
@@ -410,11 +447,14 @@ def process_deliveries(deliveries: list[ClaimedDelivery]) -> int:
                 _failed(group[0])
                 continue
             logger.warning("webhook batch of %s failed; retrying one by one", len(group))
-            for delivery in group:
+            for position, delivery in enumerate(group):
                 try:
                     receiver.process(channel, [delivery])
                 except Exception:
                     _failed(delivery)
+                    if receiver.in_order:
+                        _put_back(group[position + 1 :])
+                        break
                 else:
                     done.append(delivery)
         else:
@@ -428,6 +468,15 @@ def _settle(deliveries, outcome: str, reason: str = "") -> None:
     WebhookDelivery.objects.filter(id__in=[d.pk for d in deliveries]).update(
         outcome=outcome, reason=reason, lease_until=None, processed_at=timezone.now()
     )
+
+
+def _put_back(deliveries: list[ClaimedDelivery]) -> None:
+    """Not attempted after all (an earlier one of an in-order source failed): waiting again,
+    behind it, with the attempt this claim counted taken back."""
+    if deliveries:
+        WebhookDelivery.objects.filter(id__in=[d.pk for d in deliveries]).update(
+            outcome=Outcome.PENDING, lease_until=None, attempts=F("attempts") - 1
+        )
 
 
 def _failed(delivery: ClaimedDelivery) -> None:

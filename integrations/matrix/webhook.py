@@ -6,8 +6,9 @@ the events of every connected number, so it is stored as ONE delivery of no chan
 worker hands the waiting transactions, oldest first, to `MatrixReceiver.process`: all their
 room events through one `mapper.handle_events` (new messages in one ingest batch per channel),
 then their receipts and typing notices. MatrixUnavailable (the homeserver is down while we
-need a room's state or a profile) fails the delivery; the log retries it with backoff, and
-what was stored before is skipped by event id.
+need a room's state or a profile) fails the delivery; the log retries it with backoff, the
+later transactions waiting behind it (`in_order`: an edit must not run before its message),
+and what was stored before is skipped by event id.
 
 Not served at /webhooks/matrix/<id>/ (no channel kinds): the hs_token check and the shape check
 live in appservice.py, at the URL the registration names.
@@ -48,6 +49,7 @@ def ephemeral_of(payload: dict) -> list[dict]:
 class MatrixReceiver(WebhookReceiver):
     source = SOURCE
     channel_kinds = ()  # deliveries of no channel: the generic door answers 404
+    in_order = True  # an edit, reaction or deletion needs the earlier transaction's message
 
     def authenticate(self, channel, request, body: bytes) -> None:
         raise WebhookRejected("Matrix transactions arrive at /matrix/appservice/ with the hs_token")

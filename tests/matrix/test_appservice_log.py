@@ -386,3 +386,103 @@ def test_a_batch_waits_while_another_drainer_maps_an_earlier_one(
     worker.join(10)
     other.close()
     assert drained == [1] and Message.objects.filter(external_id="$late").exists()
+
+
+def edit_of(room_id: str, n: int, event_id: str, target: str, body: str) -> dict:
+    return {
+        "type": "m.room.message",
+        "room_id": room_id,
+        "sender": ghost(n),
+        "event_id": event_id,
+        "content": {
+            "msgtype": "m.text",
+            "body": f"* {body}",
+            "m.new_content": {"msgtype": "m.text", "body": body},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+        },
+    }
+
+
+def redaction_of(room_id: str, n: int, event_id: str, target: str) -> dict:
+    return {
+        "type": "m.room.redaction",
+        "room_id": room_id,
+        "sender": ghost(n),
+        "event_id": event_id,
+        "redacts": target,
+        "content": {"redacts": target},
+    }
+
+
+def test_a_later_transaction_waits_while_an_earlier_one_waits_for_its_retry(
+    homeserver, wa_channel, matrix_connection, kicks, settings
+):
+    """Synapse's order survives a retry: the edit and the deletion in later transactions must
+    not run before the message an earlier, failed transaction carries (they would find nothing
+    to change, and the customer's deletion would be lost)."""
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    room = portal(matrix_connection, wa_channel, 2)
+    homeserver.down_for.add(ghost(2))  # the new customer's profile cannot be read yet
+
+    assert put("70", {"events": [text(room, 2, "$order", "2 boxes")]}).status_code == 200
+    assert webhooks.drain() == 0
+    failed = matrix_deliveries().get()
+    assert failed.outcome == "processing" and failed.attempts == 1
+
+    assert (
+        put("71", {"events": [edit_of(room, 2, "$edit", "$order", "3 boxes")]}).status_code == 200
+    )
+    assert put("72", {"events": [redaction_of(room, 2, "$gone", "$order")]}).status_code == 200
+    assert webhooks.drain() == 0  # both wait behind transaction 70
+    later = matrix_deliveries().exclude(pk=failed.pk)
+    assert set(later.values_list("outcome", "attempts")) == {("pending", 0)}
+
+    homeserver.down_for.clear()
+    WebhookDelivery.objects.filter(pk=failed.pk).update(lease_until=timezone.now())
+    assert webhooks.drain() == 3
+
+    order = Message.objects.get(external_id="$order")
+    assert order.is_deleted and order.content == ""
+    updates = RealtimeEvent.objects.filter(type="message.updated", payload__id=order.pk)
+    assert updates.count() == 2  # the edit, then the deletion
+    assert set(matrix_deliveries().values_list("outcome", flat=True)) == {"done"}
+
+
+def test_in_a_failing_batch_the_transactions_after_the_failed_one_are_put_back(
+    homeserver, wa_channel, matrix_connection, kicks, settings
+):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    room = portal(matrix_connection, wa_channel, 2)
+    homeserver.down_for.add(ghost(2))
+    assert put("80", {"events": [text(room, 2, "$order", "2 boxes")]}).status_code == 200
+    assert (
+        put("81", {"events": [edit_of(room, 2, "$edit", "$order", "3 boxes")]}).status_code == 200
+    )
+
+    assert webhooks.drain() == 0  # one claim took both; the first failed, the edit never ran
+
+    first, second = matrix_deliveries().order_by("id")
+    assert (first.outcome, first.attempts) == ("processing", 1)
+    assert (second.outcome, second.attempts, second.lease_until) == ("pending", 0, None)
+    assert not Message.objects.exists()
+
+    homeserver.down_for.clear()
+    WebhookDelivery.objects.filter(pk=first.pk).update(lease_until=timezone.now())
+    assert webhooks.drain() == 2
+    assert Message.objects.get(external_id="$order").content == "3 boxes"
+
+
+def test_a_transaction_that_failed_for_good_no_longer_holds_the_others_back(
+    homeserver, wa_channel, matrix_connection, kicks, settings
+):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    room = portal(matrix_connection, wa_channel, 2)
+    homeserver.down_for.add(ghost(2))
+    assert put("60", {"events": [text(room, 2, "$first", "hello")]}).status_code == 200
+    assert webhooks.drain() == 0
+    assert put("61", {"events": [text(room, 1, "$other", "hi")]}).status_code == 200
+    assert webhooks.drain() == 0
+    matrix_deliveries().filter(outcome="processing").update(outcome="failed", lease_until=None)
+
+    assert webhooks.drain() == 1
+    assert Message.objects.filter(external_id="$other").exists()
