@@ -1294,6 +1294,35 @@ async def run_reads(args, reads: dict, stack) -> dict:
     return result
 
 
+# What the webhook shapes update (conversations) or insert and settle (the log, messages, events).
+WRITTEN_TABLES = [
+    "communications_conversation",
+    "communications_message",
+    "communications_realtimeevent",
+    "communications_webhookdelivery",
+]
+
+
+def vacuum_if_autovacuum_is_off(args) -> dict:
+    """With autovacuum off (this machine's PostgreSQL: conf.d/90-ci.conf), the webhook shapes
+    leave the conversations table with ~3 dead rows per live one, and `reads` after them would
+    measure that bloat — which no production server, autovacuuming, has. So VACUUM (ANALYZE)
+    what they wrote, as autovacuum would have by then, and say so in the output."""
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+        if autovacuum == "on":
+            return {"autovacuum": autovacuum, "vacuumed": []}
+        started = time.monotonic()
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(WRITTEN_TABLES)}")
+    return {
+        "autovacuum": autovacuum,
+        "vacuumed": WRITTEN_TABLES,
+        "vacuum_seconds": round(time.monotonic() - started, 1),
+    }
+
+
 def pgbench_anchor(args) -> dict:
     import psycopg
 
@@ -1370,7 +1399,10 @@ async def main_async(args, fixtures, stack) -> dict:
     await asyncio.sleep(2)
     for shape in shapes:
         if shape == "reads":
+            vacuum = await asyncio.to_thread(vacuum_if_autovacuum_is_off, args)
+            log(f"reads: {json.dumps(vacuum)}")
             figures = await run_reads(args, fixtures["reads"], stack)
+            figures["before"] = vacuum
             figures["anchors"] = {
                 "trivial_endpoint_per_s": trivial,
                 "pgbench_insert_commits_per_s": (result["anchors"].get("pgbench") or {}).get(
