@@ -11,8 +11,8 @@ and does exactly what the Django view does, with the same receivers: throttle
 (webhook_guard), authenticate and inspect (the receiver's own methods), store the raw delivery,
 answer with the receiver's response, kick the drain. Anything else — an unknown channel, a
 wrong signature, a malformed body, a disabled API channel, a GET handshake, a huge body, a
-database error — is handed to Django unchanged (the body replayed), so every refusal keeps the
-one implementation, its logging and its tests.
+database error, a database that is not PostgreSQL — is handed to Django unchanged (the body
+replayed), so every refusal keeps the one implementation, its logging and its tests.
 
 Why not a Django view: under ASGI a sync view costs a thread hop, and Django's handler and
 middleware cost more per request than the whole accept path; one process's Python shares one
@@ -33,6 +33,7 @@ token or a disabled channel takes effect in every process within that time.
 """
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -150,6 +151,16 @@ SELECT c, s, %(now)b, h::jsonb, b, 'duplicate', r, '', 'skipped', 0, NULL, NULL
  ORDER BY n
 RETURNING id
 """
+
+
+@functools.cache
+def stores_in_postgresql() -> bool:
+    """The door writes with psycopg (ON CONFLICT, pg_notify): on SQLite — the embedded mode —
+    Django answers every webhook (before, each one waited 10 s for a pool that cannot open)."""
+    return settings.DATABASES["default"]["ENGINE"] in (
+        "crm.postgresql",
+        "django.db.backends.postgresql",
+    )
 
 
 def _conninfo() -> str:
@@ -373,6 +384,8 @@ class WebhookDoor:
         await self.app(scope, _replay(body, complete, receive), send)
 
     async def _accept(self, scope, body: bytes, send):
+        if not stores_in_postgresql():
+            raise FallThrough
         match = WEBHOOK_PATH.match(scope["path"])
         if match:
             source, channel_id, api_async = match[1], int(match[2]), False

@@ -254,6 +254,16 @@ async def test_liveness_answers_without_django(door):
     assert response.status_code == 200 and response.text == "ok"
 
 
+async def test_without_postgresql_django_answers_every_webhook(door, wa_channel, monkeypatch):
+    """The embedded mode (SQLite): the door's psycopg writer is never tried."""
+    assert webhook_door.stores_in_postgresql()  # this suite's database
+    monkeypatch.setattr(webhook_door, "stores_in_postgresql", lambda: False)
+    response = await post_wa(door, wa_channel, text_delivery("wamid.EMBEDDED"))
+    assert response.status_code == 200
+    assert (webhook_door.writer.batches, webhook_door.writer.pool) == (0, None)
+    assert [verdict for verdict, _outcome, _id in await deliveries()] == ["accepted"]
+
+
 @pytest.mark.parametrize(
     "payload",
     [
