@@ -284,9 +284,11 @@ def accepted(delivery_id: int) -> None:
 
 
 def process_one(delivery_id: int) -> int:
-    """Claim and process one delivery now, unless a worker has it already."""
+    """Claim and process one delivery now, unless a worker has it already (or, for an
+    in-order source, an earlier one is unfinished: then it waits its turn)."""
     now = timezone.now()
-    claimed = WebhookDelivery.objects.filter(_claimable(now), pk=delivery_id).update(
+    claimable = WebhookDelivery.objects.filter(_claimable(now), pk=delivery_id)
+    claimed = claimable.exclude(_behind_an_unfinished_one(now)).update(
         outcome=Outcome.PROCESSING,
         lease_until=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
         attempts=F("attempts") + 1,

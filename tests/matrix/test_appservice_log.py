@@ -486,3 +486,25 @@ def test_a_transaction_that_failed_for_good_no_longer_holds_the_others_back(
 
     assert webhooks.drain() == 1
     assert Message.objects.filter(external_id="$other").exists()
+
+
+def test_with_the_broker_down_a_later_transaction_is_not_processed_in_the_request(
+    homeserver, wa_channel, matrix_connection, monkeypatch, settings
+):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    monkeypatch.setattr(webhooks, "kick", lambda: False)  # no broker: the request processes it
+    room = portal(matrix_connection, wa_channel, 2)
+    homeserver.down_for.add(ghost(2))
+    assert put("40", {"events": [text(room, 2, "$order", "2 boxes")]}).status_code == 200
+    assert (
+        put("41", {"events": [edit_of(room, 2, "$edit", "$order", "3 boxes")]}).status_code == 200
+    )
+
+    first, second = matrix_deliveries().order_by("id")
+    assert (first.outcome, first.attempts) == ("processing", 1)  # tried in its request, failed
+    assert (second.outcome, second.attempts) == ("pending", 0)  # waits behind it
+
+    homeserver.down_for.clear()
+    WebhookDelivery.objects.filter(pk=first.pk).update(lease_until=timezone.now())
+    assert webhooks.drain() == 2
+    assert Message.objects.get(external_id="$order").content == "3 boxes"
