@@ -871,6 +871,7 @@ async def _capacity_run(shape, args, fixtures, stack, inbox, trivial, seed, resu
     log(f"{shape} capacity ({what}): closed loop, 64 connections, {args.anchor_seconds:.0f} s")
     load_before = loadavg()
     cpu_before = stack.cpu_seconds()
+    kinds_before = dict(inbox.kinds)
     wait = run_generator(stack.port, requests, 0, 64, closed_loop_seconds=args.anchor_seconds)
     due, sent, done, status = await asyncio.to_thread(wait)
     cpu_after = stack.cpu_seconds()
@@ -896,6 +897,12 @@ async def _capacity_run(shape, args, fixtures, stack, inbox, trivial, seed, resu
         "messages_accepted": len(unique),
         "visible_on_socket": len(unique & inbox.seen.keys()),
         "backlog_visible_after_s": round(time.time() - drain_started, 1),
+        # A gap between accepted and visible: did the socket hear `stalled` or `resync`?
+        "socket_events": {
+            k: v - kinds_before.get(k, 0)
+            for k, v in inbox.kinds.items()
+            if v != kinds_before.get(k, 0)
+        },
         "cpu_seconds_while_accepting": {
             k: round(cpu_after[k] - cpu_before.get(k, 0), 1) for k in cpu_after
         },
