@@ -186,7 +186,7 @@ def test_two_managers_each_work_their_own_number(stack, redis_layer, monkeypatch
     burst = [reply(ann, carla, f"burst {n}")["id"] for n in range(20)]
     bridge.wait_delivered(3 + 20, timeout=60)
     # The bridge answers each with a status, then (held here) its receipt.
-    wait_until(lambda: len(held_receipts) == 20, what="the bridge's 20 receipts, held")
+    wait_until(lambda: len(held_receipts) == 20, timeout=60, what="the bridge's 20 receipts, held")
     wait_until(
         lambda: Message.objects.filter(pk__in=burst, status=Message.Status.SENT).count() == 20,
         what="20 replies sent (SUCCESS statuses)",
