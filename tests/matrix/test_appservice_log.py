@@ -388,6 +388,21 @@ def test_a_batch_waits_while_another_drainer_maps_an_earlier_one(
     assert drained == [1] and Message.objects.filter(external_id="$late").exists()
 
 
+@pytest.fixture
+def new_customers_room(homeserver, wa_channel, matrix_connection, settings):
+    """A room whose customer's profile cannot be read yet (the homeserver is busy): the first
+    transaction from it fails and waits a minute for its retry."""
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    homeserver.down_for.add(ghost(2))
+    return portal(matrix_connection, wa_channel, 2)
+
+
+def retry_now(homeserver, delivery) -> None:
+    """The homeserver answers again and the failed delivery's retry is due."""
+    homeserver.down_for.clear()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now())
+
+
 def edit_of(room_id: str, n: int, event_id: str, target: str, body: str) -> dict:
     return {
         "type": "m.room.message",
@@ -415,14 +430,12 @@ def redaction_of(room_id: str, n: int, event_id: str, target: str) -> dict:
 
 
 def test_a_later_transaction_waits_while_an_earlier_one_waits_for_its_retry(
-    homeserver, wa_channel, matrix_connection, kicks, settings
+    homeserver, new_customers_room, kicks
 ):
     """Synapse's order survives a retry: the edit and the deletion in later transactions must
     not run before the message an earlier, failed transaction carries (they would find nothing
     to change, and the customer's deletion would be lost)."""
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
-    room = portal(matrix_connection, wa_channel, 2)
-    homeserver.down_for.add(ghost(2))  # the new customer's profile cannot be read yet
+    room = new_customers_room
 
     assert put("70", {"events": [text(room, 2, "$order", "2 boxes")]}).status_code == 200
     assert webhooks.drain() == 0
@@ -437,8 +450,7 @@ def test_a_later_transaction_waits_while_an_earlier_one_waits_for_its_retry(
     later = matrix_deliveries().exclude(pk=failed.pk)
     assert set(later.values_list("outcome", "attempts")) == {("pending", 0)}
 
-    homeserver.down_for.clear()
-    WebhookDelivery.objects.filter(pk=failed.pk).update(lease_until=timezone.now())
+    retry_now(homeserver, failed)
     assert webhooks.drain() == 3
 
     order = Message.objects.get(external_id="$order")
@@ -449,11 +461,9 @@ def test_a_later_transaction_waits_while_an_earlier_one_waits_for_its_retry(
 
 
 def test_in_a_failing_batch_the_transactions_after_the_failed_one_are_put_back(
-    homeserver, wa_channel, matrix_connection, kicks, settings
+    homeserver, new_customers_room, kicks
 ):
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
-    room = portal(matrix_connection, wa_channel, 2)
-    homeserver.down_for.add(ghost(2))
+    room = new_customers_room
     assert put("80", {"events": [text(room, 2, "$order", "2 boxes")]}).status_code == 200
     assert (
         put("81", {"events": [edit_of(room, 2, "$edit", "$order", "3 boxes")]}).status_code == 200
@@ -466,18 +476,15 @@ def test_in_a_failing_batch_the_transactions_after_the_failed_one_are_put_back(
     assert (second.outcome, second.attempts, second.lease_until) == ("pending", 0, None)
     assert not Message.objects.exists()
 
-    homeserver.down_for.clear()
-    WebhookDelivery.objects.filter(pk=first.pk).update(lease_until=timezone.now())
+    retry_now(homeserver, first)
     assert webhooks.drain() == 2
     assert Message.objects.get(external_id="$order").content == "3 boxes"
 
 
 def test_a_transaction_that_failed_for_good_no_longer_holds_the_others_back(
-    homeserver, wa_channel, matrix_connection, kicks, settings
+    homeserver, new_customers_room, kicks
 ):
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
-    room = portal(matrix_connection, wa_channel, 2)
-    homeserver.down_for.add(ghost(2))
+    room = new_customers_room
     assert put("60", {"events": [text(room, 2, "$first", "hello")]}).status_code == 200
     assert webhooks.drain() == 0
     assert put("61", {"events": [text(room, 1, "$other", "hi")]}).status_code == 200
@@ -489,12 +496,10 @@ def test_a_transaction_that_failed_for_good_no_longer_holds_the_others_back(
 
 
 def test_with_the_broker_down_a_later_transaction_is_not_processed_in_the_request(
-    homeserver, wa_channel, matrix_connection, monkeypatch, settings
+    homeserver, new_customers_room, monkeypatch
 ):
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
     monkeypatch.setattr(webhooks, "kick", lambda: False)  # no broker: the request processes it
-    room = portal(matrix_connection, wa_channel, 2)
-    homeserver.down_for.add(ghost(2))
+    room = new_customers_room
     assert put("40", {"events": [text(room, 2, "$order", "2 boxes")]}).status_code == 200
     assert (
         put("41", {"events": [edit_of(room, 2, "$edit", "$order", "3 boxes")]}).status_code == 200
@@ -504,7 +509,6 @@ def test_with_the_broker_down_a_later_transaction_is_not_processed_in_the_reques
     assert (first.outcome, first.attempts) == ("processing", 1)  # tried in its request, failed
     assert (second.outcome, second.attempts) == ("pending", 0)  # waits behind it
 
-    homeserver.down_for.clear()
-    WebhookDelivery.objects.filter(pk=first.pk).update(lease_until=timezone.now())
+    retry_now(homeserver, first)
     assert webhooks.drain() == 2
     assert Message.objects.get(external_id="$order").content == "3 boxes"
