@@ -12,6 +12,15 @@ A process must never go deaf while its pages say "Live":
 - a pump whose receive fails (Redis gone) is restarted with backoff and re-joins its group.
 While a group cannot be heard its sockets are told (`group_deaf`); once it is heard again they
 are told too (`group_heard`), with `missed=True`, and replay what they missed from the database.
+
+A pump is never cancelled. channels-redis reads all of a process's layer channels through one
+receive loop: whichever pump holds its receive lock pops the next message for *any* group, and
+a pump cancelled while that BZPOPMIN answer is on the wire loses it — another group's event
+(measured: a probe that let one group's last socket leave after every other event lost ~3 %
+of the other group's events; tests/realtime/test_hub_leaving.py). So when the last socket of a
+group leaves, only the group's membership is discarded; its pump stays, idle, and serves the
+group again when a socket re-joins. A process keeps at most one pump per group it ever served
+(groups are per user and per channel: a bounded set).
 """
 
 import asyncio
@@ -53,17 +62,23 @@ class Hub:
     async def join(self, group: str, consumer) -> None:
         """Subscribe a socket; raises (subscribing nothing) when the layer cannot be reached."""
         async with self.lock:
-            if group not in self.pumps:
-                # the default prefix: channels-redis reads all local channels with one loop
-                name = await self.layer.new_channel()
+            if group not in self.subscribers:
+                name = self.names.get(group)
+                if name is None:
+                    # the default prefix: channels-redis reads all local channels with one loop
+                    name = await self.layer.new_channel()
                 await self.layer.group_add(group, name)
-                self.names[group] = name
-                self.pumps[group] = asyncio.ensure_future(self.pump(group, name))
-            self.subscribers.setdefault(group, set()).add(consumer)
+                if group not in self.pumps:
+                    self.names[group] = name
+                    self.pumps[group] = asyncio.ensure_future(self.pump(group, name))
+                self.subscribers[group] = set()
+            self.subscribers[group].add(consumer)
             if self.refresher is None or self.refresher.done():
                 self.refresher = asyncio.ensure_future(self.refresh_loop())
 
     async def leave(self, group: str, consumer) -> None:
+        """Unsubscribe a socket; the last one out discards the group's membership (the pump
+        stays: see the module's docstring)."""
         async with self.lock:
             members = self.subscribers.get(group)
             if members is None:
@@ -72,14 +87,24 @@ class Hub:
             if members:
                 return
             del self.subscribers[group]
-            self.names.pop(group, None)
             self.deaf.discard(group)
-            pump = self.pumps.pop(group, None)
-        if pump is not None:
-            pump.cancel()
+            try:
+                await self.layer.group_discard(group, self.names[group])
+            except Exception:
+                # Redis gone: the membership expires with the group (group_expiry).
+                logger.debug("leaving %s after the last socket left failed", group)
+
+    async def close(self) -> None:
+        """Stop every pump (the event loop is ending: tests, process shutdown)."""
+        tasks = [*self.pumps.values(), *([self.refresher] if self.refresher else [])]
+        self.pumps.clear()
+        self.subscribers.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def hears(self, group: str) -> bool:
-        return group in self.pumps and group not in self.deaf
+        return group in self.subscribers and group not in self.deaf
 
     async def fan_out(self, group: str, event: dict) -> None:
         text = json.dumps(event, separators=(",", ":"))
@@ -98,52 +123,47 @@ class Hub:
 
     async def pump(self, group: str, name: str) -> None:
         failures = 0
-        try:
-            while True:
-                try:
-                    if failures:
-                        # The layer may have lost the membership with its connection.
+        while True:
+            try:
+                if failures:
+                    # The layer may have lost the membership with its connection.
+                    if group in self.subscribers:
                         await self.layer.group_add(group, name)
-                        failures = 0
+                    failures = 0
+                    if group in self.deaf:
                         self.deaf.discard(group)
                         logger.warning("realtime group %s is heard again", group)
                         await self.tell(group, "group_heard", missed=True)
-                    message = await self.layer.receive(name)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    failures += 1
-                    if group not in self.deaf:
-                        self.deaf.add(group)
-                        logger.exception("realtime group %s cannot be heard; restarting", group)
-                        await self.tell(group, "group_deaf")
-                    await asyncio.sleep(restart_delay(failures))
-                    continue
-                if message.get("type") != "inbox.events":
-                    continue
-                for event in message["events"]:
-                    await self.fan_out(group, event)
-        except asyncio.CancelledError:
-            try:
-                await self.layer.group_discard(group, name)
+                message = await self.layer.receive(name)
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                logger.debug("leaving %s after the last socket left failed", group)
-            raise
+                failures += 1
+                if group in self.subscribers and group not in self.deaf:
+                    self.deaf.add(group)
+                    logger.exception("realtime group %s cannot be heard; restarting", group)
+                    await self.tell(group, "group_deaf")
+                await asyncio.sleep(restart_delay(failures))
+                continue
+            if message.get("type") != "inbox.events":
+                continue
+            for event in message["events"]:
+                await self.fan_out(group, event)
 
     async def refresh_loop(self) -> None:
         """Re-join every group below the layer's expiry, while any socket is subscribed."""
         interval = refresh_interval(self.layer)
-        while self.pumps:
+        while self.subscribers:
             await asyncio.sleep(interval)
             for group, name in list(self.names.items()):
-                if group in self.deaf:
+                if group not in self.subscribers or group in self.deaf:
                     continue  # its pump re-joins when it recovers
                 try:
                     forgotten = await self.rejoin(group, name)
                 except Exception:
                     logger.warning("re-joining realtime group %s failed", group, exc_info=True)
                     continue
-                if forgotten and self.names.get(group) == name:
+                if forgotten and group in self.subscribers:
                     # Events sent while we were not a member never reached us: replay them.
                     logger.warning("the channel layer had forgotten group %s; re-joined", group)
                     await self.tell(group, "group_heard", missed=True)
