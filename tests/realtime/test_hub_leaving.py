@@ -33,10 +33,19 @@ class Socket:
         pass
 
 
-def _layer(url):
-    return RedisChannelLayer(
+@pytest.fixture
+async def hub():
+    """A hub on the real Redis of REDIS_URL, with a layer prefix of its own."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("REDIS_URL is not set")
+    layer = RedisChannelLayer(
         hosts=[{"address": url, "socket_timeout": None}], prefix=f"t-{uuid.uuid4().hex[:8]}"
     )
+    hub = Hub(layer)
+    yield hub
+    await hub.close()
+    await layer.flush()
 
 
 async def _until(predicate, seconds=10):
@@ -46,12 +55,8 @@ async def _until(predicate, seconds=10):
         await asyncio.sleep(0.02)
 
 
-async def test_the_last_socket_leaving_a_group_loses_no_other_groups_event():
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        pytest.skip("REDIS_URL is not set")
-    layer = _layer(url)
-    hub = Hub(layer)
+async def test_the_last_socket_leaving_a_group_loses_no_other_groups_event(hub):
+    layer = hub.layer
     staying, rounds = Socket(), 200
     await hub.join("team-stays", staying)
     for n in range(rounds):
@@ -74,17 +79,10 @@ async def test_the_last_socket_leaving_a_group_loses_no_other_groups_event():
     missing = sorted(set(range(2 * rounds)) - {e["n"] for e in staying.events})
     assert missing == []
     assert [e["n"] for e in staying.events] == list(range(2 * rounds))
-    await hub.leave("team-stays", staying)
-    await hub.close()
-    await layer.flush()
 
 
-async def test_a_group_joined_again_after_its_last_socket_left_is_heard():
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        pytest.skip("REDIS_URL is not set")
-    layer = _layer(url)
-    hub = Hub(layer)
+async def test_a_group_joined_again_after_its_last_socket_left_is_heard(hub):
+    layer = hub.layer
     first, again = Socket(), Socket()
     await hub.join("team", first)
     await hub.leave("team", first)
@@ -95,6 +93,3 @@ async def test_a_group_joined_again_after_its_last_socket_left_is_heard():
     await _until(lambda: again.events)
     assert again.events == [{"n": "heard"}]
     assert first.events == []
-    await hub.leave("team", again)
-    await hub.close()
-    await layer.flush()
