@@ -1,8 +1,10 @@
 """Shared fixtures. Tests run against the database DATABASE_URL names (PostgreSQL under
 `scripts/test`); data comes from factories in tests/factories.py."""
 
+import time
+
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -16,6 +18,37 @@ def eager_celery():
     """Tasks run in the test process (after commit, as in production); no broker needed."""
     celery_app.conf.task_always_eager = True
     yield
+
+
+FLUSH_ATTEMPTS = 5
+
+
+def is_deadlock(error: Exception) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) == "40P01"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def flush_survives_deadlocks():
+    """A transactional test ends with a flush: one TRUNCATE of every table. A live server
+    (browser tests) may still be writing for the page just closed; when that writer and the
+    TRUNCATE wait on each other, PostgreSQL aborts one of them, often the flush, and the next
+    test then starts on the last one's rows. The flush is one transaction, so after a deadlock
+    nothing of it happened and it is run again."""
+    operations = type(connection.ops)
+    flush = operations.execute_sql_flush
+
+    def execute_sql_flush_again_after_deadlock(self, sql_list):
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as error:
+                if not is_deadlock(error) or attempt == FLUSH_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
+
+    operations.execute_sql_flush = execute_sql_flush_again_after_deadlock
+    yield
+    operations.execute_sql_flush = flush
 
 
 @pytest.fixture(autouse=True)
