@@ -9,13 +9,13 @@ from crm.asgi_handler import get_one_hop_asgi_application  # noqa: E402
 # Django's handler, its sync middleware chain and view in one thread hop (crm/asgi_handler.py).
 django_asgi_app = get_one_hop_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from communications.routing import websocket_urlpatterns  # noqa: E402
 from communications.webhook_door import WebhookDoor  # noqa: E402
 from crm.proxy import TrustedProxyMiddleware  # noqa: E402
+from crm.websocket_auth import SessionUserMiddleware  # noqa: E402
 
 # The client address comes from nginx's X-Forwarded-For only when nginx is the peer (crm/proxy).
 application = TrustedProxyMiddleware(
@@ -23,8 +23,9 @@ application = TrustedProxyMiddleware(
         {
             # Accepted webhook deliveries skip Django's handler (communications/webhook_door).
             "http": WebhookDoor(django_asgi_app),
+            # The session's user, read once at connect; frames go out unwrapped (crm/websocket_auth).
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                SessionUserMiddleware(URLRouter(websocket_urlpatterns))
             ),
         }
     )
