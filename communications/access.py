@@ -26,6 +26,11 @@ def visible_channel_ids(user) -> list[int] | None:
     return cached
 
 
+def remember_visible_channel_ids(user, channel_ids: list[int]) -> None:
+    """What visible_channel_ids would read, already read with the user (API token sign-in)."""
+    user._switchboard_channel_ids = list(channel_ids)
+
+
 def conversations_for(user) -> QuerySet[Conversation]:
     ids = visible_channel_ids(user)
     queryset = Conversation.objects.all()

@@ -10,12 +10,13 @@ import os
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.views.decorators.http import require_GET
-from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
 from crm.models import Contact
 
 from .access import can_see_channel, visible_channel_ids
+from .api.authentication import TokenAuthentication
 from .media import attachment_id_from_token, serve_file_with_range
 from .models import Attachment
 

@@ -55,7 +55,7 @@ def test_email_thread_and_detail_views_cost_fixed_queries(
     ]
     with count_queries() as queries:
         detail = client.get(f"/api/v1/conversations/{conversation.pk}/")
-    # token, channels, conversation, orders, the newest activity lines, and the channel's
+    # token with channels, conversation, orders, the newest activity lines, and the channel's
     # mailbox settings (is replying possible: reply_unavailable)
-    assert queries.count == 6, queries.explain()
+    assert queries.count == 5, queries.explain()
     assert detail.json()["reply_unavailable"] == ""

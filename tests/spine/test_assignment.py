@@ -343,6 +343,6 @@ def test_bulk_costs_a_fixed_number_of_statements_per_conversation(
         return queries.count
 
     one, three = statements(1), statements(3)
-    # token, savepoint, the user's channels, the locked rows, their labels (the answer carries
-    # them), release; per conversation: savepoint, update, event, release.
-    assert (one, three) == (6 + 5, 6 + 3 * 5)  # per conversation: … and its activity line
+    # token with the user's channels, savepoint, the locked rows, their labels (the answer
+    # carries them), release; per conversation: savepoint, update, event, release.
+    assert (one, three) == (5 + 5, 5 + 3 * 5)  # per conversation: … and its activity line

@@ -288,7 +288,7 @@ def test_merge_api_answers_with_both_rows_and_tells_every_viewer(
     url = f"/api/v1/conversations/{older.pk}/merge/"
     api.get("/api/v1/labels/")  # the token's user and the content types, warm
     with django_capture_on_commit_callbacks() as callbacks:
-        with django_assert_num_queries(23):
+        with django_assert_num_queries(22):
             response = api.post(url, {"conversation_id": newer.pk}, format="json")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -340,7 +340,7 @@ def test_split_api(pair, django_assert_num_queries):
     api = api_for(pair["alice"])
     url = f"/api/v1/conversations/{older.pk}/split/"
     api.get("/api/v1/labels/")
-    with django_assert_num_queries(25):
+    with django_assert_num_queries(24):
         response = api.post(url, {"message_id": second.pk}, format="json")
     assert response.status_code == 201, response.json()
     split = response.json()["split"]
@@ -368,7 +368,7 @@ def test_merge_candidates_list_the_contacts_and_duplicates_conversations(
     twin_chat = factories.ConversationFactory(channel=pair["shop"], contact=twin)
     api = api_for(pair["alice"])
     api.get("/api/v1/labels/")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         response = api.get(f"/api/v1/conversations/{older.pk}/merge-candidates/")
     rows = response.json()["results"]
     assert {(r["conversation"]["id"], r["same_contact"]) for r in rows} == {
