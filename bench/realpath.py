@@ -1372,12 +1372,34 @@ async def trivial_anchor(args, stack) -> dict:
     }
 
 
+def host_speed_probe_ms() -> float:
+    """The same fixed pure-Python work, timed while the stack is idle: this VM's speed at that
+    moment. It varied by a third within minutes here (the same 40 s of reads cost uvicorn 18.9
+    CPU-s in one run and 26.0 in the next), so each shape prints it before and after."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(1_000_000):
+        total += i * i % 7
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def with_host_speed(figures_coroutine) -> dict:
+    before = host_speed_probe_ms()
+    figures = await figures_coroutine
+    figures["host_speed_probe_ms"] = {"before": before, "after": host_speed_probe_ms()}
+    return figures
+
+
 async def main_async(args, fixtures, stack) -> dict:
     inbox = Inbox(stack.port, fixtures["cookie"])
     await inbox.start()
     result = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": loadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": loadavg(),
+            "host_speed_probe_ms_at_start": host_speed_probe_ms(),
+        },
         "stack": {
             "nginx": "1 worker, generated from nginx/switchboard.conf's locations",
             "http_server": f"{args.server} × {args.workers}",
@@ -1408,7 +1430,7 @@ async def main_async(args, fixtures, stack) -> dict:
         if shape == "reads":
             vacuum = await asyncio.to_thread(vacuum_if_autovacuum_is_off, args)
             log(f"reads: {json.dumps(vacuum)}")
-            figures = await run_reads(args, fixtures["reads"], stack)
+            figures = await with_host_speed(run_reads(args, fixtures["reads"], stack))
             figures["before"] = vacuum
             figures["anchors"] = {
                 "trivial_endpoint_per_s": trivial,
@@ -1418,12 +1440,16 @@ async def main_async(args, fixtures, stack) -> dict:
             }
             result["shapes"][shape] = figures
             continue
-        result["shapes"][shape] = await run_shape(shape, args, fixtures, stack, inbox)
+        result["shapes"][shape] = await with_host_speed(
+            run_shape(shape, args, fixtures, stack, inbox)
+        )
     # After the open-loop shapes, so their backlogs cannot disturb those figures.
     for shape in [s for s in shapes if s in ("api", "whatsapp", "telegram")]:
         if args.skip_capacity:
             break
-        capacity = await capacity_shape(shape, args, fixtures, stack, inbox, trivial)
+        capacity = await with_host_speed(
+            capacity_shape(shape, args, fixtures, stack, inbox, trivial)
+        )
         figures = result["shapes"][shape]
         figures["capacity"] = capacity
         if trivial:
