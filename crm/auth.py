@@ -41,6 +41,26 @@ def release_connection(alias: str) -> None:
 
 
 class PoolFriendlyModelBackend(ModelBackend):
+    def get_user(self, user_id):
+        """The session's user, with the channels they may see in the same statement on
+        PostgreSQL (communications/user_rows.py); Django's own lookup elsewhere."""
+        from django.db import router
+
+        from communications import user_rows
+
+        user_model = get_user_model()
+        alias = router.db_for_read(user_model)
+        if not user_rows.supported(alias):
+            return super().get_user(user_id)
+        try:
+            user_id = user_model._meta.pk.to_python(user_id)
+        except Exception:  # a session holding something that is no user id
+            return None
+        found = user_rows.find_by_id(alias, user_id)
+        if found is None or not self.user_can_authenticate(found.user):
+            return None
+        return found.user
+
     def authenticate(self, request, username=None, password=None, **kwargs):
         user_model = get_user_model()
         if username is None:

@@ -24,9 +24,9 @@ EXPECTED = {
     "thread_200": 3,
     "search_10": 5,
     "search_50": 5,
-    "inbox": 14,
-    "inbox_open_10": 7,
-    "inbox_open_200": 7,
+    "inbox": 13,
+    "inbox_open_10": 6,
+    "inbox_open_200": 6,
 }
 
 
@@ -148,8 +148,8 @@ def test_requests_cost_the_same_queries_on_a_small_and_a_large_inbox(
     # list: token with the manager's channels, the page (contact, channel, assignee joined,
     # labels as a JSON array). thread: token, access, the page (senders joined, attachments
     # aggregated). search: token with channels, conversations, message hits then page,
-    # snippets, contacts. inbox: tests/pages/test_inbox_pages.py's 14. opening: session, user, channels,
-    # conversation with labels, orders, activity, messages.
+    # snippets, contacts. inbox: tests/pages/test_inbox_pages.py's 13. opening: session, user with
+    # channels, conversation with labels, orders, activity, messages.
     differing = [name for name in EXPECTED if not small[name] == large[name] == EXPECTED[name]]
     assert not differing, "\n\n".join(
         f"{name}: {small[name]} small, {large[name]} large, {EXPECTED[name]} expected\n{sql[name]}"

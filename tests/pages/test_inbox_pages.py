@@ -50,11 +50,11 @@ def test_inbox_shell_costs_a_fixed_number_of_queries(browser, channel, rows, cou
     with count_queries() as counter:
         response = browser.get("/inbox/")
     assert response.status_code == 200
-    # session, user, latest event id, visible channels, list page, channels, managers, teams,
-    # saved views, counts (the views' in the same aggregate), labels, unread mentions, the
-    # user's teams (canned responses' scope), and whether the top bar links the reports
+    # session, user with their channels, latest event id, list page, channels, managers,
+    # teams, saved views, counts (the views' in the same aggregate), labels, unread mentions,
+    # the user's teams (canned responses' scope), and whether the top bar links the reports
     # (reports.view_reports: one EXISTS; none for staff)
-    assert counter.count == 14, counter.explain()
+    assert counter.count == 13, counter.explain()
     data = bootstrap(response)
     assert len(data["conversations"]) == rows
     assert {c["channel"]["id"] for c in data["conversations"]} == {channel.pk}
@@ -85,9 +85,9 @@ def test_opening_a_conversation_is_one_request_with_thread_and_card(
     with count_queries() as counter:
         response = browser.get(f"/inbox/c/{conversation.pk}/")
     assert response.status_code == 200
-    # session, user, visible channels, conversation (with its and its contact's labels),
+    # session, user with their channels, conversation (with its and its contact's labels),
     # orders, activity lines, messages with their attachments
-    assert counter.count == 7, counter.explain()
+    assert counter.count == 6, counter.explain()
     data = response.json()
     assert data["conversation"]["id"] == conversation.pk
     assert [o["number"] for o in data["conversation"]["contact"]["orders"]] == ["SB-2", "SB-1"]
@@ -108,8 +108,8 @@ def test_counts_in_one_query(browser, channel, manager, count_queries):
     factories.ConversationFactory(unread_count=5)  # not visible
     with count_queries() as counter:
         response = browser.get("/inbox/counts/")
-    # session, user, saved views, channels, the aggregate (the views' counts in it)
-    assert counter.count == 5, counter.explain()
+    # session, user with their channels, saved views, the aggregate (the views' counts in it)
+    assert counter.count == 4, counter.explain()
     assert response.json() == {
         "all": 3,
         "open": 1,
@@ -208,18 +208,19 @@ def test_api_calls_of_the_page_cost_fixed_queries(browser, conversation, count_q
     first = browser.get(f"/inbox/c/{conversation.pk}/").json()
     messages_url = f"/api/v1/conversations/{conversation.pk}/messages/"
     cases = [
-        ("get", "/api/v1/conversations/?status=open", None, 4),
-        # session, user, access check (channels joined in), messages with their attachments
+        # session, the user with their channels (communications/user_rows.py), the page
+        ("get", "/api/v1/conversations/?status=open", None, 3),
+        # session, user with channels, access check, messages with their attachments
         ("get", f"{messages_url}?before={first['next_cursor']}", None, 4),
         # ... + the conversation's labels (its payload carries them)
-        ("post", f"/api/v1/conversations/{conversation.pk}/read/", None, 9),
+        ("post", f"/api/v1/conversations/{conversation.pk}/read/", None, 8),
         # ... + labels, and the activity line (its event shares the events' INSERT)
-        ("patch", f"/api/v1/conversations/{conversation.pk}/", {"status": "pending"}, 12),
+        ("patch", f"/api/v1/conversations/{conversation.pk}/", {"status": "pending"}, 11),
         # ... + the conversation read back after its UPDATE: the event carries the row's state
-        ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 12),
+        ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 11),
         # the same request again (a retry, a double click) finds the stored message
-        ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 7),
-        ("get", "/inbox/counts/", None, 5),  # + the saved views, counted in the aggregate
+        ("post", messages_url, {"client_id": "x-1", "content": "hi"}, 6),
+        ("get", "/inbox/counts/", None, 4),  # + the saved views, counted in the aggregate
     ]
     # pages call these with session auth and the CSRF header; counts are whole requests
     for method, url, body, expected in cases:
