@@ -55,7 +55,9 @@ def _database_url(settings_dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def live_server_url(requirements_met, django_db_setup, django_db_blocker, tmp_path_factory):
+def live_server_url(
+    request, requirements_met, django_db_setup, django_db_blocker, tmp_path_factory
+):
     with django_db_blocker.unblock():
         database_url = _database_url(connection.settings_dict)
     port = _free_port()
@@ -72,7 +74,8 @@ def live_server_url(requirements_met, django_db_setup, django_db_blocker, tmp_pa
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "daphne.log", "w")
+    # One log per test module: a failure's server side is still there after the suite.
+    log = open(ARTIFACTS / f"daphne-{request.module.__name__.rsplit('.', 1)[-1]}.log", "w")
     daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
     process = subprocess.Popen(
         [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
