@@ -17,7 +17,9 @@ def test_the_session_user_comes_with_their_channels_in_one_query(
 ):
     second = factories.ChannelFactory()
     second.teams.add(manager.teams.first())
-    factories.ChannelFactory()  # another team's
+    other_team = factories.TeamFactory()
+    other_team.members.add(factories.UserFactory())
+    factories.ChannelFactory().teams.add(other_team)  # another team's
     queries = 1 if connection.vendor == "postgresql" else 2
     with django_assert_num_queries(queries):
         user = PoolFriendlyModelBackend().get_user(manager.pk)
@@ -34,6 +36,12 @@ def test_a_superuser_sees_every_channel(channel):
 @pytest.mark.parametrize("user_id", [987654, "not-a-number", None])
 def test_no_such_user_is_nobody(user_id):
     assert PoolFriendlyModelBackend().get_user(user_id) is None
+
+
+def test_the_backend_gives_no_deactivated_user(manager):
+    manager.is_active = False
+    manager.save(update_fields=["is_active"])
+    assert PoolFriendlyModelBackend().get_user(manager.pk) is None
 
 
 def test_a_deactivated_users_session_signs_nobody_in(manager):

@@ -23,6 +23,9 @@ def test_a_token_reads_its_user_and_their_channels_in_one_query(
     manager, channel, django_assert_num_queries
 ):
     other_team_channel = factories.ChannelFactory()
+    other_team = factories.TeamFactory()
+    other_team.members.add(factories.UserFactory())
+    other_team_channel.teams.add(other_team)
     second = factories.ChannelFactory()
     second.teams.add(manager.teams.first())
     key = Token.objects.create(user=manager).key
@@ -41,6 +44,9 @@ def test_a_superusers_token_sees_every_channel(channel):
 
 
 def test_a_user_in_no_team_sees_no_channel(channel):
+    others = factories.TeamFactory()  # other people's team
+    others.members.add(factories.UserFactory())
+    channel.teams.add(others)
     loner = factories.UserFactory()
     user, _ = TokenAuthentication().authenticate_credentials(Token.objects.create(user=loner).key)
     assert visible_channel_ids(user) == []
