@@ -27,7 +27,7 @@ def visible_channel_ids(user) -> list[int] | None:
 
 
 def remember_visible_channel_ids(user, channel_ids: list[int]) -> None:
-    """What visible_channel_ids would read, already read with the user (API token sign-in)."""
+    """What visible_channel_ids would read, already read with the user (user_rows.py)."""
     user._switchboard_channel_ids = list(channel_ids)
 
 

@@ -13,7 +13,8 @@ import threading
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db import connections
+from django.core.exceptions import ValidationError
+from django.db import connections, router
 
 
 class SignInBusy(Exception):
@@ -44,9 +45,7 @@ class PoolFriendlyModelBackend(ModelBackend):
     def get_user(self, user_id):
         """The session's user, with the channels they may see in the same statement on
         PostgreSQL (communications/user_rows.py); Django's own lookup elsewhere."""
-        from django.db import router
-
-        from communications import user_rows
+        from communications import user_rows  # the core app, loaded after this module
 
         user_model = get_user_model()
         alias = router.db_for_read(user_model)
@@ -54,7 +53,7 @@ class PoolFriendlyModelBackend(ModelBackend):
             return super().get_user(user_id)
         try:
             user_id = user_model._meta.pk.to_python(user_id)
-        except Exception:  # a session holding something that is no user id
+        except ValidationError:  # a session holding something that is no user id
             return None
         found = user_rows.find_by_id(alias, user_id)
         if found is None or not self.user_can_authenticate(found.user):
