@@ -124,7 +124,10 @@ def _file_response(request, path: str, content_type: str) -> HttpResponse:
     accel = _x_accel_response(path, content_type)
     if accel is not None:
         return accel
-    size = os.path.getsize(path)
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:  # the row outlived its file (a restore, a cleaned disk)
+        raise Http404("the file is missing from storage") from None
     range_header = request.headers.get("Range", "")
     match = _RANGE.match(range_header.strip()) if range_header else None
     if not match:

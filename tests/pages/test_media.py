@@ -34,6 +34,13 @@ def body(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
+def test_a_file_missing_from_storage_is_a_404_not_a_500(browser, attachment):
+    attachment.file.storage.delete(attachment.file.name)
+    response = browser.get(attachment_url(attachment))
+    assert response.status_code == 404
+    assert Attachment.objects.filter(pk=attachment.pk).exists()
+
+
 def test_whole_file_then_byte_ranges(browser, attachment, count_queries):
     url = attachment_url(attachment)
     with count_queries() as counter:
