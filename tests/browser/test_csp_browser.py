@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from communications.models import Attachment, Message
 from tests import factories
 
-from .conftest import login, png_bytes
+from .conftest import LIVE_SERVER, login, png_bytes
 from .test_inbox_browser import off_the_loop, open_conversation, say
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,7 +46,8 @@ def violations(page, console) -> list[str]:
 
 
 @pytest.fixture
-def inbox_with_media(transactional_db, live_server_url):
+def inbox_with_media(transactional_db, live_server_url, settings):
+    settings.MEDIA_ROOT = LIVE_SERVER["media_root"]  # the photo is served by the live server
     channel = factories.ChannelFactory(name="Shop API")
     team = factories.TeamFactory(name="Support")
     channel.teams.add(team)
