@@ -132,15 +132,16 @@ class Inbox:
                 except TimeoutError:
                     continue
                 now = time.time()
-                event = json.loads(raw)
-                kind = event.get("type")
-                if kind == "message.created":
-                    data = event["data"]
-                    self.received.setdefault(data["content"], (now, data["created_at"]))
-                elif kind == "ping":
-                    await ws.send(json.dumps({"type": "pong", "seq": event["seq"]}))
-                elif kind == "ready":
-                    self.ready.set()
+                frame = json.loads(raw)
+                for event in frame if isinstance(frame, list) else [frame]:  # batch=1: a list
+                    kind = event.get("type")
+                    if kind == "message.created":
+                        data = event["data"]
+                        self.received.setdefault(data["content"], (now, data["created_at"]))
+                    elif kind == "ping":
+                        await ws.send(json.dumps({"type": "pong", "seq": event["seq"]}))
+                    elif kind == "ready":
+                        self.ready.set()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -167,7 +168,7 @@ class Bench:
         from integrations.matrix.models import MatrixConnection
 
         self.setup_manager()
-        inbox = Inbox(f"ws://127.0.0.1:{self.server.port}/ws/inbox/", self.cookie)
+        inbox = Inbox(f"ws://127.0.0.1:{self.server.port}/ws/inbox/?batch=1", self.cookie)
         try:
             appservice = self.inbound(inbox, "15552000001", "Bench Appservice", "as")
 

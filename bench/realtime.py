@@ -145,14 +145,15 @@ class Client:
     async def read(self, ws):
         async for raw in ws:
             now = time.time()
-            event = json.loads(raw)
-            kind = event.get("type")
-            if kind == "message.created":
-                self.received[event["data"]["id"]] = now
-            elif kind == "ping":
-                await ws.send(json.dumps({"type": "pong", "seq": event["seq"]}))
-            elif kind == "ready":
-                self.ready.set()
+            frame = json.loads(raw)
+            for event in frame if isinstance(frame, list) else [frame]:  # batch=1: a list
+                kind = event.get("type")
+                if kind == "message.created":
+                    self.received[event["data"]["id"]] = now
+                elif kind == "ping":
+                    await ws.send(json.dumps({"type": "pong", "seq": event["seq"]}))
+                elif kind == "ready":
+                    self.ready.set()
         self.closed_early = True
 
 
@@ -196,7 +197,7 @@ def ingest_loop(channel, rate: float, seconds: float, conversations: int, commit
 
 
 async def run(args, server: Server, cookie: str, channel) -> dict:
-    url = f"ws://127.0.0.1:{server.port}/ws/inbox/"
+    url = f"ws://127.0.0.1:{server.port}/ws/inbox/?batch=1"  # as the inbox page asks
     count = args.idle or args.clients
     baseline_kb = server.memory_kb()
     stop = asyncio.Event()

@@ -1,7 +1,8 @@
 """The inbox websocket `/ws/inbox/`: authenticate, join the user's channel groups, relay.
 
 Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `ping`,
-`ready`, `resync`; the client sends `pong`, `resume`, `typing`, `viewing`.
+`ready`, `resync`; the client sends `pong`, `resume`, `typing`, `viewing`. With `?batch=1`
+(the inbox page) the live events of one committed batch come as one frame, a JSON array.
 
 - Resume: `?last_event_id=N` (or a `resume` message) first replays the stored events after N on
   the user's channels, then live ones; ids already sent on this socket are never sent twice.
@@ -105,6 +106,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.resume_lock = asyncio.Lock()
         self.last_event_id = 0  # the highest id this socket has sent or replayed up to
         self.deaf_groups: set[str] = set()
+        # One frame per committed batch (a JSON array of its events) instead of one per event:
+        # what the inbox page asks for; integrators get the one-event frames of the contract.
+        self.batched = _query_param(self.scope, "batch") == "1"
         self.channel_ids = await database_sync_to_async(_channel_ids_for)(self.user)
         self.hub = hub_for(get_channel_layer())
         await self.accept()
@@ -270,36 +274,48 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     # --- server → client ------------------------------------------------------------------
 
-    async def deliver(self, event: dict, text: str) -> None:
-        """An event from the hub, already encoded once for every socket of this process."""
+    async def deliver(self, batch: list[dict], texts: list[str]) -> None:
+        """A committed batch's events from the hub, each already encoded once for every socket
+        of this process; what this socket should see goes out as one frame when it asked for
+        batches (`?batch=1`), else one frame per event."""
         if not self.groups_joined:
             return
-        if event.get("type") == events.ACCESS_CHANGED:
-            self.in_background(self.refresh_access())
-            return
-        if event.get("id") is None:
-            # Presence (typing, viewing) is for the others: never echo it to its author. It is
-            # ephemeral, so during a replay (or before the accept) it is simply dropped.
-            if self.held is None and (event.get("data") or {}).get("user_id") != self.user.pk:
+        out = []
+        for event, text in zip(batch, texts, strict=True):
+            if event.get("type") == events.ACCESS_CHANGED:
+                self.in_background(self.refresh_access())
+            elif event.get("id") is None:
+                # Presence (typing, viewing) is for the others: never echo it to its author.
+                # It is ephemeral, so during a replay (or before the accept) it is dropped.
+                if self.held is None and (event.get("data") or {}).get("user_id") != self.user.pk:
+                    out.append(text)
+            elif self.held is not None:
+                if len(self.held) >= RESUME_LIMIT:
+                    await self.close_too_slow()
+                    return
+                self.held.append(event)
+            elif self.first_sending(event):
+                out.append(text)
+        if self.batched and len(out) > 1:
+            await self.send_text("[" + ",".join(out) + "]")
+        else:
+            for text in out:
                 await self.send_text(text)
-            return
-        if self.held is not None:
-            if len(self.held) >= RESUME_LIMIT:
-                await self.close_too_slow()
-                return
-            self.held.append(event)
-            return
-        await self.send_event(event, text)
 
-    async def send_event(self, event: dict, text: str | None = None) -> None:
+    def first_sending(self, event: dict) -> bool:
+        """Remember the event as sent on this socket; False when it already was."""
         event_id = event["id"]
         if event_id in self.sent_ids:
-            return
+            return False
         self.sent_ids[event_id] = None
         self.last_event_id = max(self.last_event_id, event_id)
         if len(self.sent_ids) > REMEMBERED_IDS:
             self.sent_ids.popitem(last=False)
-        await self.send_text(text or json.dumps(event, separators=(",", ":")))
+        return True
+
+    async def send_event(self, event: dict) -> None:
+        if self.first_sending(event):
+            await self.send_text(json.dumps(event, separators=(",", ":")))
 
     async def send_json(self, content: dict) -> None:
         await self.send_text(json.dumps(content, separators=(",", ":")))

@@ -3,7 +3,9 @@
 With one layer channel per browser, every event costs the layer a message per socket (with
 Redis: a round trip and a decode each), which caps a server at a few thousand deliveries a
 second. Here each process joins a group once, receives each event once, encodes it to JSON
-once, and hands the text to every local consumer of that group.
+once, and hands the texts of a layer message (a committed batch: a message's `message.created`
+and `conversation.updated` at least) to every local consumer of that group together, so a
+socket that asked for batches sends them as one frame (docs/REALTIME.md).
 
 A process must never go deaf while its pages say "Live":
 - channels-redis drops a group member older than `group_expiry` at the next `group_send`, so a
@@ -106,11 +108,13 @@ class Hub:
     def hears(self, group: str) -> bool:
         return group in self.subscribers and group not in self.deaf
 
-    async def fan_out(self, group: str, event: dict) -> None:
-        text = json.dumps(event, separators=(",", ":"))
+    async def fan_out(self, group: str, events: list[dict]) -> None:
+        """One layer message's events (a committed batch) to every local socket of the group,
+        each event encoded once; a socket sends them as one frame or one frame each."""
+        texts = [json.dumps(event, separators=(",", ":")) for event in events]
         for consumer in list(self.subscribers.get(group, ())):
             try:
-                await consumer.deliver(event, text)
+                await consumer.deliver(events, texts)
             except Exception:  # one broken socket must not stop the others
                 logger.exception("inbox delivery to one socket failed")
 
@@ -147,8 +151,7 @@ class Hub:
                 continue
             if message.get("type") != "inbox.events":
                 continue
-            for event in message["events"]:
-                await self.fan_out(group, event)
+            await self.fan_out(group, message["events"])
 
     async def refresh_loop(self) -> None:
         """Re-join every group below the layer's expiry, while any socket is subscribed."""

@@ -31,7 +31,8 @@ export class Realtime {
     clearTimeout(this.timer);
     this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const url = `${scheme}://${location.host}/ws/inbox/?last_event_id=${this.lastEventId}`;
+    // batch=1: the events of one committed batch arrive as one frame (a JSON array).
+    const url = `${scheme}://${location.host}/ws/inbox/?batch=1&last_event_id=${this.lastEventId}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     this.dropReason = null;
@@ -53,12 +54,16 @@ export class Realtime {
   receive(socket, message) {
     if (socket !== this.socket) return;
     this.watchSilence(socket);
-    let event;
+    let frame;
     try {
-      event = JSON.parse(message.data);
+      frame = JSON.parse(message.data);
     } catch {
       return;
     }
+    for (const event of Array.isArray(frame) ? frame : [frame]) this.apply(event);
+  }
+
+  apply(event) {
     if (event.type === "ping") {
       this.send({ type: "pong", seq: event.seq });
     } else if (event.type === "ready") {

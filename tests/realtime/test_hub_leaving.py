@@ -23,8 +23,8 @@ class Socket:
     def __init__(self):
         self.events = []
 
-    async def deliver(self, event, text):
-        self.events.append(event)
+    async def deliver(self, events, texts):
+        self.events.extend(events)
 
     async def group_deaf(self, group):
         pass
