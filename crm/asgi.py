@@ -30,3 +30,12 @@ application = TrustedProxyMiddleware(
         }
     )
 )
+
+# What this process keeps is built: the URLconf and its views imported now (not at the first
+# request), then start-up's objects frozen out of the collector's sight (crm/gc_tuning.py).
+from django.urls import get_resolver  # noqa: E402
+
+from crm.gc_tuning import tune as tune_garbage_collector  # noqa: E402
+
+get_resolver().url_patterns  # noqa: B018 - imports every view module
+tune_garbage_collector()

@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
@@ -16,3 +16,11 @@ def _add_worker_heartbeat() -> None:
 
 
 _add_worker_heartbeat()
+
+
+@signals.worker_init.connect  # the main process (the pool `solo`; prefork children inherit it)
+@signals.worker_process_init.connect  # each prefork child, once its task modules are loaded
+def _tune_garbage_collector(**kwargs) -> None:
+    from crm.gc_tuning import tune
+
+    tune()

@@ -113,6 +113,10 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The collector of long-running processes (crm/gc_tuning.py): start-up objects frozen, the
+# young generation collected every N net allocations; "python" keeps CPython's 700,10,10.
+GC_THRESHOLD = env("GC_THRESHOLD", default="10000,10,10")
+
 # --- Redis: channel layer, cache, Celery ----------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:

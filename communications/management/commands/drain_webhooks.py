@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from communications.drainer import Drainer
+from crm.gc_tuning import tune as tune_garbage_collector
 
 
 class Command(BaseCommand):
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             raise CommandError("drain_webhooks needs PostgreSQL (LISTEN/NOTIFY, SKIP LOCKED)")
         drainer = Drainer(poll_seconds=poll, heartbeat_file=heartbeat_file)
+        tune_garbage_collector()
 
         def stop(signum, frame):
             drainer.stop.set()  # the batch in hand is finished, then the loop ends
