@@ -303,9 +303,12 @@ export class Thread {
 
   renderHeader(conversation) {
     // Only what the header shows: a new message or a read receipt leaves it (and an open menu) be.
+    // Of the contact only its name and picture: an event's contact lacks the card's labels and
+    // attributes, and comparing the whole object re-rendered the header (closing an open menu)
+    // at the first event after the thread opened.
     const shown = JSON.stringify([conversation.id, conversation.status, conversation.snoozed_until, conversation.merged_into_id,
-      conversation.assignee, conversation.team_id, conversation.subject, { ...conversation.contact, orders: null },
-      conversation.channel]);
+      conversation.assignee, conversation.team_id, conversation.subject,
+      contactName(conversation.contact), conversation.contact.avatar_url || null, conversation.channel]);
     if (shown === this.headerShown && this.header.isConnected && this.header.childElementCount) return;
     this.headerShown = shown;
     const name = contactName(conversation.contact);
