@@ -82,6 +82,13 @@ def parse_args(argv=None):
     parser.add_argument("--reuse", action="store_true", help="keep the database if it exists")
     parser.add_argument("--server", default="uvicorn", choices=["uvicorn", "daphne", "granian"])
     parser.add_argument("--workers", type=int, default=2, help="HTTP server processes")
+    parser.add_argument(
+        "--balance",
+        default="round_robin",
+        choices=["least_conn", "round_robin", "shared_port"],
+        help="uvicorn: one process per worker behind nginx's least_conn or round robin (as "
+        "docker-compose.yml's web1/web2), or one process with N workers on one port",
+    )
     parser.add_argument("--rate", type=float, default=1000.0, help="offered webhooks/s")
     parser.add_argument("--seconds", type=float, default=60.0, help="per webhook shape")
     parser.add_argument("--shapes", default="api,whatsapp,telegram,flood")
@@ -282,6 +289,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     upstream switchboard_http {{
+        {balance}
 {http_servers}
         keepalive 128;
     }}
@@ -347,16 +355,22 @@ class Stack:
                 )
                 http_ports.append(port)
         elif args.server == "uvicorn":
-            port = free_port()
-            self._spawn(
-                "uvicorn",
-                [python, "-m", "uvicorn", "crm.asgi:application", "--host", "127.0.0.1"]
-                + ["--port", str(port), "--workers", str(args.workers), "--http", "httptools"]
-                + ["--loop", "uvloop", "--no-proxy-headers", "--no-access-log"]
-                + ["--lifespan", "off", "--log-level", "warning", "--backlog", "4096"],
-                port,
-            )
-            http_ports.append(port)
+            # As docker-compose.yml runs them: web1 and web2, one uvicorn process each, nginx
+            # balancing over both (`--balance`); `shared_port`: one uvicorn with N workers
+            # behind one address (the kernel and nginx's idle connections pick the worker).
+            shared = args.balance == "shared_port"
+            for n in range(1 if shared else args.workers):
+                port = free_port()
+                self._spawn(
+                    "uvicorn" if shared else f"uvicorn-{n}",
+                    [python, "-m", "uvicorn", "crm.asgi:application", "--host", "127.0.0.1"]
+                    + ["--port", str(port), "--workers", str(args.workers if shared else 1)]
+                    + ["--http", "httptools", "--loop", "uvloop", "--no-proxy-headers"]
+                    + ["--no-access-log", "--lifespan", "off", "--log-level", "warning"]
+                    + ["--backlog", "4096"],
+                    port,
+                )
+                http_ports.append(port)
         else:
             port = free_port()
             self._spawn(
@@ -384,6 +398,7 @@ class Stack:
             port=self.port,
             ws_port=ws_port,
             http_servers="\n".join(f"        server 127.0.0.1:{p};" for p in http_ports),
+            balance="least_conn;" if args.balance == "least_conn" else "",
         )
         (self.tmp / "nginx.conf").write_text(conf)
         self._spawn("nginx", [self.args.nginx, "-c", str(self.tmp / "nginx.conf")], self.port)
@@ -415,6 +430,9 @@ class Stack:
                     continue
                 total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
             out[name] = round(total, 2)
+        # One figure for the HTTP servers, however many processes run them.
+        for name in [n for n in out if n.startswith("uvicorn-")]:
+            out["uvicorn"] = round(out.get("uvicorn", 0.0) + out.pop(name), 2)
         return out
 
     def stop(self):
@@ -1420,6 +1438,7 @@ async def main_async(args, fixtures, stack) -> dict:
         "stack": {
             "nginx": "1 worker, generated from nginx/switchboard.conf's locations",
             "http_server": f"{args.server} × {args.workers}",
+            "balance": args.balance if args.server == "uvicorn" else "round_robin",
             "websockets": "daphne × 1",
             "worker": f"drain_webhooks × {args.drainers}, celery -Q celery-webhooks "
             f"--concurrency {1 if args.drainers else 2}",
