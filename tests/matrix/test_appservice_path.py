@@ -47,6 +47,14 @@ def messages(*event_ids):
     return Message.objects.filter(external_id__in=event_ids)
 
 
+def files_written(*event_ids) -> bool:
+    """An attachment's file is written right after its row commits (communications/files.py,
+    before the message is announced): a reader polling the rows from another thread can see a
+    row a moment before its file."""
+    attachments = Attachment.objects.filter(message__external_id__in=event_ids)
+    return all(a.file and a.file.storage.exists(a.file.name) for a in attachments)
+
+
 def test_text_image_video_arrive_as_one_conversation_with_one_contact(stack, manager):
     _, connection = manager
     room = portal_with(stack, connection)
@@ -57,7 +65,10 @@ def test_text_image_video_arrive_as_one_conversation_with_one_contact(stack, man
         stack.bridge.send_image(room, CUSTOMER, image, width=32, height=24),
         stack.bridge.send_video(room, CUSTOMER, video),
     ]
-    wait_until(lambda: messages(*ids).count() == 3, what="three messages")
+    wait_until(
+        lambda: messages(*ids).count() == 3 and files_written(*ids),
+        what="three messages and their files",
+    )
 
     conversation = Conversation.objects.get(channel=whatsapp_channel())
     assert conversation.external_id == room
