@@ -83,6 +83,13 @@ def parse_args(argv=None):
     parser.add_argument("--server", default="uvicorn", choices=["uvicorn", "daphne", "granian"])
     parser.add_argument("--workers", type=int, default=2, help="HTTP server processes")
     parser.add_argument(
+        "--webhooks-to",
+        default="one",
+        choices=["all", "one"],
+        help="webhook paths to the first HTTP process, the others as nginx `backup` (as "
+        "nginx/switchboard.conf: one group commit for every delivery), or balanced like the rest",
+    )
+    parser.add_argument(
         "--balance",
         default="round_robin",
         choices=["least_conn", "round_robin", "shared_port"],
@@ -293,6 +300,10 @@ http {{
 {http_servers}
         keepalive 128;
     }}
+    upstream switchboard_webhooks {{
+{webhook_servers}
+        keepalive 128;
+    }}
     upstream switchboard_ws {{
         server 127.0.0.1:{ws_port};
         keepalive 16;
@@ -312,6 +323,22 @@ http {{
             proxy_set_header Connection $connection_upgrade;
             proxy_read_timeout 3600s;
             proxy_buffering off;
+        }}
+        location /webhooks/ {{
+            proxy_pass http://switchboard_webhooks;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $forwarded_proto;
+            proxy_set_header Connection "";
+            proxy_read_timeout 60s;
+        }}
+        location ~ ^/api/v1/channels/[0-9]+/inbound/$ {{
+            proxy_pass http://switchboard_webhooks;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $forwarded_proto;
+            proxy_set_header Connection "";
+            proxy_read_timeout 60s;
         }}
         location / {{
             proxy_pass http://switchboard_http;
@@ -399,6 +426,10 @@ class Stack:
             ws_port=ws_port,
             http_servers="\n".join(f"        server 127.0.0.1:{p};" for p in http_ports),
             balance="least_conn;" if args.balance == "least_conn" else "",
+            webhook_servers="\n".join(
+                f"        server 127.0.0.1:{p}{' backup' if n and args.webhooks_to == 'one' else ''};"
+                for n, p in enumerate(http_ports)
+            ),
         )
         (self.tmp / "nginx.conf").write_text(conf)
         self._spawn("nginx", [self.args.nginx, "-c", str(self.tmp / "nginx.conf")], self.port)
@@ -1439,6 +1470,7 @@ async def main_async(args, fixtures, stack) -> dict:
             "nginx": "1 worker, generated from nginx/switchboard.conf's locations",
             "http_server": f"{args.server} × {args.workers}",
             "balance": args.balance if args.server == "uvicorn" else "round_robin",
+            "webhooks_to": args.webhooks_to,
             "websockets": "daphne × 1",
             "worker": f"drain_webhooks × {args.drainers}, celery -Q celery-webhooks "
             f"--concurrency {1 if args.drainers else 2}",

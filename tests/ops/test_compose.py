@@ -120,7 +120,8 @@ def test_nginx_mounts_its_config_and_reaches_the_web_services(base):
     assert "static:/app/staticfiles" in base["services"]["migrate"]["volumes"]
     conf = (ROOT / "nginx" / "switchboard.conf").read_text()
     upstream = re.findall(r"server\s+([a-z0-9-]+):(\d+)", conf)
-    assert upstream == [("web1", "8000"), ("web2", "8000"), ("ws", "8000")]
+    # pages and API over both web services; webhooks to web1, web2 its backup; websockets
+    assert upstream == [("web1", "8000"), ("web2", "8000")] * 2 + [("ws", "8000")]
     for name, port in upstream:
         assert port in base["services"][name]["expose"]
     assert "alias /srv/static/;" in conf and "alias /srv/media/;" in conf

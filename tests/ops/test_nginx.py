@@ -248,6 +248,21 @@ def test_health_is_proxied_to_both_daphnes(stack):
         assert "/health/" in log.read_text(), f"{log.name} got no request: not balanced"
 
 
+def test_webhooks_go_to_web1_only_while_it_is_up(stack):
+    """One process takes every delivery, so the fast door's group commit is one INSERT for
+    all of them (web2 is the `backup`); pages and the API are still balanced (above)."""
+    paths = ["/webhooks/telegram/987654/", "/api/v1/channels/987654/inbound/"]
+    for path in paths * 3:
+        status, _headers, body = request(stack, "POST", path, {"Content-Type": "application/json"})
+        assert status in (401, 404), body[:300]  # no such channel: refused by the app itself
+    time.sleep(0.5)  # daphne writes its access log line after the response
+    web1, web2 = (log.read_text() for log in stack["daphne_logs"])
+    for path in paths:
+        served = f'"POST {path}"'  # daphne's access log line
+        assert web1.count(served) == 3, f"web1 served {path} {web1.count(served)} of 3 times"
+        assert served not in web2
+
+
 def test_static_files_come_from_nginx_not_daphne(stack):
     status, headers, body = request(stack, "GET", "/static/probe.css")
     assert status == 200
