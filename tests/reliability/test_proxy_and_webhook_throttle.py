@@ -62,7 +62,9 @@ async def post_all(base: str, requests: list[tuple[str, dict]]) -> list[int]:
 def test_nginx_sets_x_forwarded_for_instead_of_appending():
     config = live.NGINX_CONFIG.read_text()
     assert "$proxy_add_x_forwarded_for" not in config
-    assert config.count("proxy_set_header X-Forwarded-For $remote_addr;") == 3
+    # every proxied location (ws, media, webhooks, inbound, the rest) sets it
+    assert config.count("proxy_set_header X-Forwarded-For $remote_addr;") == 5
+    assert config.count("proxy_pass ") == 5
 
 
 def test_a_spoofed_x_forwarded_for_does_not_get_past_the_login_brake(stack):
