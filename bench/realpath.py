@@ -324,15 +324,7 @@ http {{
             proxy_read_timeout 3600s;
             proxy_buffering off;
         }}
-        location /webhooks/ {{
-            proxy_pass http://switchboard_webhooks;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $forwarded_proto;
-            proxy_set_header Connection "";
-            proxy_read_timeout 60s;
-        }}
-        location ~ ^/api/v1/channels/[0-9]+/inbound/$ {{
+        location ~ ^/(webhooks/|api/v1/channels/[0-9]+/inbound/$) {{
             proxy_pass http://switchboard_webhooks;
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $remote_addr;
