@@ -135,30 +135,21 @@ def stack(nginx_binary, tmp_path_factory):
     web_ports = [free_port(), free_port()]
     logs = []
     try:
-        for index, port in enumerate(web_ports):
-            log = base / f"daphne{index + 1}.log"
-            logs.append(log)
-            handle = open(log, "w")  # noqa: SIM115 - closed with the process below
-            processes.append(
-                subprocess.Popen(
-                    [
-                        PYTHON,
-                        "-m",
-                        "daphne",
-                        "-b",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
-                        "-v",
-                        "1",
-                        "crm.asgi:application",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                )
+
+        def start_daphne(index: int) -> subprocess.Popen:
+            handle = open(logs[index], "a")  # noqa: SIM115 - closed with the process below
+            return subprocess.Popen(
+                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_ports[index])]
+                + ["-v", "1", "crm.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
             )
+
+        for index in range(len(web_ports)):
+            logs.append(base / f"daphne{index + 1}.log")
+            processes.append(start_daphne(index))
         for port, process in zip(web_ports, processes, strict=True):
             wait_for_port(port, process)
 
@@ -214,6 +205,9 @@ http {{
             "html_url": app["html_url"],
             "avatar_url": app["avatar_url"],
             "daphne_logs": logs,
+            "web_ports": web_ports,
+            "processes": processes,  # web1, web2, nginx
+            "start_daphne": start_daphne,
             "nginx_check": checked.stderr,
         }
     finally:
@@ -261,6 +255,32 @@ def test_webhooks_go_to_web1_only_while_it_is_up(stack):
         served = f'"POST {path}"'  # daphne's access log line
         assert web1.count(served) == 3, f"web1 served {path} {web1.count(served)} of 3 times"
         assert served not in web2
+
+
+def test_webhooks_go_to_web2_while_web1_is_down(stack):
+    """web2 is web1's `backup`: a stopped web1 costs a retry inside nginx, not a lost delivery.
+    web1 is started again afterwards (the other tests share this stack)."""
+    path = "/api/v1/channels/987654/inbound/"
+    served = f'"POST {path}"'
+    web1, web2 = stack["processes"][:2]
+    before = stack["daphne_logs"][1].read_text().count(served)
+    stop(web1)
+    try:
+        for _ in range(3):
+            status, _headers, body = request(
+                stack, "POST", path, {"Content-Type": "application/json"}
+            )
+            assert status in (401, 404), body[:300]  # answered by the app, not a 502 from nginx
+        time.sleep(0.5)  # daphne writes its access log line after the response
+        assert stack["daphne_logs"][1].read_text().count(served) == before + 3
+    finally:
+        stack["processes"][0] = stack["start_daphne"](0)
+        wait_for_port(stack["web_ports"][0], stack["processes"][0])
+    # Back on web1 once it answers again (nginx retries a failed primary after fail_timeout,
+    # 10 s; until then web2 keeps answering, so every request still gets the app's answer).
+    for _ in range(3):
+        status, _headers, body = request(stack, "POST", path, {"Content-Type": "application/json"})
+        assert status in (401, 404), body[:300]
 
 
 def test_static_files_come_from_nginx_not_daphne(stack):
