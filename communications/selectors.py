@@ -11,7 +11,8 @@ from rest_framework.exceptions import ValidationError
 
 from crm.models import Contact, ContactLabel, CustomAttributeDefinition, Label, Order
 
-from .access import contacts_for, conversations_for, visible_channel_ids
+from . import query_templates
+from .access import contacts_for, conversations_for, conversations_in, visible_channel_ids
 from .api.params import (
     bool_param,
     decode_cursor,
@@ -50,15 +51,48 @@ def filtered_conversations(
 
     `all_history` (search): archived conversations count too unless `archived` is given;
     `text_search=False`: `q` is the caller's to apply (search)."""
-    queryset = conversations_for(user)
-    if all_history and params.get("archived") in (None, ""):
-        pass
-    elif bool_param(params, "archived"):
-        queryset = queryset.filter(is_archived=True)
+    return conversations_matching(
+        *list_query(user, params, all_history=all_history, text_search=text_search)
+    )
+
+
+def list_query(
+    user, params, *, all_history: bool = False, text_search: bool = True
+) -> tuple[dict, dict]:
+    """The list's filters, validated, as the query's shape (what decides its SQL text) and its
+    values (ids and dates; the search text, which query_templates never fills in)."""
+    shape, values = {}, {}
+    channel_ids = visible_channel_ids(user)
+    if channel_ids is None:
+        shape["all_channels"] = True
     else:
-        queryset = queryset.filter(is_archived=False)
-    queryset = queryset.filter(conversation_filter(user, params))
+        values["visible_channels"] = channel_ids
+    if all_history and params.get("archived") in (None, ""):
+        shape["archived"] = None
+    else:
+        shape["archived"] = bool_param(params, "archived")
+    filter_shape, filter_values = _filter_parts(user, params)
+    shape |= filter_shape
+    values |= filter_values
     search = text_param(params, "q").strip() if text_search else ""
+    if search:
+        values["search"] = search
+    since = parse_date_param(params, "from_date", "fromDate")
+    until = parse_date_param(params, "to_date", "toDate", end_of_day=True)
+    if since:
+        values["since"] = since
+    if until:
+        values["until"] = until
+    return shape, values
+
+
+def conversations_matching(shape: dict, values: dict) -> QuerySet[Conversation]:
+    """The list's queryset for a `list_query` shape and values."""
+    queryset = conversations_in(None if shape.get("all_channels") else values["visible_channels"])
+    if shape["archived"] is not None:
+        queryset = queryset.filter(is_archived=shape["archived"])
+    queryset = queryset.filter(_filter_condition(shape, values))
+    search = values.get("search")
     if search:
         queryset = queryset.filter(
             Q(contact__name__icontains=search)
@@ -66,12 +100,10 @@ def filtered_conversations(
             | Q(contact__email__icontains=search)
             | Q(subject__icontains=search)
         )
-    since = parse_date_param(params, "from_date", "fromDate")
-    until = parse_date_param(params, "to_date", "toDate", end_of_day=True)
-    if since:
-        queryset = queryset.filter(last_message_at__gte=since)
-    if until:
-        queryset = queryset.filter(last_message_at__lte=until)
+    if "since" in values:
+        queryset = queryset.filter(last_message_at__gte=values["since"])
+    if "until" in values:
+        queryset = queryset.filter(last_message_at__lte=values["until"])
     return queryset
 
 
@@ -85,44 +117,84 @@ def conversation_filter(user, params) -> Q:
     """The list's status, channel, assignee, team, label and unread filters as one condition,
     validated (a bad value is a 400 naming the parameter). The inbox list, the API, search and
     the saved views' counts all filter through it: one way to filter."""
-    condition = Q()
+    return _filter_condition(*_filter_parts(user, params))
+
+
+def _filter_parts(user, params) -> tuple[dict, dict]:
+    """`conversation_filter`'s parameters, validated, as shape and values (`list_query`)."""
+    shape, values = {}, {}
     status = params.get("status")
     if status:
         if status not in Conversation.Status.values:
             raise ValidationError({"status": [f"must be one of {', '.join(Conversation.Status)}"]})
-        condition &= Q(status=status)
+        shape["status"] = status
     channel = params.get("channel")
     if channel:
-        condition &= Q(channel_id=_int_param("channel", channel))
+        values["channel"] = _int_param("channel", channel)
     assignee = params.get("assignee")
     if assignee == "me":
-        condition &= Q(assignee_id=user.pk)
+        values["assignee"] = user.pk
     elif assignee in ("none", "unassigned"):
-        condition &= Q(assignee__isnull=True)
+        shape["assignee"] = None
     elif assignee:
-        condition &= Q(assignee_id=_int_param("assignee", assignee))
+        values["assignee"] = _int_param("assignee", assignee)
     team = params.get("team")
     if team in ("none", "unassigned"):
-        condition &= Q(team__isnull=True)
+        shape["team"] = None
     elif team:
-        condition &= Q(team_id=_int_param("team", team))
+        values["team"] = _int_param("team", team)
     if bool_param(params, "unread"):
-        condition &= Q(unread_count__gt=0)
+        shape["unread"] = True
     label = params.get("label")
     if label:
-        links = ConversationLabel.objects.filter(label_id=_int_param("label", label))
+        values["label"] = _int_param("label", label)
+    return shape, values
+
+
+def _filter_condition(shape: dict, values: dict) -> Q:
+    condition = Q()
+    if "status" in shape:
+        condition &= Q(status=shape["status"])
+    if "channel" in values:
+        condition &= Q(channel_id=values["channel"])
+    if "assignee" in shape:
+        condition &= Q(assignee__isnull=True)
+    elif "assignee" in values:
+        condition &= Q(assignee_id=values["assignee"])
+    if "team" in shape:
+        condition &= Q(team__isnull=True)
+    elif "team" in values:
+        condition &= Q(team_id=values["team"])
+    if shape.get("unread"):
+        condition &= Q(unread_count__gt=0)
+    if "label" in values:
+        links = ConversationLabel.objects.filter(label_id=values["label"])
         condition &= Q(pk__in=links.values("conversation_id"))
     return condition
 
 
 def conversation_page(user, params) -> Page:
-    """Rows for `conversation_row_payload`: plain dicts, no model instances (~4x cheaper)."""
-    return conversation_rows(filtered_conversations(user, params), params)
+    """Rows for `conversation_row_payload`: plain dicts, no model instances (~4x cheaper).
+    Its SQL is compiled once per shape of the filters (query_templates)."""
+    shape, values = list_query(user, params)
+    size = page_size(params)
+    values |= _cursor_values("cursor", params.get("cursor"))
+
+    def build(values):
+        return _list_rows(conversations_matching(shape, values), values, size)
+
+    key = ("conversation_page", size, *sorted(shape.items()))
+    return _list_page(query_templates.rows(key, build, values), size)
 
 
 def conversation_rows(queryset, params, *, cursor_param: str = "cursor") -> Page:
     """A keyset page of list rows (dicts) of `queryset`, newest activity first."""
     size = page_size(params)
+    cursor = _cursor_values(cursor_param, params.get(cursor_param))
+    return _list_page(list(_list_rows(queryset, cursor, size)), size)
+
+
+def _list_rows(queryset, cursor: dict, size: int):
     queryset = queryset.annotate(label_rows=Subquery(_labels_json(), output_field=JSONField()))
     queryset = queryset.values(
         *CONVERSATION_COLUMNS,
@@ -133,7 +205,11 @@ def conversation_rows(queryset, params, *, cursor_param: str = "cursor") -> Page
         *(f"contact__{column}" for column in CONTACT_COLUMNS),
         *(f"channel__{column}" for column in CHANNEL_COLUMNS),
     )
-    page = _keyset_page(queryset, "last_message_at", cursor_param, params.get(cursor_param), size)
+    return _keyset_slice(queryset, "last_message_at", cursor, size)
+
+
+def _list_page(rows: list[dict], size: int) -> Page:
+    page = _page_of(rows, "last_message_at", size)
     for row in page.items:
         row["labels"] = sorted(
             row.pop("label_rows") or [], key=lambda label: (label["name"].lower(), label["id"])
@@ -243,16 +319,22 @@ def message_page(conversation_id: int, params) -> Page:
     newer half, with `next_cursor` for older pages and `newer_cursor` for newer ones (three
     queries). `after=<newer_cursor>`: the page of messages just newer than a cursor."""
     size = page_size(params, default=50, maximum=200)
-    queryset = _message_rows(conversation_id)
     around, after = params.get("around"), params.get("after")
     if around:
+        queryset = _message_rows(conversation_id)
         page = _page_around(conversation_id, queryset, _int_param("around", around), size)
     elif after:
         moment, pk = decode_cursor("after", after)
-        newer = _newer_rows(queryset, moment, pk, size)
+        newer = _newer_rows(_message_rows(conversation_id), moment, pk, size)
         page = Page(newer.items, None, newer.next_cursor)
-    else:
-        page = _keyset_page(queryset, "created_at", "before", params.get("before"), size)
+    else:  # the thread's newest page and older ones: compiled once per shape
+        values = {"conversation": conversation_id} | _cursor_values("before", params.get("before"))
+
+        def build(values):
+            return _keyset_slice(_message_rows(values["conversation"]), "created_at", values, size)
+
+        rows = query_templates.rows(("message_page", size), build, values)
+        page = _page_of(rows, "created_at", size)
     for row in page.items:
         first, last, username = (
             row.pop("sender_user__first_name"),
@@ -335,14 +417,32 @@ class _JSONGroupArray(Aggregate):
 def _keyset_page(queryset, field: str, param: str, cursor: str | None, size: int) -> Page:
     """Rows (dicts) newest first by (field, id), after the cursor; never an OFFSET, never a
     COUNT."""
-    if cursor:
-        moment, pk = decode_cursor(param, cursor)
+    rows = list(_keyset_slice(queryset, field, _cursor_values(param, cursor), size))
+    return _page_of(rows, field, size)
+
+
+def _cursor_values(param: str, cursor: str | None) -> dict:
+    if not cursor:
+        return {}
+    moment, pk = decode_cursor(param, cursor)
+    return {"cursor_moment": moment, "cursor_id": pk}
+
+
+def _keyset_slice(queryset, field: str, cursor: dict, size: int):
+    """`size + 1` rows newest first by (field, id), after the cursor when `cursor` (a dict
+    that may hold other values too) has `_cursor_values`'s."""
+    if "cursor_moment" in cursor:
+        moment, pk = cursor["cursor_moment"], cursor["cursor_id"]
         # The redundant `<=` bound is what lets PostgreSQL start the index scan at the cursor;
         # the OR alone is only a filter, and a deep page would scan every row above it.
         queryset = queryset.filter(**{f"{field}__lte": moment}).filter(
             Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": pk})
         )
-    rows = list(queryset.order_by(f"-{field}", "-id")[: size + 1])
+    return queryset.order_by(f"-{field}", "-id")[: size + 1]
+
+
+def _page_of(rows: list[dict], field: str, size: int) -> Page:
+    """A page of the `size + 1` rows `_keyset_slice` read: the extra one says there is more."""
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
