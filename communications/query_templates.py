@@ -17,6 +17,7 @@ stand-ins do not all come out verbatim as parameters (SQLite adapts datetimes to
 one whose query is empty (an empty `__in`): it is never templated.
 """
 
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,13 +93,14 @@ def _is_moment(value) -> bool:
 
 def _compile(build, values: dict, using: str):
     stand_ins, owners = {}, {}
+    ids = itertools.count(_FIRST_STAND_IN_ID)  # one number per id: no two stand-ins alike
     for number, (name, value) in enumerate(values.items()):
         if isinstance(value, list | tuple):
-            items = [_FIRST_STAND_IN_ID + number * 1000 + index for index in range(len(value))]
+            items = [next(ids) for _ in value]
             stand_ins[name] = items
             owners |= {item: (name, index) for index, item in enumerate(items)}
         elif _is_id(value):
-            stand_ins[name] = _FIRST_STAND_IN_ID + number * 1000 + 999
+            stand_ins[name] = next(ids)
             owners[stand_ins[name]] = (name, None)
         else:
             stand_ins[name] = _FIRST_STAND_IN_MOMENT + timedelta(days=number)

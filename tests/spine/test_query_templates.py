@@ -307,3 +307,29 @@ def test_the_threads_access_check_answers_as_before(inbox, monkeypatch):
                     )
                 )
                 assert answers[0][0] == (pk if sees else "404")
+
+
+def test_long_id_lists_and_other_ids_never_share_a_stand_in(inbox, monkeypatch):
+    """A manager may see thousands of channels: every id of every value gets its own stand-in,
+    or one value would be written where another belongs."""
+    from communications.models import Conversation
+
+    conversations = inbox["conversations"]
+    ids = [c.pk for c in conversations] + list(range(10_000, 12_500))
+    values = {"ids": ids, "channel": conversations[0].channel_id, "after": 3}
+
+    def build(values):
+        return (
+            Conversation.objects.filter(pk__in=values["ids"], channel_id=values["channel"])
+            .filter(pk__gt=values["after"])
+            .order_by("id")
+            .values("id")[:50]
+        )
+
+    def query():
+        return query_templates.rows(("long-lists",), build, values)
+
+    rows = assert_same_as_the_orm(query, monkeypatch=monkeypatch)
+    assert [row["id"] for row in rows] == sorted(
+        c.pk for c in conversations if c.channel_id == values["channel"] and c.pk > 3
+    )
