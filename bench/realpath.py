@@ -8,8 +8,9 @@ inbox websocket, driven open-loop from another process. Prints one JSON document
 What runs (as docker-compose.yml runs it, on loopback): nginx on a free port with a config
 generated from the same locations as nginx/switchboard.conf; the HTTP app server (`uvicorn`
 with httptools/uvloop, N workers — or `--server daphne`/`granian`) behind it; one daphne for
-/ws/; the webhook drainer(s) (`manage.py drain_webhooks`, `--drainers`) and the Celery
-fallback (`celery -Q celery-webhooks`); PostgreSQL and Redis already running.
+/ws/ (`--ws-server uvicorn` for the A/B); the webhook drainer(s) (`manage.py drain_webhooks`,
+`--drainers`) and the Celery fallback (`celery -Q celery-webhooks`); PostgreSQL and Redis
+already running.
 The database (`--database-url`, default switchboard_realpath on 127.0.0.1) is dropped and
 created anew unless `--reuse`.
 
@@ -82,6 +83,12 @@ def parse_args(argv=None):
     parser.add_argument("--reuse", action="store_true", help="keep the database if it exists")
     parser.add_argument("--server", default="uvicorn", choices=["uvicorn", "daphne", "granian"])
     parser.add_argument("--workers", type=int, default=2, help="HTTP server processes")
+    parser.add_argument(
+        "--ws-server",
+        default="daphne",
+        choices=["daphne", "uvicorn"],
+        help="the /ws/ server: daphne as deployed, or uvicorn (websockets) for the A/B",
+    )
     parser.add_argument(
         "--webhooks-to",
         default="one",
@@ -356,12 +363,15 @@ class Stack:
         python = sys.executable
         bindir = Path(python).parent
         ws_port = free_port()
-        self._spawn(
-            "daphne-ws",
-            [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(ws_port)]
-            + ["--websocket_timeout", "86400", "crm.asgi:application"],
-            ws_port,
-        )
+        if args.ws_server == "daphne":  # as docker-compose.yml's `ws` service
+            ws_command = [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(ws_port)]
+            ws_command += ["--websocket_timeout", "86400", "crm.asgi:application"]
+        else:  # the A/B: uvicorn's websockets implementation (the `websockets` library)
+            ws_command = [python, "-m", "uvicorn", "crm.asgi:application", "--host", "127.0.0.1"]
+            ws_command += ["--port", str(ws_port), "--ws", "websockets", "--loop", "uvloop"]
+            ws_command += ["--http", "httptools", "--no-access-log", "--lifespan", "off"]
+            ws_command += ["--log-level", "warning", "--backlog", "4096"]
+        self._spawn(f"{args.ws_server}-ws", ws_command, ws_port)
         http_ports = []
         if args.server == "daphne":
             for n in range(args.workers):
@@ -454,7 +464,7 @@ class Stack:
                 total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
             out[name] = round(total, 2)
         # One figure for the HTTP servers, however many processes run them.
-        for name in [n for n in out if n.startswith("uvicorn-")]:
+        for name in [n for n in out if n.startswith("uvicorn-") and not n.endswith("-ws")]:
             out["uvicorn"] = round(out.get("uvicorn", 0.0) + out.pop(name), 2)
         return out
 
@@ -1463,7 +1473,7 @@ async def main_async(args, fixtures, stack) -> dict:
             "http_server": f"{args.server} × {args.workers}",
             "balance": args.balance if args.server == "uvicorn" else "round_robin",
             "webhooks_to": args.webhooks_to,
-            "websockets": "daphne × 1",
+            "websockets": f"{args.ws_server} × 1",
             "worker": f"drain_webhooks × {args.drainers}, celery -Q celery-webhooks "
             f"--concurrency {1 if args.drainers else 2}",
             "pids": stack.pids,
