@@ -48,13 +48,17 @@ class PoolFriendlyModelBackend(ModelBackend):
         from communications import user_rows  # the core app, loaded after this module
 
         user_model = get_user_model()
+        primary_key = user_model._meta.pk
+        try:  # a session holding something that is no user id (or beyond the column): nobody
+            user_id = primary_key.to_python(user_id)
+            if user_id is None:
+                return None
+            primary_key.run_validators(user_id)
+        except ValidationError:
+            return None
         alias = router.db_for_read(user_model)
         if not user_rows.supported(alias):
             return super().get_user(user_id)
-        try:
-            user_id = user_model._meta.pk.to_python(user_id)
-        except ValidationError:  # a session holding something that is no user id
-            return None
         found = user_rows.find_by_id(alias, user_id)
         if found is None or not self.user_can_authenticate(found.user):
             return None

@@ -33,7 +33,7 @@ def test_a_superuser_sees_every_channel(channel):
     assert visible_channel_ids(PoolFriendlyModelBackend().get_user(admin.pk)) is None
 
 
-@pytest.mark.parametrize("user_id", [987654, "not-a-number", None])
+@pytest.mark.parametrize("user_id", [987654, "not-a-number", None, 2**31, 2**70, -(2**70), "1e3"])
 def test_no_such_user_is_nobody(user_id):
     assert PoolFriendlyModelBackend().get_user(user_id) is None
 
