@@ -10,13 +10,16 @@ Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `
   events created shortly before N (the client ignores ids it has applied).
 - Heartbeat: a ping every PING_INTERVAL; a socket silent for IDLE_TIMEOUT is closed.
 - Bounded send buffer: every ping carries a sequence number and the pong echoes it; when more
-  than SEND_BUFFER_LIMIT bytes were sent past the last ping the client answered, the client is
+  than WEBSOCKET_SEND_BUFFER_BYTES were sent past the last ping the client answered, the client is
   not reading: relaying stops at once, so one slow browser cannot grow the server's memory,
   and the socket is closed with 4429. The close frame would queue behind everything the client
   has not read, and daphne drops the connection one second after sending it: the client would
   see a bare TCP close. So the server first sends `closing` (the reason, in band) and a ping,
   and sends the close frame once the client has read up to that ping (it answers it), or after
   SLOW_CLOSE_GRACE when it never does.
+- Sending never waits for the client: every frame goes through the socket's `Outbox` (its own
+  writer task), so a socket whose server applies flow control (uvicorn) and whose client stopped
+  reading holds up only itself, never the hub's fan-out to the other sockets.
 - Hearing: while the hub cannot hear one of the socket's groups (Redis gone) the page is sent
   `stalled` instead of events, and is not `ready` (not "Live") until every group is heard
   again and what was missed meanwhile has been replayed from the database.
@@ -43,6 +46,7 @@ from .access import access_conversation_by_id, visible_channel_ids
 from .models import Channel, RealtimeEvent
 from .realtime_hub import hub_for
 from .services.assignment import socket_seen
+from .socket_outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +62,8 @@ PING_INTERVAL = 20.0
 # inside AVAILABILITY_OFFLINE_AFTER_SECONDS, so a manager with a page open never goes offline.
 PRESENCE_REFRESH = 60.0
 IDLE_TIMEOUT = 60.0
-SEND_BUFFER_LIMIT = 2 * 1024 * 1024
 # A ping goes out early once this much was sent since the last one, so a fast stream of events
-# is acknowledged often enough to stay under SEND_BUFFER_LIMIT.
+# is acknowledged often enough to stay under WEBSOCKET_SEND_BUFFER_BYTES (settings).
 PING_EVERY_BYTES = 256 * 1024
 RESUME_LIMIT = 1000
 # How long a client found too slow has to read what it was sent before it is cut off anyway.
@@ -80,6 +83,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
 
     async def connect(self):
+        self.outbox = Outbox(self.base_send)
+        self.base_send = self.outbox.put  # accept, every frame and the close, in order
         self.user = self.scope.get("user")
         self.groups_joined: list[str] = []
         self.sent_ids: OrderedDict[int, None] = OrderedDict()
@@ -94,6 +99,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             return
         self.last_received = time.monotonic()
         self.bytes_sent = 0
+        self.send_buffer_limit = settings.SWITCHBOARD["WEBSOCKET_SEND_BUFFER_BYTES"]
         self.ping_seq = 0
         self.pings: dict[int, int] = {}  # ping seq -> bytes_sent when it went out
         self.acked_bytes = 0
@@ -140,6 +146,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self.disconnected = True
+        self.outbox.stop()
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         await self.leave_groups()
@@ -325,7 +332,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
         if not self.groups_joined:
             return
-        if self.bytes_sent - self.acked_bytes > SEND_BUFFER_LIMIT:
+        if self.bytes_sent - self.acked_bytes > self.send_buffer_limit:
             await self.close_too_slow()
         elif self.bytes_sent - self.bytes_at_last_ping > PING_EVERY_BYTES:
             await self.ping()

@@ -467,6 +467,11 @@ SWITCHBOARD = {
     # Going offline (by choice or by beat) hands the manager's open conversations back to
     # their channel's auto-assignment (unassigned where the channel does not auto-assign).
     "AVAILABILITY_REQUEUE_ON_OFFLINE": env.bool("AVAILABILITY_REQUEUE_ON_OFFLINE", default=False),
+    # How much one inbox socket may have been sent that its page has not acknowledged (pings
+    # carry a sequence, pongs echo it): past it the page fell behind, relaying to it stops and
+    # it is closed with 4429 (communications/consumers.py). Also what one slow tab can cost
+    # the websocket server in memory.
+    "WEBSOCKET_SEND_BUFFER_BYTES": env.int("WEBSOCKET_SEND_BUFFER_BYTES", default=2 * 1024 * 1024),
     # A merge of conversations or contacts can be undone this long (services/merge.py).
     "MERGE_UNDO_HOURS": env.int("MERGE_UNDO_HOURS", default=24),
     # Phone numbers written without a country code are read as numbers of this region when

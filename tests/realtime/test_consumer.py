@@ -6,6 +6,7 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from communications import consumers
 from communications.models import RealtimeEvent
@@ -188,7 +189,7 @@ async def test_a_client_that_answers_pongs_stays_connected(layer, world, monkeyp
 async def test_a_client_that_does_not_read_is_closed_not_buffered(layer, world, monkeypatch):
     """Relaying stops at once; the reason goes in band, then a ping; the 4429 close frame is
     sent once the client has read up to that ping (so it arrives instead of a TCP reset)."""
-    monkeypatch.setattr(consumers, "SEND_BUFFER_LIMIT", 4000)
+    monkeypatch.setitem(settings.SWITCHBOARD, "WEBSOCKET_SEND_BUFFER_BYTES", 4000)
     monkeypatch.setattr(consumers, "PING_EVERY_BYTES", 1000)
     communicator, _ = await connect(world["alice"])
     await ready(communicator)

@@ -1,19 +1,24 @@
-"""A client that stops reading, through the real ASGI server (daphne, its websocket stack and
-TCP), gets the 4429 close frame with its reason when it reads again, not a bare TCP close.
+"""A client that stops reading, through the real ASGI servers (compose's `ws` service, uvicorn,
+and daphne, which the other live tests serve with) and real TCP:
+
+- it holds up no other socket: uvicorn makes the application's send wait while a connection's
+  write buffer is full, and the hub hands each batch to the sockets in turn;
+- it gets the 4429 close frame with its reason when it reads again, not a bare TCP close.
 
 The client is a raw socket speaking RFC 6455 by hand, with a small receive buffer, so that
-"not reading" really leaves the bytes in the kernel and daphne's buffers.
+"not reading" really leaves the bytes in the kernel and the server's buffers.
 """
 
 import base64
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,11 +27,18 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 
-from communications.consumers import CLOSE_TOO_SLOW, SEND_BUFFER_LIMIT, TOO_SLOW_REASON
+from communications.consumers import CLOSE_TOO_SLOW, TOO_SLOW_REASON
 from communications.services.ingest import InboundMessage, InboundSender, ingest_message
+from tests.compose_commands import compose_command
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
+BIG = 100_000  # bytes of text per message
+DEFAULT_LIMIT = 2 * 1024 * 1024  # WEBSOCKET_SEND_BUFFER_BYTES's default
+# Above the most the kernel buffers for one connection here (net.ipv4.tcp_wmem's maximum,
+# 4 MiB): the socket's write buffer fills before the application's limit is reached, so
+# uvicorn's flow control makes sending to the client that stopped reading wait.
+BEYOND_KERNEL_LIMIT = 8 * 1024 * 1024
 
 
 def _free_port() -> int:
@@ -35,10 +47,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def daphne_port(world, tmp_path):
+def _server_command(server: str, port: int) -> list[str]:
+    if server == "compose-ws":
+        return compose_command("ws", port)
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)] + [
+        "crm.asgi:application"
+    ]
+
+
+@contextmanager
+def _serving(server: str, tmp_path: Path, **settings_env: str):
     if not os.environ.get("REDIS_URL") or connection.vendor != "postgresql":
-        pytest.skip("daphne and this test share PostgreSQL and the Redis layer")
+        pytest.skip("the server and this test share PostgreSQL and the Redis layer")
     parts = urlsplit(os.environ["DATABASE_URL"])
     database_url = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
     port = _free_port()
@@ -50,16 +70,12 @@ def daphne_port(world, tmp_path):
         "CELERY_TASK_ALWAYS_EAGER": "true",
         "DB_POOL_MIN_SIZE": "1",
         "DB_POOL_MAX_SIZE": "4",
+        **settings_env,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
-    log = open(tmp_path / "daphne.log", "w")
+    log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        _server_command(server, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 30
     while True:
@@ -69,21 +85,27 @@ def daphne_port(world, tmp_path):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("daphne did not start") from None
+                raise RuntimeError(f"{server} did not start") from None
             time.sleep(0.2)
-    yield port
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+SERVERS = pytest.mark.parametrize("server", ["compose-ws", "daphne"])
 
 
 class RawWebsocket:
-    def __init__(self, port: int, cookie: str):
+    def __init__(self, port: int, cookie: str, *, small_buffer: bool = True):
         self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if small_buffer:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
@@ -138,21 +160,19 @@ class RawWebsocket:
             assert opcode in (9, 10), (opcode, payload[:100])  # protocol-level ping / pong
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_client_that_stops_reading_gets_the_4429_frame_through_daphne(daphne_port, world):
+def _cookie(user) -> str:
     client = Client()
-    client.force_login(world["alice"])
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME].value
-    ws = RawWebsocket(daphne_port, cookie)
-    assert ws.text()["type"] == "ready"
+    client.force_login(user)
+    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
 
-    # Stop reading. Each event carries ~100 KB: past the server's send buffer limit.
+
+def _flood(channel, count: int) -> None:
     sender = InboundSender(external_id="big-sender", name="Big")
-    for n in range(3 * SEND_BUFFER_LIMIT // 100_000):
-        ingest_message(world["a"], InboundMessage(sender=sender, content=f"{n} " + "x" * 100_000))
-    time.sleep(3)  # the server decides meanwhile; daphne's own close timeout is 1 s
+    for n in range(count):
+        ingest_message(channel, InboundMessage(sender=sender, content=f"{n} " + "x" * BIG))
 
-    # Read again, as a tab that was busy for a few seconds does.
+
+def _read_until_closing(ws: RawWebsocket) -> None:
     closing = None
     while closing is None:
         message = ws.text()
@@ -166,3 +186,65 @@ def test_a_client_that_stops_reading_gets_the_4429_frame_through_daphne(daphne_p
     assert opcode == 8  # a close frame (daphne passes on the code, not the reason: hence
     assert struct.unpack(">H", payload[:2])[0] == CLOSE_TOO_SLOW  # the `closing` message)
     ws.sock.close()
+
+
+@SERVERS
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_stops_reading_gets_the_4429_frame(server, world, tmp_path):
+    with _serving(server, tmp_path) as port:
+        ws = RawWebsocket(port, _cookie(world["alice"]))
+        assert ws.text()["type"] == "ready"
+
+        # Stop reading, past the server's send buffer limit.
+        _flood(world["a"], 3 * DEFAULT_LIMIT // BIG)
+        time.sleep(3)  # the server decides meanwhile; daphne's own close timeout is 1 s
+
+        # Read again, as a tab that was busy for a few seconds does.
+        _read_until_closing(ws)
+
+
+@SERVERS
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_stops_reading_holds_up_no_other_socket(server, world, tmp_path):
+    limit = str(BEYOND_KERNEL_LIMIT)
+    with _serving(server, tmp_path, WEBSOCKET_SEND_BUFFER_BYTES=limit) as port:
+        _two_sockets_one_stuck(port, world)
+
+
+def _two_sockets_one_stuck(port: int, world) -> None:
+    cookie = _cookie(world["alice"])
+    reader = RawWebsocket(port, cookie, small_buffer=False)
+    assert reader.text()["type"] == "ready"
+    stuck = RawWebsocket(port, cookie)  # joins the same groups after the reader
+    assert stuck.text()["type"] == "ready"
+
+    contents: list[str] = []
+    failures: list[BaseException] = []
+
+    def read() -> None:  # a browser tab that keeps up: reads everything, answers pings
+        try:
+            while True:
+                message = reader.text()
+                if message["type"] == "ping":
+                    reader.send_text(json.dumps({"type": "pong", "seq": message["seq"]}))
+                elif message["type"] == "message.created":
+                    contents.append(message["data"]["content"])
+                    if contents[-1] == "after":
+                        return
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            failures.append(error)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    count = 3 * BEYOND_KERNEL_LIMIT // BIG // 2
+    _flood(world["a"], count)
+    ingest_message(
+        world["a"],
+        InboundMessage(sender=InboundSender(external_id="later", name="Later"), content="after"),
+    )
+    thread.join(timeout=60)
+    assert not failures, failures
+    assert contents and contents[-1] == "after", f"the reading socket got {len(contents)} messages"
+    assert len(contents) == count + 1  # every message, none twice
+
+    _read_until_closing(stuck)  # and the stuck one is told why once it reads
