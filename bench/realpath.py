@@ -7,8 +7,8 @@ inbox websocket, driven open-loop from another process. Prints one JSON document
 
 What runs (as docker-compose.yml runs it, on loopback): nginx on a free port with a config
 generated from the same locations as nginx/switchboard.conf; the HTTP app server (`uvicorn`
-with httptools/uvloop, N workers — or `--server daphne`/`granian`) behind it; one daphne for
-/ws/ (`--ws-server uvicorn` for the A/B); the webhook drainer(s) (`manage.py drain_webhooks`,
+with httptools/uvloop, N workers — or `--server daphne`/`granian`) behind it; one uvicorn for
+/ws/ as compose's `ws` (`--ws-server daphne` for the A/B); the webhook drainer(s) (`manage.py drain_webhooks`,
 `--drainers`) and the Celery fallback (`celery -Q celery-webhooks`); PostgreSQL and Redis
 already running.
 The database (`--database-url`, default switchboard_realpath on 127.0.0.1) is dropped and
@@ -85,9 +85,9 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="HTTP server processes")
     parser.add_argument(
         "--ws-server",
-        default="daphne",
+        default="uvicorn",
         choices=["daphne", "uvicorn"],
-        help="the /ws/ server: daphne as deployed, or uvicorn (websockets) for the A/B",
+        help="the /ws/ server: compose's `ws` command (uvicorn), or daphne for the A/B",
     )
     parser.add_argument(
         "--webhooks-to",
@@ -353,7 +353,7 @@ http {{
 
 
 class Stack:
-    """nginx, the HTTP server(s), daphne for websockets, the webhook worker."""
+    """nginx, the HTTP server(s), the websocket server, the webhook worker."""
 
     def __init__(self, args):
         self.args = args
@@ -363,14 +363,15 @@ class Stack:
         python = sys.executable
         bindir = Path(python).parent
         ws_port = free_port()
-        if args.ws_server == "daphne":  # as docker-compose.yml's `ws` service
-            ws_command = [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(ws_port)]
-            ws_command += ["--websocket_timeout", "86400", "crm.asgi:application"]
-        else:  # the A/B: uvicorn's websockets implementation (the `websockets` library)
+        if args.ws_server == "uvicorn":  # as docker-compose.yml's `ws` service
             ws_command = [python, "-m", "uvicorn", "crm.asgi:application", "--host", "127.0.0.1"]
-            ws_command += ["--port", str(ws_port), "--ws", "websockets", "--loop", "uvloop"]
+            ws_command += ["--port", str(ws_port), "--ws", "websockets-sansio"]
+            ws_command += ["--ws-per-message-deflate", "false", "--loop", "uvloop"]
             ws_command += ["--http", "httptools", "--no-access-log", "--lifespan", "off"]
             ws_command += ["--log-level", "warning", "--backlog", "4096"]
+        else:  # the A/B: daphne, compose's `ws` until 2026-12-07
+            ws_command = [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(ws_port)]
+            ws_command += ["--websocket_timeout", "86400", "crm.asgi:application"]
         self._spawn(f"{args.ws_server}-ws", ws_command, ws_port)
         http_ports = []
         if args.server == "daphne":

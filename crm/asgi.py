@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP (uvicorn, or daphne) and websockets (daphne); see docker-compose.yml."""
+"""ASGI entry point: HTTP and websockets (uvicorn; daphne serves it too); see docker-compose.yml."""
 
 import os
 

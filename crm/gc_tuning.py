@@ -1,4 +1,4 @@
-"""The garbage collector of the long-running processes: web (uvicorn), websockets (daphne),
+"""The garbage collector of the long-running processes: web and websockets (uvicorn),
 the webhook drainer and Celery workers.
 
 CPython collects its young generation every 700 net new container objects. A Django request

@@ -3,8 +3,9 @@
 nginx sets `X-Forwarded-For` to the address that connected to it (`$remote_addr`, one entry).
 This ASGI middleware copies that address into the scope (so `REMOTE_ADDR`, the login brake and
 the webhook throttles see the real client) only when the TCP peer is one of TRUSTED_PROXIES;
-from anyone else the header is ignored. daphne therefore runs without `--proxy-headers`, which
-would believe the header from any peer. Should a proxy append instead of set, the rightmost
+from anyone else the header is ignored. The servers therefore run without their own proxy-header
+handling (uvicorn `--no-proxy-headers`, daphne without `--proxy-headers`), which would believe
+the header from any peer. Should a proxy append instead of set, the rightmost
 entry is still the one the proxy itself wrote.
 """
 

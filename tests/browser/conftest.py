@@ -1,16 +1,15 @@
-"""Browser tests: Debian's Chromium through Playwright against daphne serving the test database.
+"""Browser tests: Debian's Chromium through Playwright against the app serving the test database.
 
-daphne runs in a subprocess on the test database, with the Redis channel layer, so an
+The server is docker-compose.yml's `ws` command (uvicorn: the websocket server compose deploys,
+serving the pages too) in a subprocess on the test database, with the Redis channel layer, so an
 ingest_message() call in the test process reaches the page through the real websocket path.
 """
 
 import os
 import re
-import shutil
 import socket
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -18,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
+
+from tests.compose_commands import compose_command
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,10 +76,9 @@ def live_server_url(
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     ARTIFACTS.mkdir(exist_ok=True)
     # One log per test module: a failure's server side is still there after the suite.
-    log = open(ARTIFACTS / f"daphne-{request.module.__name__.rsplit('.', 1)[-1]}.log", "w")
-    daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
+    log = open(ARTIFACTS / f"server-{request.module.__name__.rsplit('.', 1)[-1]}.log", "w")
     process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
+        compose_command("ws", port),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -92,7 +92,7 @@ def live_server_url(
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"daphne did not start, see {log.name}") from None
+                raise RuntimeError(f"the server did not start, see {log.name}") from None
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
@@ -180,7 +180,7 @@ def png_bytes(width: int = 64, height: int = 40) -> bytes:
 
 @pytest.fixture
 def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
-    """Another daphne on the test database with other settings (`serve_with(REDIS_URL=...)`
+    """Another server on the test database with other settings (`serve_with(REDIS_URL=...)`
     gives a URL), for tests that break what the shared live server depends on."""
     with django_db_blocker.unblock():
         database_url = _database_url(connection.settings_dict)
@@ -199,10 +199,9 @@ def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
             **overrides,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        log = open(tmp_path / f"daphne-{port}.log", "w")
-        daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
+        log = open(tmp_path / f"server-{port}.log", "w")
         process = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
+            compose_command("ws", port),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -216,7 +215,7 @@ def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
                 return f"http://127.0.0.1:{port}"
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start, see {log.name}") from None
+                    raise RuntimeError(f"the server did not start, see {log.name}") from None
                 time.sleep(0.2)
 
     yield serve

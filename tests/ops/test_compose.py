@@ -90,8 +90,12 @@ def test_commands(base):
         # trusted proxy (crm/proxy.py); the server's own proxy-header handling would believe
         # any peer (uvicorn's is on by default: switched off).
         assert "--no-proxy-headers" in command(services[name])
-    assert command(services["ws"]).startswith("daphne -b 0.0.0.0 -p 8000")
-    assert "--proxy-headers" not in command(services["ws"])
+    ws = command(services["ws"])
+    assert ws.startswith("uvicorn --host 0.0.0.0 --port 8000")
+    assert ws.endswith("crm.asgi:application")
+    assert "--no-proxy-headers" in ws
+    # The implementation the outbox and the A/B were measured with; no deflate per frame.
+    assert "--ws websockets-sansio --ws-per-message-deflate false" in ws
     assert command(services["worker"]).startswith("celery -A crm worker")
     beat = command(services["beat"])
     assert beat.startswith("celery -A crm beat")

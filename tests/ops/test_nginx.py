@@ -1,6 +1,8 @@
-"""nginx/switchboard.conf with Debian's real nginx in front of two real daphne processes.
+"""nginx/switchboard.conf with Debian's real nginx in front of two real daphne processes, and
+compose's `ws` service (uvicorn) for the websockets.
 
-The config is rendered for loopback (upstreams web1/web2 → two local daphne ports, /srv paths →
+The config is rendered for loopback (upstreams web1/web2 → two local daphne ports, ws → the `ws`
+command of docker-compose.yml on a third, /srv paths →
 temporary directories), checked with `nginx -t`, then started; requests go through it.
 The app runs on SQLite with MEDIA_X_ACCEL=1, as in compose.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from communications.consumers import CLOSE_UNAUTHENTICATED
+from tests.compose_commands import compose_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "nginx" / "switchboard.conf"
@@ -150,7 +153,17 @@ def stack(nginx_binary, tmp_path_factory):
         for index in range(len(web_ports)):
             logs.append(base / f"daphne{index + 1}.log")
             processes.append(start_daphne(index))
-        for port, process in zip(web_ports, processes, strict=True):
+        ws_port = free_port()
+        processes.append(
+            subprocess.Popen(
+                compose_command("ws", ws_port),
+                cwd=ROOT,
+                env=env,
+                stdout=open(base / "ws.log", "w"),  # noqa: SIM115 - closed with the process
+                stderr=subprocess.STDOUT,
+            )
+        )
+        for port, process in zip([*web_ports, ws_port], processes, strict=True):
             wait_for_port(port, process)
 
         nginx_port = free_port()
@@ -158,7 +171,7 @@ def stack(nginx_binary, tmp_path_factory):
         for old, new in (
             ("web1:8000", f"127.0.0.1:{web_ports[0]}"),
             ("web2:8000", f"127.0.0.1:{web_ports[1]}"),
-            ("ws:8000", f"127.0.0.1:{web_ports[0]}"),  # daphne serves websockets here too
+            ("ws:8000", f"127.0.0.1:{ws_port}"),
             ("listen 80;", f"listen 127.0.0.1:{nginx_port};"),
             ("/srv/static/", f"{static}/"),
             ("/srv/media/", f"{media}/"),
@@ -206,7 +219,7 @@ http {{
             "avatar_url": app["avatar_url"],
             "daphne_logs": logs,
             "web_ports": web_ports,
-            "processes": processes,  # web1, web2, nginx
+            "processes": processes,  # web1, web2, ws, nginx
             "start_daphne": start_daphne,
             "nginx_check": checked.stderr,
         }
@@ -348,8 +361,9 @@ def test_a_contacts_picture_is_served_by_nginx_with_its_caching_header(stack):
     assert request(stack, "GET", stack["avatar_url"])[0] == 404
 
 
-def test_websocket_upgrade_reaches_daphne(stack):
-    """The handshake goes through nginx and is answered by the inbox consumer."""
+def test_websocket_upgrade_reaches_the_ws_service(stack):
+    """The handshake goes through nginx to compose's `ws` command and is answered by the inbox
+    consumer."""
 
     def handshake(cookie: str | None) -> tuple[str, str, bytes]:
         lines = [
