@@ -1,16 +1,14 @@
-"""Real servers for the reliability tests: daphne processes on the test's PostgreSQL database
-(psycopg pool), optionally Debian's nginx in front with nginx/switchboard.conf, and a
+"""Real servers for the reliability tests: compose's web command (uvicorn) on the test's PostgreSQL
+database (psycopg pool), optionally Debian's nginx in front with nginx/switchboard.conf, and a
 redis-server of our own on a free port (never the shared one) that a test may kill.
 
-Data is created by the test process with `transactional_db` (committed, so the servers see it).
-"""
+Data is created by the test process with `transactional_db` (committed, so the servers see it)."""
 
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
+
+from tests.compose_commands import compose_command
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONFIG = ROOT / "nginx" / "switchboard.conf"
@@ -80,18 +80,18 @@ def server_env(**overrides: str) -> dict:
 
 
 @contextmanager
-def daphnes(count: int, env: dict, logs: Path):
-    """`count` daphne processes (no --proxy-headers, as in compose); yields their ports."""
+def web_servers(count: int, env: dict, logs: Path):
+    """`count` processes of docker-compose.yml's web command (uvicorn, --no-proxy-headers);
+    yields their ports."""
     ports, processes = [], []
     logs.mkdir(parents=True, exist_ok=True)
     try:
         for index in range(count):
             port = free_port()
-            handle = open(logs / f"daphne{index}.log", "w")  # noqa: SIM115 - closed by the OS
+            handle = open(logs / f"web{index + 1}.log", "w")  # noqa: SIM115 - closed by the OS
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-                    + ["crm.asgi:application"],
+                    compose_command(f"web{index % 2 + 1}", port),
                     cwd=ROOT,
                     env=env,
                     stdout=handle,
@@ -109,7 +109,7 @@ def daphnes(count: int, env: dict, logs: Path):
 
 @contextmanager
 def nginx_in_front(web_ports: list[int], base: Path):
-    """nginx/switchboard.conf rendered for loopback in front of two daphne ports."""
+    """nginx/switchboard.conf rendered for loopback in front of two web ports."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
         pytest.skip("nginx is not installed")
@@ -121,7 +121,7 @@ def nginx_in_front(web_ports: list[int], base: Path):
     for old, new in (
         ("web1:8000", f"127.0.0.1:{web_ports[0]}"),
         ("web2:8000", f"127.0.0.1:{web_ports[1]}"),
-        ("ws:8000", f"127.0.0.1:{web_ports[0]}"),  # daphne serves websockets here too
+        ("ws:8000", f"127.0.0.1:{web_ports[0]}"),  # uvicorn serves websockets there too
         ("listen 80;", f"listen 127.0.0.1:{port};"),
         ("/srv/static/", f"{base / 'static'}/"),
         ("/srv/media/", f"{base / 'media'}/"),

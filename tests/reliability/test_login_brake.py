@@ -1,6 +1,6 @@
-"""Sign-in under attack, through real daphne on PostgreSQL with the psycopg pool and real
-PBKDF2 hashing: nothing unauthenticated exhausts the pool, and the brake is exact under
-concurrency (an atomic counter, taken before any password is hashed)."""
+"""Sign-in under attack, through compose's real web server (uvicorn) on PostgreSQL with the psycopg
+pool and real PBKDF2 hashing: nothing unauthenticated exhausts the pool, and the brake is exact
+under concurrency (an atomic counter, taken before any password is hashed)."""
 
 import asyncio
 import re
@@ -25,7 +25,7 @@ def server(transactional_db, tmp_path):
     live.require_postgres_and_redis()
 
     def start(**env):
-        return live.daphnes(1, live.server_env(**env), tmp_path / "logs")
+        return live.web_servers(1, live.server_env(**env), tmp_path / "logs")
 
     return start
 

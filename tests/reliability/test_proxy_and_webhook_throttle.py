@@ -1,7 +1,7 @@
-"""Through Debian's nginx (nginx/switchboard.conf) in front of two daphnes on PostgreSQL and
-Redis: the client address cannot be spoofed with X-Forwarded-For, authenticated webhook
-deliveries are throttled per channel (exactly, under concurrency) and never per source address,
-failed authentications per source address."""
+"""Through Debian's nginx (nginx/switchboard.conf) in front of two web servers (compose's uvicorn)
+on PostgreSQL and Redis: the client address cannot be spoofed with X-Forwarded-For,
+authenticated webhook deliveries are throttled per channel (exactly, under concurrency) and
+never per source address, failed authentications per source address."""
 
 import asyncio
 import json
@@ -25,13 +25,13 @@ CSRF_FIELD = re.compile(rb'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 @pytest.fixture
 def stack(transactional_db, tmp_path):
-    """start(**env) → context manager yielding the base URL of nginx (and the daphne ports)."""
+    """start(**env) → context manager yielding the base URL of nginx (and the web ports)."""
     live.require_postgres_and_redis()
     from contextlib import contextmanager
 
     @contextmanager
     def start(**env):
-        with live.daphnes(2, live.server_env(**env), tmp_path / "logs") as ports:
+        with live.web_servers(2, live.server_env(**env), tmp_path / "logs") as ports:
             with live.nginx_in_front(ports, tmp_path) as port:
                 yield f"http://127.0.0.1:{port}", ports
 
@@ -87,12 +87,12 @@ def test_a_spoofed_x_forwarded_for_does_not_get_past_the_login_brake(stack):
 def test_x_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored(
     transactional_db, tmp_path
 ):
-    """daphne reached directly by a peer outside TRUSTED_PROXIES: the header is not believed."""
+    """The web server reached directly by a peer outside TRUSTED_PROXIES: the header is not believed."""
     live.require_postgres_and_redis()
     username = "direct-" + uuid.uuid4().hex
     factories.UserFactory(username=username)
     env = live.server_env(LOGIN_RATE_LIMIT="2/300s", TRUSTED_PROXIES="192.0.2.1")
-    with live.daphnes(1, env, tmp_path / "logs") as ports:
+    with live.web_servers(1, env, tmp_path / "logs") as ports:
         with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=60) as client:
             field = CSRF_FIELD.search(client.get("/accounts/login/").content).group(1).decode()
             statuses = [

@@ -1,7 +1,7 @@
-"""Redis down must not stop customers' messages: daphne on PostgreSQL pointed at a redis-server
-of our own (cache, channel layer and Celery broker), which the test kills with SIGKILL. Inbound
-on the API channel and the WhatsApp Cloud webhook is still accepted and stored; the throttles
-degrade to per-process counting instead of failing the request."""
+"""Redis down must not stop customers' messages: the web server (compose's uvicorn) on PostgreSQL
+pointed at a redis-server of our own (cache, channel layer and Celery broker), which the test
+kills with SIGKILL. Inbound on the API channel and the WhatsApp Cloud webhook is still accepted
+and stored; the throttles degrade to per-process counting instead of failing the request."""
 
 import json
 from collections import Counter
@@ -62,7 +62,7 @@ def test_inbound_is_stored_while_redis_is_down(transactional_db, tmp_path):
         WEBHOOK_AUTH_FAILURE_LIMIT="3/minute",
     )
     try:
-        with live.daphnes(1, env, tmp_path / "logs") as ports:
+        with live.web_servers(1, env, tmp_path / "logs") as ports:
             with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=60) as client:
 
                 def post_api(external_id, headers=token):
