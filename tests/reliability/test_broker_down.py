@@ -1,17 +1,14 @@
 """A manager's reply while the broker is down: stored and answered 201, shown as stuck on
 /health/, and sent once by the sweeper when the broker is back.
 
-The web process is a real daphne on the test database whose Celery broker is a redis-server
+The web process is compose's web command (uvicorn) on the test database whose Celery broker is a redis-server
 this test starts and stops on a free port (the channel layer and cache stay on the shared
 Redis: only the broker is down).
 """
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,6 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from communications.models import Message
 from tests import factories
+from tests.compose_commands import compose_command
 
 from .conftest import ARTIFACTS, ROOT, WORKER_ENV, _database_url, free_port, wait_until
 
@@ -27,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def web(transactional_db, own_redis, broker_queue):
-    """daphne whose broker is `own_redis` (not started yet)."""
+    """The web server whose broker is `own_redis` (not started yet)."""
     port = free_port()
     env = {
         **os.environ,
@@ -42,10 +40,9 @@ def web(transactional_db, own_redis, broker_queue):
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "reliability-daphne.log", "w")
-    daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
+    log = open(ARTIFACTS / "reliability-web.log", "w")
     process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "crm.asgi:application"],
+        compose_command("web1", port),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -57,10 +54,10 @@ def web(transactional_db, own_redis, broker_queue):
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return True
         except OSError:
-            assert process.poll() is None, f"daphne exited, see {log.name}"
+            assert process.poll() is None, f"the web server exited, see {log.name}"
             return False
 
-    wait_until(listening, 30, "daphne to listen")
+    wait_until(listening, 30, "the web server to listen")
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     try:
