@@ -1,5 +1,5 @@
-"""Bulk actions in the conversation list and the keyboard shortcuts, in real Chromium against
-daphne: rows selected by click and shift-click, changed through the bulk API, updated from its
+"""Bulk actions in the conversation list and the keyboard shortcuts, in real Chromium against the
+server: rows selected by click and shift-click, changed through the bulk API, updated from its
 answer and the realtime events; every shortcut does its one thing."""
 
 import re

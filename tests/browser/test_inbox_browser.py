@@ -546,8 +546,8 @@ def test_an_older_copy_arriving_late_never_takes_the_page_back(
 def test_a_tab_dropped_for_falling_behind_says_why_and_resumes(
     live_server_url, chromium, team_inbox
 ):
-    """The server's side (the `closing` notice, the 4429 frame through daphne) is proven in
-    tests/realtime/test_slow_client_daphne.py; here the page gets exactly that and must say why,
+    """The server's side (the `closing` notice, the 4429 frame through uvicorn and daphne) is
+    proven in tests/realtime/test_slow_client_servers.py; here the page gets exactly that and must say why,
     reconnect and resume what it missed."""
     from communications.consumers import CLOSE_TOO_SLOW, TOO_SLOW_REASON
 
@@ -571,7 +571,7 @@ def test_a_tab_dropped_for_falling_behind_says_why_and_resumes(
     network["down"] = True  # reconnects wait until we let them through
     closing = {"type": "closing", "code": CLOSE_TOO_SLOW, "reason": TOO_SLOW_REASON}
     sockets[-1].send(json.dumps(closing))
-    sockets[-1].close(code=CLOSE_TOO_SLOW)  # daphne sends the code without the reason
+    sockets[-1].close(code=CLOSE_TOO_SLOW)  # as daphne does: the code without the reason
     expect(page.locator("#toasts")).to_contain_text(TOO_SLOW_REASON)
     expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting")
     expect(page.locator("#live")).to_have_attribute("title", f"Disconnected: {TOO_SLOW_REASON}")

@@ -1,5 +1,5 @@
 """Labels by type-ahead, the `/` canned picker and `@` mentions reaching a second manager's
-browser live, in real Chromium against daphne."""
+browser live, in real Chromium against the server."""
 
 import re
 

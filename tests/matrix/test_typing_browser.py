@@ -1,5 +1,5 @@
 """Typing both ways on the sync path, seen in Chromium: real Synapse, the bridge emulator,
-`matrix_sync`'s service in this process, and the inbox served by daphne on the same test
+`matrix_sync`'s service in this process, and the inbox served by the live server on the same test
 database and Redis. The customer's typing shows in the open thread and goes away; the
 manager typing in the composer reaches the portal room as their Matrix user."""
 
@@ -17,7 +17,7 @@ from tests.browser.conftest import (  # noqa: F401  (fixtures)
     login,
     requirements_met,
     screenshot,
-    server_password_hashers,  # passwords daphne can check
+    server_password_hashers,  # passwords the server can check
 )
 
 from .conftest import bridge_saw_typing, connect_manager
