@@ -20,16 +20,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.test import Client
 
 from communications.consumers import CLOSE_TOO_SLOW, TOO_SLOW_REASON
 from communications.services.ingest import InboundMessage, InboundSender, ingest_message
 from tests.compose_commands import compose_command
+from tests.reliability import live
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +38,6 @@ DEFAULT_LIMIT = 2 * 1024 * 1024  # WEBSOCKET_SEND_BUFFER_BYTES's default
 # 4 MiB): the socket's write buffer fills before the application's limit is reached, so
 # uvicorn's flow control makes sending to the client that stopped reading wait.
 BEYOND_KERNEL_LIMIT = 8 * 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _server_command(server: str, port: int) -> list[str]:
@@ -57,45 +50,20 @@ def _server_command(server: str, port: int) -> list[str]:
 
 @contextmanager
 def _serving(server: str, tmp_path: Path, **settings_env: str):
-    if not os.environ.get("REDIS_URL") or connection.vendor != "postgresql":
-        pytest.skip("the server and this test share PostgreSQL and the Redis layer")
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    database_url = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MEDIA_ROOT": str(tmp_path),
-        "DJANGO_DEBUG": "true",
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "DB_POOL_MIN_SIZE": "1",
-        "DB_POOL_MAX_SIZE": "4",
-        **settings_env,
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(
-        _server_command(server, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    live.require_postgres_and_redis()  # the server and this test share both
+    env = live.server_env(
+        MEDIA_ROOT=str(tmp_path), DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="4", **settings_env
     )
-    deadline = time.monotonic() + 30
-    while True:
+    port = live.free_port()
+    with open(tmp_path / "server.log", "w") as log:
+        process = subprocess.Popen(
+            _server_command(server, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"{server} did not start") from None
-            time.sleep(0.2)
-    try:
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            live.wait_for_port(port, process, 30)
+            yield port
+        finally:
+            live.stop(process)
 
 
 SERVERS = pytest.mark.parametrize("server", ["compose-ws", "daphne"])
