@@ -181,13 +181,15 @@ def png_bytes(width: int = 64, height: int = 40) -> bytes:
 @pytest.fixture
 def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
     """Another server on the test database with other settings (`serve_with(REDIS_URL=...)`
-    gives a URL), for tests that break what the shared live server depends on."""
+    gives a URL), for tests that break what the shared live server depends on;
+    `serve_with.stop(url)` stops one as compose does (SIGTERM), `serve_with(port=…)` starts one
+    again where it was."""
     with django_db_blocker.unblock():
         database_url = _database_url(connection.settings_dict)
     processes = []
 
-    def serve(**overrides) -> str:
-        port = _free_port()
+    def serve(port: int | None = None, **overrides) -> str:
+        port = port or _free_port()
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -199,7 +201,7 @@ def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
             **overrides,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        log = open(tmp_path / f"server-{port}.log", "w")
+        log = open(tmp_path / f"server-{port}.log", "a")
         process = subprocess.Popen(
             compose_command("ws", port),
             cwd=ROOT,
@@ -218,6 +220,14 @@ def serve_with(requirements_met, django_db_setup, django_db_blocker, tmp_path):
                     raise RuntimeError(f"the server did not start, see {log.name}") from None
                 time.sleep(0.2)
 
+    def stop(url: str) -> None:
+        port = int(url.rsplit(":", 1)[1])
+        for process, log in processes:
+            if f"server-{port}.log" in log.name and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=40)  # compose's --timeout-graceful-shutdown is 30 s
+
+    serve.stop = stop
     yield serve
     for process, log in processes:
         process.terminate()

@@ -239,6 +239,32 @@ def test_missed_messages_appear_after_a_reconnect(
     context.close()
 
 
+def test_a_restart_of_the_websocket_server_loses_nothing(
+    serve_with, chromium, team_inbox, screenshot
+):
+    """A deploy restarts compose's `ws` service: uvicorn closes every socket (1012) on SIGTERM
+    and exits; the page reconnects to the new process and replays what came meanwhile."""
+    url = serve_with()
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = login(context, url, "alice")
+    open_conversation(page, team_inbox["conversation"])
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+
+    serve_with.stop(url)
+    expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting")
+    say(team_inbox["channel"], "Sent during the restart (1)")
+    say(team_inbox["channel"], "Sent during the restart (2)")
+    serve_with(port=int(url.rsplit(":", 1)[1]))
+
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=20000)
+    for n in (1, 2):
+        expect(
+            page.locator("#messages .msg.in", has_text=f"Sent during the restart ({n})")
+        ).to_have_count(1)
+    screenshot(page, "06b-after-a-server-restart")
+    context.close()
+
+
 def test_a_second_manager_sees_status_changes_and_presence(
     live_server_url, chromium, team_inbox, screenshot
 ):
