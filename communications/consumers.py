@@ -342,6 +342,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
             return
         logger.info("closing inbox socket of user %s: client is not reading", self.user.pk)
         await self.leave_groups()  # stop relaying at once
+        # Frames still waiting for the server (uvicorn holds sends while the client's buffer is
+        # full) are dropped: the page resumes from the last event it applied on its reconnect.
+        self.outbox.discard_pending()
         self.too_slow_since = time.monotonic()
         await self.send(
             text_data=json.dumps(

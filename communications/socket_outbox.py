@@ -34,6 +34,14 @@ class Outbox:
             self.closed = True
         self._waiting.set()
 
+    def discard_pending(self) -> int:
+        """Drop what the server has not taken yet (the frame being sent stays); returns how
+        many. For a client found too slow: it gets the replay on its reconnect instead, and a
+        tab that never reads again holds no more than the server's own buffers."""
+        dropped = len(self._queue)
+        self._queue.clear()
+        return dropped
+
     def stop(self) -> None:
         """The connection is over: drop what was not sent and end the writer."""
         self.closed = True

@@ -83,3 +83,17 @@ async def test_stop_ends_a_writer_held_by_the_connection():
     connection.open.set()
     await settle()
     assert connection.sent == []
+
+
+async def test_discarding_drops_only_what_the_server_has_not_taken():
+    connection = HeldConnection()
+    outbox = Outbox(connection.send)
+    for text in ("in flight", "waiting 1", "waiting 2"):
+        await outbox.put(frame(text))
+    await settle()  # the writer took the first and waits on the connection with it
+    assert outbox.discard_pending() == 2
+    await outbox.put(frame("closing"))
+    connection.open.set()
+    await settle()
+    assert connection.sent == ["in flight", "closing"]
+    outbox.stop()
