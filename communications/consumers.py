@@ -10,8 +10,8 @@ Protocol (docs/REALTIME.md): the server sends `{"id", "type", "data"}` events, `
   events created shortly before N (the client ignores ids it has applied).
 - Heartbeat: a ping every PING_INTERVAL; a socket silent for IDLE_TIMEOUT is closed.
 - Bounded send buffer: every ping carries a sequence number and the pong echoes it; when more
-  than WEBSOCKET_SEND_BUFFER_BYTES were sent past the last ping the client answered, the client is
-  not reading: relaying stops at once, so one slow browser cannot grow the server's memory,
+  than WEBSOCKET_SEND_BUFFER_BYTES were sent past the last ping the client answered, the client
+  is not reading: relaying stops at once, so one slow browser cannot grow the server's memory,
   and the socket is closed with 4429. The close frame would queue behind everything the client
   has not read, and daphne drops the connection one second after sending it: the client would
   see a bare TCP close. So the server first sends `closing` (the reason, in band) and a ping,

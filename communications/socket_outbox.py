@@ -5,8 +5,8 @@ daphne buffers whatever the application sends. uvicorn's websocket implementatio
 control instead: the application's `send` waits while the connection's write buffer is full.
 The hub hands each committed batch to every local socket in turn (`realtime_hub.fan_out`), so
 one socket waiting there would stall every other socket of its groups in the process. Here
-`put` never waits; the consumer's own limit (`WEBSOCKET_SEND_BUFFER_BYTES`, acknowledged by pings) stops
-relaying to a client that does not read, which keeps the queue bounded.
+`put` never waits; the consumer's own limit (`WEBSOCKET_SEND_BUFFER_BYTES`, acknowledged by
+pings) stops relaying to a client that does not read, which keeps the queue bounded.
 """
 
 import asyncio
